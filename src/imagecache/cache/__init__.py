@@ -1,0 +1,1 @@
+from imagecache.cache.image_cache import ImageCache  # noqa: F401

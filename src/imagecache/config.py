@@ -1,0 +1,247 @@
+"""One settings object for the library, the server and the tools.
+
+Settings are passed explicitly to whatever needs them; nothing reads a global
+configuration.  Option names follow Glance's (``image_cache_dir``,
+``image_cache_max_size``, ...) so operators can carry their habits over.
+
+:func:`load_settings` builds a :class:`Settings` from, lowest precedence
+first: the defaults below, a TOML file, ``IMAGECACHE_<OPTION>`` environment
+variables, and explicit overrides (command-line flags).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+GiB = 1 << 30
+
+#: Index drivers a user may name.  ``central`` needs ``db_url``.
+DRIVER_NAMES = ("sqlite", "xattr", "central")
+AUTH_STRATEGIES = ("none", "tokens")
+HASH_ALGORITHMS = ("sha256", "sha384", "sha512", "md5", "sha1")
+ENV_PREFIX = "IMAGECACHE_"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or has a value of the wrong kind."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every option of imagecache, with Glance's names and defaults."""
+
+    # -- where things live -------------------------------------------------
+    data_dir: str = "var"
+    """Root for the embedded image store and, by default, the cache."""
+    image_cache_dir: str = ""
+    """The cache directory; empty means ``<data_dir>/image-cache``."""
+    image_cache_sqlite_db: str = "cache.db"
+    """File name of the sqlite index inside ``image_cache_dir``."""
+
+    # -- the cache -----------------------------------------------------------
+    image_cache_driver: str = "sqlite"
+    image_cache_max_size: int = 10 * GiB
+    """Hard limit, in bytes, for the verified files the cache keeps."""
+    image_cache_min_free: int | None = None
+    """Bytes kept free on the cache filesystem; None: min(1 GiB, 5 %)."""
+    image_cache_stall_time: int = 86400
+    """Seconds after which an incomplete file counts as stalled."""
+    hashing_algorithm: str = "sha512"
+    """Multihash algorithm used by the embedded store (Glance's option)."""
+    fill_abandon_after: float = 30.0
+    """Seconds a fill goes on with no client reading before it is dropped."""
+    db_url: str | None = None
+    """SQLAlchemy URL of the central index (``central`` driver)."""
+    node_url: str | None = None
+    """This node's reference URL in the central index."""
+    node_stale_after: float = 300.0
+
+    # -- the server ----------------------------------------------------------
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 9292
+    workers: int = 2
+    auth_strategy: str = "none"
+    tokens_file: str | None = None
+    upstream_url: str | None = None
+    upstream_timeout: float = 60.0
+    auth_cache_ttl: float = 5.0
+    serve_stale_on_upstream_error: bool = False
+    cleaner_interval: float = 3600.0
+    pruner_interval: float = 600.0
+    prefetcher_interval: float = 300.0
+    log_level: str = "INFO"
+
+    # Not an option: lets tests and embedders keep ad-hoc values together.
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.image_cache_dir:
+            object.__setattr__(
+                self, "image_cache_dir", os.path.join(self.data_dir, "image-cache")
+            )
+        _validate(self)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some options changed (validated like the original)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _validate(settings: Settings) -> None:
+    if settings.image_cache_driver not in DRIVER_NAMES:
+        raise ConfigError(
+            f"image_cache_driver must be one of {', '.join(DRIVER_NAMES)}, "
+            f"not {settings.image_cache_driver!r}"
+        )
+    if settings.auth_strategy not in AUTH_STRATEGIES:
+        raise ConfigError(
+            f"auth_strategy must be one of {', '.join(AUTH_STRATEGIES)}, "
+            f"not {settings.auth_strategy!r}"
+        )
+    if settings.hashing_algorithm not in HASH_ALGORITHMS:
+        raise ConfigError(
+            f"hashing_algorithm must be one of {', '.join(HASH_ALGORITHMS)}, "
+            f"not {settings.hashing_algorithm!r}"
+        )
+    for name in ("image_cache_max_size", "image_cache_stall_time"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name} must not be negative")
+    if settings.image_cache_min_free is not None and settings.image_cache_min_free < 0:
+        raise ConfigError("image_cache_min_free must not be negative")
+    if not 0 < settings.bind_port < 65536:
+        raise ConfigError(f"bind_port must be between 1 and 65535, not {settings.bind_port}")
+    if settings.workers < 1:
+        raise ConfigError("workers must be at least 1")
+    if settings.image_cache_driver == "central" and not settings.db_url:
+        raise ConfigError("image_cache_driver 'central' needs db_url")
+    if settings.auth_strategy == "tokens" and not settings.tokens_file:
+        raise ConfigError("auth_strategy 'tokens' needs tokens_file")
+
+
+def option_names() -> tuple[str, ...]:
+    """Names a config file, the environment or a flag may set."""
+    return tuple(f.name for f in dataclasses.fields(Settings) if f.name != "extra")
+
+
+def _option_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(Settings)
+    return {name: hints[name] for name in option_names()}
+
+
+def _base_type(hint: Any) -> tuple[type, bool]:
+    """(the concrete type, whether None is allowed) of a field's annotation."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0], True
+    return hint, False
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Turn ``value`` (from TOML, the environment or a flag) into ``name``'s type."""
+    types_by_name = _option_types()
+    if name not in types_by_name:
+        raise ConfigError(f"unknown option {name!r}")
+    kind, optional = _base_type(types_by_name[name])
+    if value is None or (optional and isinstance(value, str) and value == ""):
+        if optional:
+            return None
+        raise ConfigError(f"{name} needs a value")
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError(value)
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            if isinstance(value, int):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            return int(str(value).strip())
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if kind is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError(value)
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{name} must be {'a ' + kind.__name__ if kind is not int else 'an int'}, "
+            f"not {value!r}"
+        ) from None
+    raise ConfigError(f"{name} cannot be set from configuration")  # pragma: no cover
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """Options from a TOML file: top-level keys, or a ``[DEFAULT]`` table as in Glance."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    options = dict(data.pop("DEFAULT", {}))
+    for key, value in data.items():
+        if isinstance(value, dict):
+            raise ConfigError(f"config file {path}: unknown section [{key}]")
+        options[key] = value
+    return options
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Options from ``IMAGECACHE_<OPTION>`` variables (unknown names are errors)."""
+    known = set(option_names())
+    options: dict[str, str] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name in {"test_db_url"}:  # read by the test-suite, not an option
+            continue
+        if name not in known:
+            raise ConfigError(f"environment variable {key} names no option")
+        options[name] = value
+    return options
+
+
+def load_settings(
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Settings from defaults < config file < environment < overrides."""
+    merged: dict[str, Any] = {}
+    if config_file:
+        merged.update(read_config_file(config_file))
+    merged.update(read_environment(os.environ if environ is None else environ))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    values = {name: coerce(name, value) for name, value in merged.items()}
+    return Settings(**values)
+
+
+def effective_min_free(settings: Settings, filesystem_size: int) -> int:
+    """Bytes to keep free: the option, or min(1 GiB, 5 % of the filesystem)."""
+    if settings.image_cache_min_free is not None:
+        return settings.image_cache_min_free
+    return min(GiB, filesystem_size // 20)

@@ -1,0 +1,108 @@
+"""The contract every index driver keeps.
+
+A driver holds the *facts* about cached images (size, hits, times, checksums)
+and the prefetch queue; the bytes are files managed by
+:class:`~imagecache.cache.layout.CacheLayout`.  This split, as in diskcache,
+keeps the index replaceable: sqlite on one node, extended attributes on the
+files themselves, or PostgreSQL shared by many nodes.
+
+Rules every driver follows:
+
+* ``add`` happens after the file is published, ``remove`` after it is
+  unlinked, so a crash leaves at worst a file without a row (adopted at
+  start) or a row without a file (dropped at start).
+* Methods are safe to call from many threads and many processes at once.
+* A driver never touches image bytes and never validates ids: callers pass
+  canonical ids (see :func:`~imagecache.cache.layout.validate_image_id`).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CachedImage:
+    """One cached image as the index records it."""
+
+    image_id: str
+    size: int
+    hits: int = 0
+    last_accessed: float = 0.0
+    last_modified: float = 0.0
+    checksum: str | None = None
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Driver(abc.ABC):
+    """Index of cached images plus the prefetch queue."""
+
+    #: The name operators use in ``image_cache_driver``.
+    name: str = ""
+
+    @abc.abstractmethod
+    def configure(self) -> None:
+        """Prepare storage; raise DriverConfigError if this driver cannot work here."""
+
+    def close(self) -> None:
+        """Release connections (the driver may be used again afterwards)."""
+
+    # -- cached images ------------------------------------------------------
+    @abc.abstractmethod
+    def add(self, record: CachedImage) -> None:
+        """Record a newly published image (replacing any earlier record)."""
+
+    @abc.abstractmethod
+    def get(self, image_id: str) -> CachedImage | None:
+        """The record of one image, or None."""
+
+    @abc.abstractmethod
+    def list(self) -> list[CachedImage]:
+        """Every record, most recently accessed first."""
+
+    @abc.abstractmethod
+    def remove(self, image_id: str) -> bool:
+        """Forget one image; True if there was a record."""
+
+    @abc.abstractmethod
+    def record_hit(self, image_id: str, when: float) -> None:
+        """Count one completed read and move the image to the LRU's young end."""
+
+    @abc.abstractmethod
+    def total_size(self) -> int:
+        """Sum of the sizes of all recorded images."""
+
+    def lru(self) -> Iterable[CachedImage]:
+        """Records from least to most recently accessed (eviction order)."""
+        return sorted(self.list(), key=lambda r: (r.last_accessed, r.last_modified, r.image_id))
+
+    def ids(self) -> set[str]:
+        return {r.image_id for r in self.list()}
+
+    # -- the prefetch queue ---------------------------------------------------
+    @abc.abstractmethod
+    def queue(self, image_id: str) -> bool:
+        """Queue an image for prefetching; False if it was queued already."""
+
+    @abc.abstractmethod
+    def is_queued(self, image_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def dequeue(self, image_id: str) -> bool:
+        """Remove from the queue; True if it was queued."""
+
+    @abc.abstractmethod
+    def queued(self) -> list[str]:
+        """Queued ids, oldest first."""
+
+    def clear_queue(self) -> int:
+        """Empty the queue; how many entries were removed."""
+        return sum(1 for image_id in self.queued() if self.dequeue(image_id))

@@ -1,0 +1,188 @@
+"""The default index: a sqlite database (WAL) inside the cache directory.
+
+One connection per thread (sqlite connections must not be shared), re-opened
+after a fork because gunicorn pre-forks its workers.  WAL lets readers and a
+writer of different processes proceed together; ``busy_timeout`` makes
+concurrent writers wait instead of failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+
+from imagecache.cache.drivers.base import CachedImage, Driver
+from imagecache.cache.drivers.file_queue import FileQueue
+from imagecache.cache.errors import DriverConfigError
+from imagecache.cache.layout import CacheLayout
+
+LOG = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cached_images (
+    image_id      TEXT PRIMARY KEY,
+    size          INTEGER NOT NULL DEFAULT 0,
+    hits          INTEGER NOT NULL DEFAULT 0,
+    last_accessed REAL    NOT NULL DEFAULT 0.0,
+    last_modified REAL    NOT NULL DEFAULT 0.0,
+    checksum      TEXT,
+    os_hash_algo  TEXT,
+    os_hash_value TEXT
+);
+CREATE INDEX IF NOT EXISTS cached_images_lru ON cached_images (last_accessed, last_modified);
+"""
+_COLUMNS = "image_id, size, hits, last_accessed, last_modified, checksum, os_hash_algo, os_hash_value"
+BUSY_TIMEOUT_MS = 30_000
+
+
+class SqliteDriver(Driver):
+    name = "sqlite"
+
+    def __init__(self, layout: CacheLayout, db_name: str = "cache.db") -> None:
+        self._layout = layout
+        self.db_path = os.path.join(layout.root, db_name)
+        self._queue = FileQueue(layout)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+
+    # -- connections ------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (a new one in a forked child)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = self._connect()
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def configure(self) -> None:
+        try:
+            conn = self._db()
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise DriverConfigError(
+                    f"{self.db_path} has schema version {version}, newer than this "
+                    f"imagecache understands ({SCHEMA_VERSION})"
+                )
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise DriverConfigError(f"cannot use sqlite index {self.db_path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover - closing is best effort
+                pass
+        self._local = threading.local()
+
+    # -- cached images ------------------------------------------------------
+    def add(self, record: CachedImage) -> None:
+        self._db().execute(
+            f"INSERT OR REPLACE INTO cached_images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.image_id,
+                record.size,
+                record.hits,
+                record.last_accessed,
+                record.last_modified,
+                record.checksum,
+                record.os_hash_algo,
+                record.os_hash_value,
+            ),
+        )
+
+    def add_many(self, records: Iterable[CachedImage]) -> None:
+        """Adopt many records in one transaction (crash recovery at scale)."""
+        rows = [
+            (r.image_id, r.size, r.hits, r.last_accessed, r.last_modified, r.checksum, r.os_hash_algo, r.os_hash_value)
+            for r in records
+        ]
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                f"INSERT OR IGNORE INTO cached_images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def get(self, image_id: str) -> CachedImage | None:
+        row = self._db().execute(
+            f"SELECT {_COLUMNS} FROM cached_images WHERE image_id = ?", (image_id,)
+        ).fetchone()
+        return CachedImage(*row) if row else None
+
+    def list(self) -> list[CachedImage]:
+        rows = self._db().execute(
+            f"SELECT {_COLUMNS} FROM cached_images ORDER BY last_accessed DESC, last_modified DESC, image_id"
+        ).fetchall()
+        return [CachedImage(*row) for row in rows]
+
+    def lru(self) -> Iterable[CachedImage]:
+        cursor = self._db().execute(
+            f"SELECT {_COLUMNS} FROM cached_images ORDER BY last_accessed, last_modified, image_id"
+        )
+        return [CachedImage(*row) for row in cursor.fetchall()]
+
+    def ids(self) -> set[str]:
+        return {row[0] for row in self._db().execute("SELECT image_id FROM cached_images")}
+
+    def remove(self, image_id: str) -> bool:
+        cursor = self._db().execute("DELETE FROM cached_images WHERE image_id = ?", (image_id,))
+        return cursor.rowcount > 0
+
+    def remove_many(self, image_ids: Iterable[str]) -> int:
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            removed = sum(
+                conn.execute("DELETE FROM cached_images WHERE image_id = ?", (i,)).rowcount for i in image_ids
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return removed
+
+    def record_hit(self, image_id: str, when: float) -> None:
+        self._db().execute(
+            "UPDATE cached_images SET hits = hits + 1, last_accessed = ? WHERE image_id = ?",
+            (when, image_id),
+        )
+
+    def total_size(self) -> int:
+        return int(self._db().execute("SELECT COALESCE(SUM(size), 0) FROM cached_images").fetchone()[0])
+
+    # -- queue ------------------------------------------------------------------
+    def queue(self, image_id: str) -> bool:
+        return self._queue.add(image_id)
+
+    def is_queued(self, image_id: str) -> bool:
+        return self._queue.contains(image_id)
+
+    def dequeue(self, image_id: str) -> bool:
+        return self._queue.remove(image_id)
+
+    def queued(self) -> list[str]:
+        return self._queue.ids()

@@ -1,0 +1,170 @@
+"""An index kept in extended attributes on the cached files themselves.
+
+No database: the files are the index, so it cannot disagree with them.  Each
+verified file carries ``user.imagecache.*`` attributes; a file without them
+(adopted after a crash) reads as never hit, last accessed at its mtime.
+Needs a filesystem with user xattrs; :meth:`XattrDriver.configure` refuses
+to work elsewhere and the cache falls back to sqlite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+
+from imagecache.cache.drivers.base import CachedImage, Driver
+from imagecache.cache.drivers.file_queue import FileQueue
+from imagecache.cache.errors import DriverConfigError
+from imagecache.cache.layout import CacheLayout, FileFacts
+
+PREFIX = "user.imagecache."
+_FLOATS = ("last_accessed", "last_modified")
+_INTS = ("hits",)
+_TEXTS = ("checksum", "os_hash_algo", "os_hash_value")
+_HIT_LOCK = ".xattr-hits.lock"
+
+
+class XattrDriver(Driver):
+    name = "xattr"
+
+    def __init__(self, layout: CacheLayout) -> None:
+        self._layout = layout
+        self._queue = FileQueue(layout)
+        self._hit_lock = threading.Lock()
+
+    def configure(self) -> None:
+        probe = os.path.join(self._layout.incomplete_dir, f".xattr-probe-{os.getpid()}-{threading.get_ident()}")
+        try:
+            with open(probe, "wb"):
+                pass
+            os.setxattr(probe, PREFIX + "probe", b"1")
+            if os.getxattr(probe, PREFIX + "probe") != b"1":
+                raise DriverConfigError("extended attributes do not round-trip")
+        except OSError as exc:
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+                raise DriverConfigError(
+                    f"the filesystem of {self._layout.root} does not support user extended attributes"
+                ) from exc
+            raise DriverConfigError(f"cannot probe extended attributes in {self._layout.root}: {exc}") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(probe)
+
+    # -- reading and writing attributes ----------------------------------------
+    def _read(self, facts: FileFacts) -> CachedImage | None:
+        path = os.path.join(self._layout.root, facts.image_id)
+        values: dict[str, object] = {}
+        try:
+            names = os.listxattr(path)
+            for name in names:
+                if not name.startswith(PREFIX):
+                    continue
+                key = name[len(PREFIX):]
+                raw = os.getxattr(path, name).decode("utf-8", "replace")
+                if key in _FLOATS:
+                    values[key] = _number(raw, float)
+                elif key in _INTS:
+                    values[key] = _number(raw, int)
+                elif key in _TEXTS:
+                    values[key] = raw
+        except FileNotFoundError:
+            return None
+        return CachedImage(
+            image_id=facts.image_id,
+            size=facts.size,
+            hits=int(values.get("hits") or 0),
+            last_accessed=float(values.get("last_accessed") or facts.mtime),
+            last_modified=float(values.get("last_modified") or facts.mtime),
+            checksum=values.get("checksum"),  # type: ignore[arg-type]
+            os_hash_algo=values.get("os_hash_algo"),  # type: ignore[arg-type]
+            os_hash_value=values.get("os_hash_value"),  # type: ignore[arg-type]
+        )
+
+    def _write(self, image_id: str, **values: object) -> None:
+        path = self._layout.path(image_id)
+        for key, value in values.items():
+            name = PREFIX + key
+            try:
+                if value is None:
+                    with contextlib.suppress(OSError):
+                        os.removexattr(path, name)
+                else:
+                    os.setxattr(path, name, repr(value).encode() if isinstance(value, float) else str(value).encode())
+            except FileNotFoundError:
+                return  # evicted meanwhile: nothing to record
+
+    # -- cached images ------------------------------------------------------
+    def add(self, record: CachedImage) -> None:
+        self._write(
+            record.image_id,
+            hits=record.hits,
+            last_accessed=float(record.last_accessed),
+            last_modified=float(record.last_modified),
+            checksum=record.checksum,
+            os_hash_algo=record.os_hash_algo,
+            os_hash_value=record.os_hash_value,
+        )
+
+    def get(self, image_id: str) -> CachedImage | None:
+        facts = self._layout.stat(image_id)
+        return self._read(facts) if facts else None
+
+    def _records(self) -> Iterator[CachedImage]:
+        for facts in self._layout.published():
+            record = self._read(facts)
+            if record is not None:
+                yield record
+
+    def list(self) -> list[CachedImage]:
+        return sorted(self._records(), key=lambda r: (-r.last_accessed, -r.last_modified, r.image_id))
+
+    def ids(self) -> set[str]:
+        return {facts.image_id for facts in self._layout.published()}
+
+    def remove(self, image_id: str) -> bool:
+        # The attributes live on the file, which the cache unlinks itself.
+        return False
+
+    @contextlib.contextmanager
+    def _hits_locked(self) -> Iterator[None]:
+        """Read-modify-write of a counter, exclusive across threads and processes."""
+        with self._hit_lock:
+            fd = os.open(os.path.join(self._layout.root, _HIT_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+    def record_hit(self, image_id: str, when: float) -> None:
+        with self._hits_locked():
+            record = self.get(image_id)
+            if record is not None:
+                self._write(image_id, hits=record.hits + 1, last_accessed=float(when))
+
+    def total_size(self) -> int:
+        return sum(facts.size for facts in self._layout.published())
+
+    # -- queue ------------------------------------------------------------------
+    def queue(self, image_id: str) -> bool:
+        return self._queue.add(image_id)
+
+    def is_queued(self, image_id: str) -> bool:
+        return self._queue.contains(image_id)
+
+    def dequeue(self, image_id: str) -> bool:
+        return self._queue.remove(image_id)
+
+    def queued(self) -> list[str]:
+        return self._queue.ids()
+
+
+def _number(raw: str, kind: type) -> float | int:
+    try:
+        return kind(float(raw)) if kind is int else kind(raw)
+    except ValueError:
+        return 0

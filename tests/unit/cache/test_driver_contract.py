@@ -1,0 +1,140 @@
+"""The contract every index driver keeps; each driver runs this same suite.
+
+A new driver is added to ``DRIVER_FACTORIES`` (the central driver adds itself
+when PostgreSQL is reachable) and must pass unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from imagecache.cache.drivers.base import CachedImage, Driver
+from imagecache.cache.drivers.sqlite import SqliteDriver
+from imagecache.cache.drivers.xattr import XattrDriver
+from imagecache.cache.layout import CacheLayout
+
+
+def _publish(layout: CacheLayout, image_id: str, size: int) -> None:
+    """Put a file where a verified image would be (drivers index published files)."""
+    with open(layout.path(image_id), "wb") as fh:
+        fh.write(b"\0" * size)
+
+
+DRIVER_FACTORIES: dict[str, Callable[[CacheLayout], Driver]] = {
+    "sqlite": lambda layout: SqliteDriver(layout),
+    "xattr": lambda layout: XattrDriver(layout),
+}
+
+
+@pytest.fixture(params=sorted(DRIVER_FACTORIES))
+def env(request, tmp_path) -> Iterator[tuple[Driver, CacheLayout]]:
+    layout = CacheLayout(str(tmp_path / "cache"))
+    layout.ensure()
+    driver = DRIVER_FACTORIES[request.param](layout)
+    driver.configure()
+    yield driver, layout
+    driver.close()
+
+
+def record(layout: CacheLayout, size: int = 10, accessed: float = 100.0, **kw) -> CachedImage:
+    image_id = kw.pop("image_id", str(uuid.uuid4()))
+    _publish(layout, image_id, size)
+    return CachedImage(image_id=image_id, size=size, last_accessed=accessed, last_modified=accessed, **kw)
+
+
+def test_add_then_get_round_trips_every_fact(env):
+    driver, layout = env
+    rec = record(layout, size=1234, accessed=42.5, hits=3, checksum="c" * 32, os_hash_algo="sha512", os_hash_value="f" * 128)
+    driver.add(rec)
+    assert driver.get(rec.image_id) == rec
+
+
+def test_get_unknown_is_none(env):
+    driver, _ = env
+    assert driver.get(str(uuid.uuid4())) is None
+
+
+def test_list_is_most_recent_first_and_lru_is_the_reverse(env):
+    driver, layout = env
+    recs = [record(layout, accessed=t) for t in (300.0, 100.0, 200.0)]
+    for rec in recs:
+        driver.add(rec)
+    assert [r.last_accessed for r in driver.list()] == [300.0, 200.0, 100.0]
+    assert [r.last_accessed for r in driver.lru()] == [100.0, 200.0, 300.0]
+    assert driver.ids() == {r.image_id for r in recs}
+
+
+def test_record_hit_counts_and_refreshes_access_time(env):
+    driver, layout = env
+    rec = record(layout, accessed=100.0)
+    driver.add(rec)
+    driver.record_hit(rec.image_id, 500.0)
+    driver.record_hit(rec.image_id, 600.0)
+    got = driver.get(rec.image_id)
+    assert (got.hits, got.last_accessed, got.last_modified) == (2, 600.0, 100.0)
+
+
+def test_record_hit_on_unknown_image_is_harmless(env):
+    driver, _ = env
+    driver.record_hit(str(uuid.uuid4()), 1.0)
+
+
+def test_total_size_sums_records(env):
+    driver, layout = env
+    assert driver.total_size() == 0
+    for size in (10, 20, 30):
+        driver.add(record(layout, size=size))
+    assert driver.total_size() == 60
+
+
+def test_remove_forgets_the_image(env):
+    driver, layout = env
+    rec = record(layout)
+    driver.add(rec)
+    driver.remove(rec.image_id)
+    layout.remove(rec.image_id)  # the cache unlinks the file too
+    assert driver.get(rec.image_id) is None
+    assert driver.total_size() == 0
+
+
+def test_queue_is_ordered_oldest_first_and_refuses_duplicates(env):
+    driver, _ = env
+    ids = [str(uuid.uuid4()) for _ in range(20)]
+    for image_id in ids:
+        assert driver.queue(image_id) is True
+    assert driver.queue(ids[3]) is False
+    assert driver.queued() == ids
+    assert driver.is_queued(ids[0]) and not driver.is_queued(str(uuid.uuid4()))
+
+
+def test_dequeue_and_clear_queue(env):
+    driver, _ = env
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    for image_id in ids:
+        driver.queue(image_id)
+    assert driver.dequeue(ids[1]) is True
+    assert driver.dequeue(ids[1]) is False
+    assert driver.queued() == [ids[0], ids[2]]
+    assert driver.clear_queue() == 2
+    assert driver.queued() == []
+
+
+def test_concurrent_hits_from_threads_are_all_counted(env):
+    driver, layout = env
+    rec = record(layout)
+    driver.add(rec)
+
+    def hit_many() -> None:
+        for n in range(25):
+            driver.record_hit(rec.image_id, float(n))
+
+    threads = [threading.Thread(target=hit_many) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert driver.get(rec.image_id).hits == 200

@@ -1,1 +1,503 @@
-from imagecache.cache.image_cache import ImageCache  # noqa: F401
+"""ImageCache: an LRU cache of image files on local disk with a prefetch queue.
+
+The public face of the library.  It joins three narrow parts: the layout
+(the files), a driver (the index: sqlite, xattr or central) and fills (one
+writer per image, verified before it is published).  No HTTP in here.
+
+Guarantees:
+
+* only a file whose size and hashes match the image's metadata is ever
+  published, by an atomic rename; a reader never sees a partial file;
+* a cache failure (disk full, permissions, a driver error) never breaks the
+  caller's stream: the chunks keep flowing, the cache just does not keep them;
+* the verified files never exceed ``image_cache_max_size``, and at least
+  ``image_cache_min_free`` bytes stay free on the filesystem: room is made,
+  least recently used first, before a file is published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, NamedTuple
+
+from imagecache.cache.drivers.base import CachedImage, Driver
+from imagecache.cache.drivers.sqlite import SqliteDriver
+from imagecache.cache.errors import (
+    CacheError,
+    DriverConfigError,
+    ImageNotCached,
+    ImageVerificationError,
+    InvalidImageId,
+)
+from imagecache.cache.eviction import bytes_to_free, select_victims
+from imagecache.cache.fill import FillWriter, is_locked
+from imagecache.cache.layout import CacheLayout, validate_image_id
+from imagecache.cache.verify import Expected, mismatch, multihash_algo
+from imagecache.config import Settings, effective_min_free
+
+__all__ = [
+    "CacheError",
+    "CachedImage",
+    "CleanResult",
+    "DriverConfigError",
+    "ImageCache",
+    "ImageNotCached",
+    "ImageVerificationError",
+    "InvalidImageId",
+    "ReconcileResult",
+]
+
+LOG = logging.getLogger(__name__)
+READ_CHUNK = 1 << 20
+
+
+class CleanResult(NamedTuple):
+    invalid_removed: int
+    stalled_removed: int
+
+    @property
+    def total(self) -> int:
+        return self.invalid_removed + self.stalled_removed
+
+
+class ReconcileResult(NamedTuple):
+    rows_dropped: int
+    files_adopted: int
+    files_invalidated: int
+    stalled_removed: int
+
+
+def _make_driver(name: str, layout: CacheLayout, settings: Settings) -> Driver:
+    """Drivers by name: a table, not string-built dispatch."""
+    if name == "sqlite":
+        return SqliteDriver(layout, settings.image_cache_sqlite_db)
+    if name == "xattr":
+        from imagecache.cache.drivers.xattr import XattrDriver
+
+        return XattrDriver(layout)
+    if name == "central":
+        try:
+            from imagecache.cache.drivers.central import CentralDriver  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise DriverConfigError(f"the central driver is not available: {exc}") from exc
+        return CentralDriver(layout, settings)  # type: ignore[no-any-return]
+    raise DriverConfigError(f"unknown image cache driver {name!r}")
+
+
+@dataclass
+class _FillOutcome:
+    published: bool = False
+
+
+class ImageCache:
+    """An LRU cache of verified image files, configured by explicit settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        reconcile: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.layout = CacheLayout(settings.image_cache_dir)
+        self.layout.ensure()
+        self._clock = clock
+        self.driver: Driver
+        self.init_driver()
+        if reconcile:
+            self.reconcile()
+
+    # -- the driver -----------------------------------------------------------
+    def init_driver(self) -> None:
+        """Load and configure the configured driver; fall back to sqlite if it cannot work."""
+        name = self.settings.image_cache_driver
+        try:
+            self.driver = _make_driver(name, self.layout, self.settings)
+            self.configure_driver()
+        except DriverConfigError as exc:
+            if name == "sqlite":
+                raise
+            LOG.warning("image cache driver %r cannot be used (%s); falling back to sqlite", name, exc)
+            self.driver = _make_driver("sqlite", self.layout, self.settings)
+            self.configure_driver()
+
+    def configure_driver(self) -> None:
+        self.driver.configure()
+
+    def close(self) -> None:
+        self.driver.close()
+
+    # -- questions --------------------------------------------------------------
+    def is_cached(self, image_id: str) -> bool:
+        return self.layout.exists(image_id)
+
+    def is_queued(self, image_id: str) -> bool:
+        return self.driver.is_queued(validate_image_id(image_id))
+
+    def is_being_cached(self, image_id: str) -> bool:
+        return is_locked(self.layout.incomplete_path(image_id))
+
+    def get_cache_size(self) -> int:
+        return self.driver.total_size()
+
+    def get_hit_count(self, image_id: str) -> int:
+        record = self.driver.get(validate_image_id(image_id))
+        return record.hits if record else 0
+
+    def get_image_size(self, image_id: str) -> int | None:
+        facts = self.layout.stat(image_id)
+        return facts.size if facts else None
+
+    def get_cached_image(self, image_id: str) -> CachedImage | None:
+        image_id = validate_image_id(image_id)
+        return self.driver.get(image_id) if self.layout.exists(image_id) else None
+
+    def get_cached_images(self) -> list[CachedImage]:
+        """Records of the cached images, most recently accessed first."""
+        return self.driver.list()
+
+    def get_queued_images(self) -> list[str]:
+        """Queued image ids, oldest queued first."""
+        return self.driver.queued()
+
+    # -- the queue ------------------------------------------------------------
+    def queue_image(self, image_id: str) -> bool:
+        """Queue for prefetching; False when already queued, cached or being cached."""
+        image_id = validate_image_id(image_id)
+        if self.is_cached(image_id) or self.is_being_cached(image_id):
+            return False
+        return self.driver.queue(image_id)
+
+    def delete_queued_image(self, image_id: str) -> bool:
+        return self.driver.dequeue(validate_image_id(image_id))
+
+    def delete_all_queued_images(self) -> int:
+        return self.driver.clear_queue()
+
+    # -- deleting ---------------------------------------------------------------
+    def delete_cached_image(self, image_id: str) -> bool:
+        """Evict one image; readers that have it open keep streaming."""
+        image_id = validate_image_id(image_id)
+        removed_file = self.layout.remove(image_id)
+        removed_row = self.driver.remove(image_id)
+        return removed_file or removed_row
+
+    def delete_all_cached_images(self) -> int:
+        ids = {facts.image_id for facts in self.layout.published()} | self.driver.ids()
+        return sum(1 for image_id in ids if self.delete_cached_image(image_id))
+
+    # -- reading ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def open_for_read(self, image_id: str) -> Iterator[BinaryIO]:
+        """The open cached file; a read that completes (no exception) counts as a hit."""
+        path = self.layout.path(image_id)
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        except FileNotFoundError:
+            raise ImageNotCached(f"image {image_id} is not cached") from None
+        with fh:
+            yield fh
+        self.record_hit(image_id)
+
+    def record_hit(self, image_id: str) -> None:
+        """Count a completed read (errors are logged: a hit count never fails a read)."""
+        try:
+            self.driver.record_hit(validate_image_id(image_id), self._clock())
+        except Exception:  # noqa: BLE001 - the index must not fail a download
+            LOG.exception("could not record a hit for image %s", image_id)
+
+    # -- writing ------------------------------------------------------------------
+    def get_caching_iter(
+        self,
+        image_id: str,
+        image_checksum: str | None,
+        image_iter: Iterable[bytes],
+        *,
+        os_hash_algo: str | None = None,
+        os_hash_value: str | None = None,
+        size: int | None = None,
+    ) -> Iterator[bytes]:
+        """Yield ``image_iter``'s chunks while caching them (Glance's argument order).
+
+        On a verification mismatch the file goes to ``invalid/`` and
+        ImageVerificationError is raised after the last chunk, so the caller's
+        response is aborted instead of completing with a wrong image.
+        """
+        validate_image_id(image_id)
+        expected = Expected(image_checksum, os_hash_algo, os_hash_value, size)
+        return self._tee(image_id, image_iter, expected)
+
+    def cache_tee_iter(
+        self,
+        image_id: str,
+        image_iter: Iterable[bytes],
+        image_checksum: str | None,
+        *,
+        os_hash_algo: str | None = None,
+        os_hash_value: str | None = None,
+        size: int | None = None,
+    ) -> Iterator[bytes]:
+        """Glance's other spelling of :meth:`get_caching_iter`."""
+        return self.get_caching_iter(
+            image_id, image_checksum, image_iter, os_hash_algo=os_hash_algo, os_hash_value=os_hash_value, size=size
+        )
+
+    def cache_image_iter(
+        self,
+        image_id: str,
+        image_iter: Iterable[bytes],
+        image_checksum: str | None = None,
+        *,
+        os_hash_algo: str | None = None,
+        os_hash_value: str | None = None,
+        size: int | None = None,
+    ) -> bool:
+        """Cache from an iterator; True when cached, False when not cacheable.
+
+        Raises ImageVerificationError when the bytes do not match.
+        """
+        image_id = validate_image_id(image_id)
+        expected = Expected(image_checksum, os_hash_algo, os_hash_value, size)
+        writer = self._start_fill(image_id, expected)
+        if writer is None:
+            _close(image_iter)
+            return False
+        outcome = _FillOutcome()
+        for _ in self._fill(writer, image_iter, expected, outcome):
+            pass
+        return outcome.published
+
+    def cache_image_file(
+        self,
+        image_id: str,
+        image_file: BinaryIO,
+        image_checksum: str | None = None,
+        *,
+        os_hash_algo: str | None = None,
+        os_hash_value: str | None = None,
+        size: int | None = None,
+    ) -> bool:
+        """Cache from an open file; True when cached, False when not cacheable."""
+        chunks = iter(lambda: image_file.read(READ_CHUNK), b"")
+        return self.cache_image_iter(
+            image_id, chunks, image_checksum, os_hash_algo=os_hash_algo, os_hash_value=os_hash_value, size=size
+        )
+
+    def _tee(self, image_id: str, image_iter: Iterable[bytes], expected: Expected) -> Iterator[bytes]:
+        # The lock is taken when iteration starts, not when the iterator is
+        # built, so an iterator that is never consumed holds nothing.
+        writer = self._start_fill(image_id, expected)
+        if writer is None:
+            try:
+                yield from image_iter
+            finally:
+                _close(image_iter)
+            return
+        yield from self._fill(writer, image_iter, expected, _FillOutcome())
+
+    def _start_fill(self, image_id: str, expected: Expected) -> FillWriter | None:
+        """A writer for the image, or None when it must not (or cannot) be cached."""
+        if expected.size is not None and not self._fits(expected.size):
+            LOG.info("image %s (%d bytes) will not be cached: larger than the cache allows", image_id, expected.size)
+            return None
+        algo = multihash_algo(expected, self.settings.hashing_algorithm)
+        try:
+            writer = FillWriter.acquire(self.layout, image_id, algo)
+        except OSError as exc:
+            LOG.warning("cannot cache image %s: %s", image_id, exc)
+            return None
+        if writer is not None and expected.size is not None:
+            try:
+                self._make_room(expected.size, protect=image_id)
+            except Exception:  # noqa: BLE001 - eviction trouble must not fail the download
+                LOG.exception("could not make room for image %s", image_id)
+        return writer
+
+    def _fits(self, size: int) -> bool:
+        return size <= self.settings.image_cache_max_size
+
+    def _fill(
+        self, writer: FillWriter, image_iter: Iterable[bytes], expected: Expected, outcome: _FillOutcome
+    ) -> Iterator[bytes]:
+        """Yield every chunk while the writer keeps it; publish verified bytes at the end."""
+        active: FillWriter | None = writer
+        try:
+            for chunk in image_iter:
+                if active is not None:
+                    active = self._write_or_drop(active, chunk, expected)
+                yield chunk
+        except BaseException:
+            # The source failed or the consumer went away: keep nothing.
+            if active is not None:
+                active.discard()
+            raise
+        finally:
+            _close(image_iter)
+        if active is not None:
+            outcome.published = self._finish(active, expected)
+
+    def _write_or_drop(self, writer: FillWriter, chunk: bytes, expected: Expected) -> FillWriter | None:
+        limit = self.settings.image_cache_max_size
+        if expected.size is not None:
+            limit = min(limit, expected.size)
+        if writer.size + len(chunk) > limit:
+            LOG.info("image %s grew past %d bytes; not caching it", writer.image_id, limit)
+            writer.discard()
+            return None
+        try:
+            writer.write(chunk)
+        except Exception as exc:  # noqa: BLE001 - disk full, EIO, ...: the stream goes on
+            LOG.warning("stopped caching image %s: %s", writer.image_id, exc)
+            writer.discard()
+            return None
+        return writer
+
+    def _finish(self, writer: FillWriter, expected: Expected) -> bool:
+        digest = writer.digest()
+        problem = mismatch(digest, expected)
+        if problem is not None:
+            LOG.error("image %s failed verification (%s); moved to invalid/", writer.image_id, problem)
+            try:
+                writer.invalidate()
+            except OSError:
+                LOG.exception("could not move image %s to invalid/", writer.image_id)
+                writer.discard()
+            raise ImageVerificationError(f"image {writer.image_id}: {problem}")
+        try:
+            with self.layout.publish_lock():
+                if not self._make_room(digest.size, protect=writer.image_id, already_on_disk=True):
+                    LOG.info("no room for image %s (%d bytes); not caching it", writer.image_id, digest.size)
+                    writer.discard()
+                    return False
+                writer.publish()
+                now = self._clock()
+                self.driver.add(
+                    CachedImage(
+                        image_id=writer.image_id,
+                        size=digest.size,
+                        hits=0,
+                        last_accessed=now,
+                        last_modified=now,
+                        checksum=digest.checksum,
+                        os_hash_algo=digest.os_hash_algo,
+                        os_hash_value=digest.os_hash_value,
+                    )
+                )
+            return True
+        except Exception:  # noqa: BLE001 - a cache failure never fails the download
+            LOG.exception("could not publish image %s", writer.image_id)
+            writer.discard()
+            return self.layout.exists(writer.image_id)
+        finally:
+            writer.close()
+
+    # -- size limits -----------------------------------------------------------
+    def _make_room(self, incoming: int, *, protect: str | None = None, already_on_disk: bool = False) -> bool:
+        """Evict LRU images so ``incoming`` bytes fit; False (evicting nothing) if they cannot."""
+        if not self._fits(incoming):
+            return False
+        usage = self.layout.disk_usage()
+        needed = bytes_to_free(
+            cache_size=self.driver.total_size(),
+            incoming=incoming,
+            max_size=self.settings.image_cache_max_size,
+            # Bytes already written to incomplete/ are already gone from the free space.
+            disk_free=usage.free + (incoming if already_on_disk else 0),
+            min_free=effective_min_free(self.settings, usage.total),
+        )
+        protected = frozenset({protect}) if protect else frozenset()
+        victims = select_victims(((r.image_id, r.size) for r in self.driver.lru()), needed, protected)
+        if victims is None:
+            return False
+        for image_id in victims:
+            self.delete_cached_image(image_id)
+            LOG.info("evicted image %s to make room", image_id)
+        return True
+
+    def prune(self) -> tuple[int, int]:
+        """Evict least recently used images until within the size limit: (files, bytes)."""
+        with self.layout.publish_lock():
+            total = self.driver.total_size()
+            excess = total - self.settings.image_cache_max_size
+            if excess <= 0:
+                return 0, 0
+            records = list(self.driver.lru())
+            sizes = {r.image_id: r.size for r in records}
+            victims = select_victims(((r.image_id, r.size) for r in records), excess) or list(sizes)
+            pruned = bytes_pruned = 0
+            for image_id in victims:
+                if self.delete_cached_image(image_id):
+                    pruned += 1
+                    bytes_pruned += sizes[image_id]
+            LOG.info("pruned %d images, %d bytes", pruned, bytes_pruned)
+            return pruned, bytes_pruned
+
+    # -- housekeeping ----------------------------------------------------------
+    def clean(self, stall_time: float | None = None) -> CleanResult:
+        """Remove every invalid file, and incomplete files untouched for ``stall_time`` seconds."""
+        if stall_time is None:
+            stall_time = self.settings.image_cache_stall_time
+        invalid = sum(1 for facts in list(self.layout.invalid()) if self.layout.remove_invalid(facts.image_id))
+        now = self._clock()
+        stalled = 0
+        for facts in list(self.layout.incomplete()):
+            if now - facts.mtime > stall_time and self.layout.remove_incomplete(facts.image_id):
+                stalled += 1
+                LOG.info("removed stalled incomplete file of image %s", facts.image_id)
+        return CleanResult(invalid, stalled)
+
+    def reconcile(self) -> ReconcileResult:
+        """Make the index agree with the files after a crash (run at start-up).
+
+        Rows without files are dropped; verified files without rows are adopted
+        with their sizes; a file whose size disagrees with its row is moved to
+        ``invalid/``; stalled incomplete files no live writer holds are removed.
+        """
+        with self.layout.publish_lock():
+            files = {facts.image_id: facts for facts in self.layout.published()}
+            records = {r.image_id: r for r in self.driver.list()}
+            dropped = invalidated = 0
+            for image_id, record in records.items():
+                facts = files.get(image_id)
+                if facts is None:
+                    dropped += self.driver.remove(image_id)
+                elif facts.size != record.size:
+                    LOG.error("cached image %s has %d bytes, index says %d; invalidating", image_id, facts.size, record.size)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.replace(self.layout.path(image_id), self.layout.invalid_path(image_id))
+                    self.driver.remove(image_id)
+                    invalidated += 1
+            orphans = [
+                CachedImage(image_id, facts.size, 0, facts.mtime, facts.mtime)
+                for image_id, facts in files.items()
+                if image_id not in records
+            ]
+            adopt_many = getattr(self.driver, "add_many", None)
+            if adopt_many is not None:
+                adopt_many(orphans)
+            else:
+                for record in orphans:
+                    self.driver.add(record)
+        stalled = 0
+        now = self._clock()
+        for facts in list(self.layout.incomplete()):
+            path = self.layout.incomplete_path(facts.image_id)
+            if now - facts.mtime > self.settings.image_cache_stall_time and not is_locked(path):
+                stalled += self.layout.remove_incomplete(facts.image_id)
+        result = ReconcileResult(dropped, len(orphans), invalidated, stalled)
+        if any(result):
+            LOG.warning("reconciled the cache index with its files: %s", result._asdict())
+        return result
+
+
+def _close(iterable: Iterable[bytes]) -> None:
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            close()

@@ -1,0 +1,140 @@
+"""One writer per image: the incomplete file, its lock, its hashes.
+
+A :class:`FillWriter` owns ``incomplete/<id>`` while holding an exclusive
+``flock`` on it.  flock locks belong to the open file description, so they
+exclude other threads as well as other processes, and the kernel drops them
+when the holder dies: a crashed writer never blocks the next one, and anyone
+can tell a live fill (locked) from a stalled one (unlocked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+
+from imagecache.cache.layout import CacheLayout
+from imagecache.cache.verify import Digest
+
+_ACQUIRE_ATTEMPTS = 5
+
+
+class FillWriter:
+    """Writes and hashes one image's bytes into its incomplete file."""
+
+    def __init__(self, layout: CacheLayout, image_id: str, fd: int, hash_algo: str) -> None:
+        self.layout = layout
+        self.image_id = image_id
+        self.fd = fd
+        self.size = 0
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._hash_algo = hash_algo
+        self._multihash = hashlib.new(hash_algo)
+        self._closed = False
+
+    @classmethod
+    def acquire(cls, layout: CacheLayout, image_id: str, hash_algo: str) -> FillWriter | None:
+        """The writer for ``image_id``, or None when it is cached or being cached.
+
+        The dance: open (creating) the incomplete path, take the lock without
+        waiting, then make sure the path still names the inode we locked (the
+        previous holder may have renamed it into place or to ``invalid/``
+        between our open and our lock).
+        """
+        path = layout.incomplete_path(image_id)
+        for _ in range(_ACQUIRE_ATTEMPTS):
+            if layout.exists(image_id):
+                return None
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                os.close(fd)
+                continue
+            mine = os.fstat(fd)
+            if (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
+                os.close(fd)
+                continue
+            if layout.exists(image_id):  # published while we were locking
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                os.close(fd)
+                return None
+            os.ftruncate(fd, 0)  # a stale file from a crashed writer is reused
+            return cls(layout, image_id, fd, hash_algo)
+        return None
+
+    def write(self, chunk: bytes) -> None:
+        """Append and hash ``chunk``; OSError (disk full, ...) propagates."""
+        view = memoryview(chunk)
+        while view:
+            written = os.write(self.fd, view)
+            if written <= 0:  # pragma: no cover - os.write raises instead
+                raise OSError(errno.EIO, "short write")
+            view = view[written:]
+        self._md5.update(chunk)
+        self._multihash.update(chunk)
+        self.size += len(chunk)
+
+    def digest(self) -> Digest:
+        return Digest(
+            size=self.size,
+            checksum=self._md5.hexdigest(),
+            os_hash_algo=self._hash_algo,
+            os_hash_value=self._multihash.hexdigest(),
+        )
+
+    def publish(self) -> None:
+        """fsync and rename into the cache; the lock is kept until close()."""
+        self.layout.publish(self.fd, self.image_id)
+
+    def invalidate(self) -> None:
+        """Move the file to ``invalid/`` and release it."""
+        try:
+            self.layout.invalidate(self.image_id)
+        finally:
+            self.close()
+
+    def discard(self) -> None:
+        """Remove the partial file and release it (best effort: never raises)."""
+        if not self._closed:
+            with contextlib.suppress(OSError):
+                if self._path_is_mine():
+                    os.unlink(self.layout.incomplete_path(self.image_id))
+        self.close()
+
+    def _path_is_mine(self) -> bool:
+        try:
+            current = os.stat(self.layout.incomplete_path(self.image_id))
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(self.fd)
+        return (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+
+
+def is_locked(path: str) -> bool:
+    """True when a live writer holds the lock on ``path``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -1,0 +1,104 @@
+"""Exhaustive checks of the cache's pure decisions (no I/O)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from imagecache.cache.errors import InvalidImageId
+from imagecache.cache.eviction import bytes_to_free, select_victims
+from imagecache.cache.layout import validate_image_id
+from imagecache.cache.verify import Digest, Expected, mismatch, multihash_algo
+
+entries = st.lists(st.tuples(st.uuids().map(str), st.integers(0, 10_000)), unique_by=lambda e: e[0], max_size=30)
+
+
+@given(entries, st.integers(-100, 200_000), st.data())
+def test_select_victims_is_the_shortest_sufficient_lru_prefix(lru, needed, data):
+    protect = frozenset(data.draw(st.sets(st.sampled_from([e[0] for e in lru]))) if lru else set())
+    victims = select_victims(lru, needed, protect)
+    candidates = [e for e in lru if e[0] not in protect]
+    if needed <= 0:
+        assert victims == []
+    elif sum(size for _, size in candidates) < needed:
+        assert victims is None
+    else:
+        assert victims is not None
+        assert victims == [image_id for image_id, _ in candidates[: len(victims)]]
+        sizes = dict(lru)
+        assert sum(sizes[v] for v in victims) >= needed
+        assert sum(sizes[v] for v in victims[:-1]) < needed
+
+
+@given(
+    cache_size=st.integers(0, 10**6),
+    incoming=st.integers(0, 10**6),
+    max_size=st.integers(0, 2 * 10**6),
+    disk_free=st.integers(0, 2 * 10**6),
+    min_free=st.integers(0, 10**6),
+)
+def test_bytes_to_free_is_the_least_that_satisfies_both_limits(cache_size, incoming, max_size, disk_free, min_free):
+    need = bytes_to_free(cache_size=cache_size, incoming=incoming, max_size=max_size, disk_free=disk_free, min_free=min_free)
+    assert need >= 0
+
+    def ok(freed: int) -> bool:
+        return cache_size - freed + incoming <= max_size and disk_free + freed - incoming >= min_free
+
+    assert ok(need)
+    if need > 0:
+        assert not ok(need - 1)
+
+
+hexes = st.text("0123456789abcdef", min_size=1, max_size=128)
+
+
+@given(size=st.integers(0, 10**12), md5=hexes, algo=st.sampled_from(["sha256", "sha512"]), value=hexes)
+def test_a_digest_matches_metadata_that_states_it(size, md5, algo, value):
+    digest = Digest(size, md5, algo, value)
+    assert mismatch(digest, Expected(md5, algo, value, size)) is None
+    assert mismatch(digest, Expected(md5.upper(), algo.upper(), value.upper(), size)) is None
+    assert mismatch(digest, Expected()) is None  # nothing known, nothing to contradict
+
+
+@given(size=st.integers(0, 10**6), md5=hexes, value=hexes, field=st.sampled_from(["size", "checksum", "value", "algo"]))
+def test_any_contradiction_is_a_mismatch(size, md5, value, field):
+    digest = Digest(size, md5, "sha512", value)
+    expected = Expected(
+        checksum=md5 + "0" if field == "checksum" else md5,
+        os_hash_algo="sha256" if field == "algo" else "sha512",
+        os_hash_value=value + "0" if field == "value" else value,
+        size=size + 1 if field == "size" else size,
+    )
+    assert mismatch(digest, expected) is not None
+
+
+def test_multihash_algo_prefers_the_images_own():
+    assert multihash_algo(Expected(os_hash_algo="SHA256"), "sha512") == "sha256"
+    assert multihash_algo(Expected(), "sha512") == "sha512"
+    assert multihash_algo(Expected(os_hash_algo="whirlpool"), "sha512") == "sha512"
+
+
+@given(st.uuids())
+def test_every_uuid_is_accepted_in_canonical_form(u):
+    assert validate_image_id(str(u)) == str(u)
+    assert validate_image_id(str(u).upper()) == str(u)
+
+
+@given(st.text(max_size=80))
+def test_anything_accepted_is_a_plain_file_name(text):
+    try:
+        image_id = validate_image_id(text)
+    except InvalidImageId as exc:
+        assert isinstance(exc, ValueError) and str(exc)
+        return
+    assert "/" not in image_id and "." not in image_id and "\0" not in image_id
+    assert str(uuid.UUID(image_id)) == image_id
+
+
+@pytest.mark.parametrize("value", [None, 42, b"12345678-1234-1234-1234-123456789abc", ["x"]])
+def test_non_strings_are_refused(value):
+    with pytest.raises(InvalidImageId):
+        validate_image_id(value)

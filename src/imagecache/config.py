@@ -26,6 +26,7 @@ GiB = 1 << 30
 DRIVER_NAMES = ("sqlite", "xattr", "central")
 AUTH_STRATEGIES = ("none", "tokens")
 HASH_ALGORITHMS = ("sha256", "sha384", "sha512", "md5", "sha1")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENV_PREFIX = "IMAGECACHE_"
 
 
@@ -89,7 +90,15 @@ class Settings:
         _validate(self)
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with some options changed (validated like the original)."""
+        """A copy with some options changed (validated like the original).
+
+        A cache dir that was derived from ``data_dir`` follows a new
+        ``data_dir`` instead of staying behind in the old one.
+        """
+        derived = os.path.join(self.data_dir, "image-cache")
+        follows = "data_dir" in changes and "image_cache_dir" not in changes
+        if follows and self.image_cache_dir == derived:
+            changes["image_cache_dir"] = ""
         return dataclasses.replace(self, **changes)
 
 
@@ -118,6 +127,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"bind_port must be between 1 and 65535, not {settings.bind_port}")
     if settings.workers < 1:
         raise ConfigError("workers must be at least 1")
+    if settings.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(
+            f"log_level must be one of {', '.join(LOG_LEVELS)}, not {settings.log_level!r}"
+        )
     if settings.image_cache_driver == "central" and not settings.db_url:
         raise ConfigError("image_cache_driver 'central' needs db_url")
     if settings.auth_strategy == "tokens" and not settings.tokens_file:
@@ -199,9 +212,14 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    options = dict(data.pop("DEFAULT", {}))
+    defaults = data.pop("DEFAULT", {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"config file {path}: [DEFAULT] must be a table")
+    options = dict(defaults)
     for key, value in data.items():
         if isinstance(value, dict):
             raise ConfigError(f"config file {path}: unknown section [{key}]")

@@ -1,0 +1,314 @@
+"""Builds the WSGI pipeline and runs it under gunicorn.
+
+The pipeline, outermost first::
+
+    Router            /healthcheck (and, later, /metrics) answered here
+      AuthMiddleware  sets the RequestContext, or 401
+        ...           the cache filters go here (see :func:`pipeline_filters`)
+          app         the embedded images app (or, later, the upstream proxy)
+
+Each gunicorn worker builds its own pipeline after the fork, so nothing the
+app opens (sqlite connections, locks, threads) is ever shared across
+processes.  The master only checks what a user can get wrong
+(:func:`preflight`), so those mistakes end the command with one clear line.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from gunicorn import glogging
+from gunicorn.app.base import BaseApplication
+from gunicorn.errors import AppImportError
+
+from imagecache.config import ConfigError, Settings
+from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
+
+log = logging.getLogger(__name__)
+
+WSGIFilter = Callable[[WSGIApplication], WSGIApplication]
+
+#: Threads per gthread worker: each streams one download at a time.
+THREADS_PER_WORKER = 8
+#: Seconds a worker's main loop may be silent before the master kills it.
+#: gthread workers heartbeat between requests, so this does not bound a
+#: download; it must cover a worker's start-up (the cache reconciles its
+#: index with the files on disk then).
+WORKER_TIMEOUT = 300
+#: Seconds in-flight requests get to finish after SIGTERM: long enough for a
+#: multi-GB image to finish streaming over a decent link.
+GRACEFUL_TIMEOUT = 120
+KEEPALIVE = 5
+
+
+# -- the pipeline -------------------------------------------------------------
+
+
+def pipeline_filters(settings: Settings, tokens: TokenTable | None) -> list[WSGIFilter]:
+    """The middlewares around the app, outermost first (like a paste pipeline).
+
+    Adding a layer is one line here; the cache management filter and the
+    cache filter go after auth, so they see the caller's context::
+
+        lambda app: CacheManageFilter(app, settings),
+        lambda app: CacheFilter(app, settings),
+    """
+    return [
+        functools.partial(AuthMiddleware, strategy=settings.auth_strategy, tokens=tokens),
+    ]
+
+
+def wrap(app: WSGIApplication, filters: Iterable[WSGIFilter]) -> WSGIApplication:
+    """``app`` inside ``filters``, the first filter outermost."""
+    for make_filter in reversed(list(filters)):
+        app = make_filter(app)
+    return app
+
+
+class Router:
+    """Sends a few exact paths to their own apps and everything else on.
+
+    These paths sit outside auth on purpose: load balancers and Prometheus
+    probe them without credentials.
+    """
+
+    def __init__(self, routes: Mapping[str, WSGIApplication], default: WSGIApplication) -> None:
+        self.routes = dict(routes)
+        self.default = default
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        app = self.routes.get(environ.get("PATH_INFO", ""), self.default)
+        return app(environ, start_response)
+
+
+def _plain(
+    start_response: StartResponse,
+    status: str,
+    text: str,
+    method: str,
+    extra: Iterable[tuple[str, str]] = (),
+) -> list[bytes]:
+    body = text.encode("utf-8")
+    headers = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+        *extra,
+    ]
+    start_response(status, headers)
+    return [] if method == "HEAD" else [body]
+
+
+class Healthcheck:
+    """``GET /healthcheck``: 200 ``OK``, or 503 when the data dir is not writable.
+
+    A node that cannot write its data dir can neither store uploads nor cache
+    images, so a load balancer should send the traffic elsewhere.
+    """
+
+    def __init__(self, data_dir: str) -> None:
+        self.data_dir = data_dir
+
+    def healthy(self) -> bool:
+        # access(2) reports EROFS for a read-only mount, not just mode bits.
+        return os.path.isdir(self.data_dir) and os.access(self.data_dir, os.W_OK | os.X_OK)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return _plain(
+                start_response, "405 Method Not Allowed", "GET or HEAD only\n", method,
+                [("Allow", "GET, HEAD")],
+            )
+        if self.healthy():
+            return _plain(start_response, "200 OK", "OK", method)
+        log.warning("healthcheck: data dir %s is not writable", self.data_dir)
+        return _plain(
+            start_response, "503 Service Unavailable", "data dir is not writable\n", method
+        )
+
+
+def make_inner_app(settings: Settings) -> WSGIApplication:
+    """The app at the bottom of the pipeline: the embedded image service."""
+    if settings.upstream_url:
+        # The proxy app (imagecache.upstream) comes later; refusing beats
+        # silently serving the embedded store in its place.
+        raise ConfigError(
+            f"upstream mode (upstream_url={settings.upstream_url}) is not available yet; "
+            "run without --upstream to use the embedded image service"
+        )
+    # Imported here so this module (and the upstream mode, later) does not
+    # need the embedded image service.
+    from imagecache.images import make_app
+
+    return make_app(settings)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    app: WSGIApplication | None = None,
+    tokens: TokenTable | None = None,
+) -> WSGIApplication:
+    """The whole WSGI application for ``settings``.
+
+    ``app`` replaces the innermost app (tests, embedders); ``tokens`` saves
+    re-reading the tokens file when the caller already loaded it.  The cache
+    filters plug in through :func:`pipeline_filters`, a one-line change each.
+    """
+    if settings.auth_strategy == "tokens" and tokens is None:
+        assert settings.tokens_file is not None  # Settings validates this
+        tokens = load_tokens_file(settings.tokens_file)
+    inner = app if app is not None else make_inner_app(settings)
+    pipeline = wrap(inner, pipeline_filters(settings, tokens))
+    routes: dict[str, WSGIApplication] = {
+        "/healthcheck": Healthcheck(settings.data_dir),
+        # "/metrics": metrics_app(settings),  -- the Prometheus endpoint goes here
+    }
+    return Router(routes, pipeline)
+
+
+# -- running it ---------------------------------------------------------------
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name: assume it reaches the network
+
+
+def bind_address(host: str, port: int) -> str:
+    """gunicorn's ``bind`` for ``host``: IPv6 literals need brackets."""
+    name = host.strip().strip("[]")
+    return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """gunicorn settings for ``settings``; nothing is read from the environment."""
+    return {
+        "bind": [bind_address(settings.bind_host, settings.bind_port)],
+        "workers": settings.workers,
+        "worker_class": "gthread",
+        "threads": THREADS_PER_WORKER,
+        "timeout": WORKER_TIMEOUT,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "keepalive": KEEPALIVE,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": settings.log_level.lower(),
+        "logger_class": StderrAccessLogger,
+        "proc_name": "imagecache",
+        # The control socket's default path is shared by every gunicorn of
+        # the user: two servers (or parallel tests) would fight over it.
+        "control_socket_disable": True,
+    }
+
+
+class StderrAccessLogger(glogging.Logger):
+    """gunicorn's logger, with the access log on stderr next to the error log.
+
+    gunicorn sends ``accesslog = "-"`` to stdout; one stream keeps the two
+    logs in order and leaves stdout alone.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.access_log.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)
+
+
+class ImagecacheApplication(BaseApplication):  # type: ignore[misc]
+    """gunicorn configured from :class:`Settings` only (no files, no argv)."""
+
+    def __init__(self, settings: Settings, tokens: TokenTable | None) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.options = gunicorn_options(settings)
+        super().__init__(prog="imagecache")
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> WSGIApplication:
+        """Runs in each worker after the fork."""
+        try:
+            return build_app(self.settings, tokens=self.tokens)
+        except ConfigError as exc:
+            # gunicorn prints an AppImportError as one line and stops.
+            raise AppImportError(f"imagecache: {exc}") from None
+
+
+def preflight(settings: Settings) -> TokenTable | None:
+    """What the master checks before forking: every user mistake we can see.
+
+    Creates the data dir, reads the tokens file, refuses modes that do not
+    exist yet.  Raises :class:`ConfigError`; returns the token table.
+    """
+    if settings.upstream_url:
+        make_inner_app(settings)  # raises the "not available yet" error
+    try:
+        os.makedirs(settings.data_dir, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create data dir {settings.data_dir}: {exc.strerror}") from None
+    if not os.access(settings.data_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"data dir {settings.data_dir} is not writable")
+    if settings.auth_strategy == "tokens":
+        assert settings.tokens_file is not None  # Settings validates this
+        return load_tokens_file(settings.tokens_file)
+    return None
+
+
+def configure_logging(level: str) -> None:
+    """Our own log records on stderr, formatted like gunicorn's."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+            "%Y-%m-%d %H:%M:%S %z",
+        )
+    )
+    logger = logging.getLogger("imagecache")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+
+def run(settings: Settings) -> None:
+    """Serve ``settings`` until SIGTERM (graceful) or SIGINT (quick).
+
+    gunicorn's master answers SIGTERM by closing the listeners, giving
+    in-flight requests ``GRACEFUL_TIMEOUT`` seconds and exiting with status 0.
+    Raises :class:`ConfigError` for a setting the server cannot honour.
+    """
+    configure_logging(settings.log_level)
+    tokens = preflight(settings)
+    if settings.auth_strategy == "none" and not is_loopback_host(settings.bind_host):
+        log.warning(
+            "=" * 72 + "\nSECURITY WARNING: --auth none on %s: EVERY CALLER IS AN ADMIN.\n"
+            "Anyone who can reach port %d can read, change and delete every image.\n"
+            "Use --auth tokens, or bind 127.0.0.1 for development.\n" + "=" * 72,
+            settings.bind_host,
+            settings.bind_port,
+        )
+    log.info(
+        "imagecache serving on %s (auth: %s, data: %s, %d workers)",
+        bind_address(settings.bind_host, settings.bind_port),
+        settings.auth_strategy,
+        settings.data_dir,
+        settings.workers,
+    )
+    ImagecacheApplication(settings, tokens).run()

@@ -1,0 +1,188 @@
+"""The pipeline and the gunicorn options, without sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+import webob
+
+from imagecache import server
+from imagecache.config import ConfigError, Settings
+from imagecache.wsgi.context import get_context
+
+
+def echo_app(environ: dict, start_response) -> Iterable[bytes]:
+    context = get_context(environ)
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"path": environ["PATH_INFO"], "roles": list(context.roles)}).encode()]
+
+
+def get(app, path: str, method: str = "GET", **headers: str) -> webob.Response:
+    return webob.Request.blank(path, method=method, headers=headers).get_response(app)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=str(tmp_path / "data"))
+
+
+def test_healthcheck_is_ok_when_the_data_dir_is_writable(settings: Settings) -> None:
+    os.makedirs(settings.data_dir)
+    app = server.build_app(settings, app=echo_app)
+    response = get(app, "/healthcheck")
+    assert response.status_int == 200
+    assert response.text == "OK"
+    assert response.content_type == "text/plain"
+    head = get(app, "/healthcheck", method="HEAD")
+    assert head.status_int == 200 and head.body == b""
+
+
+def test_healthcheck_fails_without_a_usable_data_dir(settings: Settings, tmp_path: Path) -> None:
+    app = server.build_app(settings, app=echo_app)  # data dir never created
+    assert get(app, "/healthcheck").status_int == 503
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    app = server.build_app(settings.replace(data_dir=str(not_a_dir)), app=echo_app)
+    assert get(app, "/healthcheck").status_int == 503
+
+
+def test_healthcheck_refuses_other_methods(settings: Settings) -> None:
+    response = get(server.build_app(settings, app=echo_app), "/healthcheck", method="POST")
+    assert response.status_int == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+
+
+def test_healthcheck_needs_no_token_under_tokens_auth(settings: Settings, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text('[tokens.t1]\nproject = "p"\nroles = ["member"]\n')
+    os.makedirs(settings.data_dir)
+    app = server.build_app(
+        settings.replace(auth_strategy="tokens", tokens_file=str(tokens)), app=echo_app
+    )
+    assert get(app, "/healthcheck").status_int == 200
+    assert get(app, "/v2/images").status_int == 401
+    response = get(app, "/v2/images", **{"X-Auth-Token": "t1"})
+    assert response.status_int == 200
+    assert response.json == {"path": "/v2/images", "roles": ["member"]}
+
+
+def test_build_app_reads_bad_tokens_files_as_config_errors(settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        server.build_app(
+            settings.replace(auth_strategy="tokens", tokens_file=str(tmp_path / "none.toml")),
+            app=echo_app,
+        )
+
+
+def test_everything_else_goes_through_auth_to_the_app(settings: Settings) -> None:
+    response = get(server.build_app(settings, app=echo_app), "/v2/images")
+    assert response.json == {"path": "/v2/images", "roles": ["admin"]}
+
+
+def test_filters_wrap_outermost_first() -> None:
+    calls: list[str] = []
+
+    def tagging(tag: str) -> server.WSGIFilter:
+        def make(app):
+            def filtered(environ, start_response):
+                calls.append(tag)
+                return app(environ, start_response)
+
+            return filtered
+
+        return make
+
+    app = server.wrap(echo_app, [tagging("outer"), tagging("inner")])
+    get(app, "/")
+    assert calls == ["outer", "inner"]
+
+
+def test_upstream_mode_is_refused_clearly(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="not available yet"):
+        server.make_inner_app(settings.replace(upstream_url="http://glance:9292"))
+    with pytest.raises(ConfigError, match="not available yet"):
+        server.preflight(settings.replace(upstream_url="http://glance:9292"))
+
+
+def test_preflight_creates_the_data_dir_and_loads_tokens(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text('[tokens.t1]\nproject = "p"\nroles = ["admin"]\n')
+    settings = Settings(
+        data_dir=str(tmp_path / "a" / "b"), auth_strategy="tokens", tokens_file=str(tokens)
+    )
+    table = server.preflight(settings)
+    assert os.path.isdir(settings.data_dir)
+    assert table is not None and table.lookup("t1") is not None
+    assert server.preflight(Settings(data_dir=str(tmp_path / "c"))) is None
+
+
+def test_preflight_reports_an_impossible_data_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="cannot create data dir"):
+        server.preflight(Settings(data_dir=str(blocker / "data")))
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("0.0.0.0", False),
+        ("", False),
+        ("::", False),
+        ("10.0.0.5", False),
+        ("example.org", False),
+    ],
+)
+def test_is_loopback_host(host: str, loopback: bool) -> None:
+    assert server.is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("host", "bind"),
+    [("127.0.0.1", "127.0.0.1:80"), ("::1", "[::1]:80"), ("[::]", "[::]:80"), ("host", "host:80")],
+)
+def test_bind_address(host: str, bind: str) -> None:
+    assert server.bind_address(host, 80) == bind
+
+
+def test_gunicorn_options_follow_settings() -> None:
+    options = server.gunicorn_options(
+        Settings(bind_host="0.0.0.0", bind_port=8080, workers=3, log_level="DEBUG")
+    )
+    assert options["bind"] == ["0.0.0.0:8080"]
+    assert options["workers"] == 3
+    assert options["worker_class"] == "gthread"
+    assert options["threads"] >= 4
+    assert options["timeout"] >= 120
+    assert options["graceful_timeout"] >= 60
+    assert options["loglevel"] == "debug"
+    assert options["control_socket_disable"] is True
+
+
+def test_gunicorn_accepts_every_option(tmp_path: Path) -> None:
+    """gunicorn exits on an unknown or invalid option: catch that here, not at start."""
+    application = server.ImagecacheApplication(Settings(data_dir=str(tmp_path)), None)
+    for key, value in server.gunicorn_options(Settings()).items():
+        if key != "logger_class":
+            assert application.cfg.settings[key].get() == value
+    assert application.cfg.logger_class is server.StderrAccessLogger
+
+
+def test_worker_config_errors_become_one_line_load_errors(tmp_path: Path) -> None:
+    from gunicorn.errors import AppImportError
+
+    settings = Settings(
+        data_dir=str(tmp_path), auth_strategy="tokens", tokens_file=str(tmp_path / "gone.toml")
+    )
+    with pytest.raises(AppImportError, match="does not exist"):
+        server.ImagecacheApplication(settings, None).load()

@@ -196,14 +196,18 @@ class ImageCache:
     @contextlib.contextmanager
     def open_for_read(self, image_id: str) -> Iterator[BinaryIO]:
         """The open cached file; a read that completes (no exception) counts as a hit."""
-        path = self.layout.path(image_id)
-        try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed by the with below
-        except FileNotFoundError:
-            raise ImageNotCached(f"image {image_id} is not cached") from None
-        with fh:
+        with self.open_cached(image_id) as fh:
             yield fh
         self.record_hit(image_id)
+
+    def open_cached(self, image_id: str) -> BinaryIO:
+        """The open verified file, for callers that count the hit themselves
+        (with :meth:`record_hit`) once they have sent it; ImageNotCached if absent.
+        """
+        try:
+            return open(self.layout.path(image_id), "rb")  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError:
+            raise ImageNotCached(f"image {image_id} is not cached") from None
 
     def record_hit(self, image_id: str) -> None:
         """Count a completed read (errors are logged: a hit count never fails a read)."""

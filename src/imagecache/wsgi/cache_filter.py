@@ -1,0 +1,248 @@
+"""CacheFilter: serve image data from the cache, fill it on a miss.
+
+A WSGI middleware in front of an images app (the embedded service or the
+upstream proxy).  It touches only image downloads and deletes:
+
+* hit: the caller is first authorized by the app itself (a metadata
+  sub-request with the caller's credentials), then the file is served with
+  the headers the app would send, Range included; a completed response
+  counts as a hit;
+* miss: the request goes to the app and a 200 body is teed into the cache,
+  verified against the image's md5 and multihash before it is published;
+* delete: a successful image delete evicts the cached file.
+
+Every cache failure falls back to the app: the cache never fails a download.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO
+
+from webob import Request, Response
+
+from imagecache.cache import ImageCache, ImageNotCached
+from imagecache.wsgi import image_routes
+from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context
+from imagecache.wsgi.image_routes import Action, ImageRoute
+from imagecache.wsgi.image_source import ImageMeta, ImageSource
+from imagecache.wsgi.ranges import ByteRange, Unsatisfiable, parse_range
+
+LOG = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+CHUNK_SIZE = 1 << 20
+SERVABLE_STATUSES = frozenset({"active", "deactivated"})
+
+
+class CacheFilter:
+    """The caching middleware (Glance's ``cache`` filter, rebuilt)."""
+
+    def __init__(self, app: WSGIApp, cache: ImageCache, source: ImageSource | None = None) -> None:
+        self.app = app
+        self.cache = cache
+        self.source = source if source is not None else ImageSource(app)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        route = image_routes.match(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
+        if route is None:
+            return self.app(environ, start_response)
+        request = Request(environ)
+        if route.action is Action.DELETE:
+            response = self._delete(request, route)
+        elif route.action is Action.CHANGE:
+            response = self._change(request, route)
+        else:
+            return self._download(request, route, start_response)
+        return response(environ, start_response)
+
+    # -- writes ------------------------------------------------------------------
+    def _delete(self, request: Request, route: ImageRoute) -> Response:
+        response = request.get_response(self.app)
+        if 200 <= response.status_code < 300:
+            self._evict(route.image_id, "the image was deleted")
+        return response
+
+    def _change(self, request: Request, route: ImageRoute) -> Response:
+        response = request.get_response(self.app)
+        self.source.forget(route.image_id)
+        return response
+
+    def _evict(self, image_id: str, why: str) -> None:
+        self.source.forget(image_id)
+        try:
+            if self.cache.delete_cached_image(image_id):
+                LOG.info("evicted image %s from the cache: %s", image_id, why)
+        except Exception:  # noqa: BLE001 - eviction trouble must not fail the request
+            LOG.exception("could not evict image %s", image_id)
+
+    # -- downloads ---------------------------------------------------------------
+    def _download(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes]:
+        image_id = route.image_id
+        try:
+            cached = self.cache.is_cached(image_id)
+        except Exception:  # noqa: BLE001 - a broken cache is a miss, not an error
+            LOG.exception("cache lookup failed for image %s", image_id)
+            cached = False
+        if cached:
+            served = self._serve_hit(request, route, start_response)
+            if served is not None:
+                return served
+        return self._serve_miss(request, route, start_response)
+
+    def _serve_hit(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes] | None:
+        """The cached response, or None to treat the request as a miss."""
+        image_id = route.image_id
+        meta = self.source.metadata(request.environ, image_id)
+        if not meta.found:
+            if meta.status == 404 and self._gone(request.environ, image_id, meta):
+                self._evict(image_id, "the image no longer exists")
+            return None  # the app answers (404, 403, 401 ...) as it would without a cache
+        image = meta.image or {}
+        if image.get("status") not in SERVABLE_STATUSES:
+            return None
+        if image.get("status") == "deactivated" and not get_context(request.environ).is_admin:
+            return None  # the app answers 403, exactly as on a miss
+        record = self.cache.get_cached_image(image_id)
+        if record is not None and image.get("checksum") and record.checksum and record.checksum != image["checksum"]:
+            self._evict(image_id, "its checksum no longer matches the image's")
+            return None
+        if route.action is Action.DOWNLOAD_V1:
+            head = self.source.call(request.environ, "HEAD", f"/v1/images/{image_id}")
+            if head.status_code != 200:
+                return None
+            headers = [(k, v) for k, v in head.headerlist if k.lower().startswith("x-image-meta-")]
+        else:
+            headers = []
+            if image.get("checksum"):
+                headers.append(("Content-MD5", str(image["checksum"])))
+        try:
+            fh = self.cache.open_cached(image_id)
+        except ImageNotCached:
+            return None  # evicted since we looked
+        except OSError:
+            LOG.exception("cannot open cached image %s", image_id)
+            return None
+        return self._send_file(request, fh, image_id, headers, start_response)
+
+    def _gone(self, environ: Mapping[str, Any], image_id: str, meta: ImageMeta) -> bool:
+        """Does the image really not exist (not merely hidden from this caller)?
+
+        Answered by an admin's view: the caller's own if admin, else an
+        internal admin sub-request (which an upstream that checks tokens
+        refuses, so a proxy never evicts on a caller's 404).
+        """
+        if get_context(environ).is_admin:
+            return True
+        probe = {key: value for key, value in environ.items() if key != "HTTP_X_AUTH_TOKEN"}
+        probe[ENVIRON_KEY] = RequestContext.admin()
+        return self.source.metadata(probe, image_id).status == 404
+
+    def _send_file(
+        self, request: Request, fh: BinaryIO, image_id: str, headers: list[tuple[str, str]], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        size = os.fstat(fh.fileno()).st_size
+        wanted = parse_range(request.headers.get("Range"), size)
+        base = [("Content-Type", "application/octet-stream"), ("Accept-Ranges", "bytes"), *headers]
+        if isinstance(wanted, Unsatisfiable):
+            fh.close()
+            start_response("416 Requested Range Not Satisfiable", [
+                ("Content-Type", "text/plain"), ("Content-Range", wanted.content_range), ("Content-Length", "0"),
+            ])
+            return [b""]
+        if isinstance(wanted, ByteRange):
+            base = [(k, v) for k, v in base if k.lower() != "content-md5"]  # the digest is of the whole image
+            start_response("206 Partial Content", [
+                *base, ("Content-Range", wanted.content_range), ("Content-Length", str(wanted.length)),
+            ])
+            return CachedFileBody(fh, wanted.first, wanted.length, lambda: self.cache.record_hit(image_id))
+        start_response("200 OK", [*base, ("Content-Length", str(size))])
+        return CachedFileBody(fh, 0, size, lambda: self.cache.record_hit(image_id))
+
+    def _serve_miss(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes]:
+        meta = self._metadata_for_fill(request, route)
+        status, headers, body = request.call_application(self.app)
+        if not status.startswith("200") or meta is None:
+            start_response(status, headers)
+            return body
+        header = {k.lower(): v for k, v in headers}
+        checksum = header.get("content-md5") or header.get("x-image-meta-checksum") or meta.get("checksum")
+        try:
+            length: int | None = int(header["content-length"])
+        except (KeyError, ValueError):
+            length = None
+        try:
+            teed: Iterable[bytes] = self.cache.get_caching_iter(
+                route.image_id,
+                checksum,
+                body,
+                os_hash_algo=meta.get("os_hash_algo"),
+                os_hash_value=meta.get("os_hash_value"),
+                size=length if length is not None else meta.get("size"),
+            )
+        except Exception:  # noqa: BLE001 - the cache never fails a download
+            LOG.exception("cannot cache image %s", route.image_id)
+            teed = body
+        start_response(status, headers)
+        return teed
+
+    def _metadata_for_fill(self, request: Request, route: ImageRoute) -> dict[str, Any] | None:
+        """The image's metadata when this miss may fill the cache, else None."""
+        try:
+            meta = self.source.metadata(request.environ, route.image_id)
+        except Exception:  # noqa: BLE001 - no metadata: serve, don't cache
+            LOG.exception("metadata lookup failed for image %s", route.image_id)
+            return None
+        if not meta.found or (meta.image or {}).get("status") != "active":
+            return None
+        return dict(meta.image or {})
+
+
+class CachedFileBody:
+    """A WSGI body streaming part of a cached file; a complete send is a hit.
+
+    The file was opened before the response started, so an eviction racing
+    the request cannot break it (unlink semantics).  The server calls close()
+    whatever happened; only a body sent to its end counts.
+    """
+
+    def __init__(self, fh: BinaryIO, start: int, length: int, on_complete: Callable[[], None]) -> None:
+        self._fh = fh
+        self._start = start
+        self._remaining = length
+        self._on_complete = on_complete
+        self._complete = length == 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._fh.seek(self._start)
+        while self._remaining > 0:
+            data = self._fh.read(min(CHUNK_SIZE, self._remaining))
+            if not data:
+                raise OSError(f"cached file ended {self._remaining} bytes early")
+            self._remaining -= len(data)
+            yield data
+        self._complete = True
+
+    def close(self) -> None:
+        self._fh.close()
+        if self._complete:
+            self._complete = False  # count once even if close() is called twice
+            self._on_complete()
+
+
+def filter_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Callable[[WSGIApp], CacheFilter]:
+    """paste.deploy entry point: ``[filter:cache] paste.filter_factory = imagecache.wsgi.cache_filter:filter_factory``."""
+    from imagecache.config import load_settings
+
+    # global_conf holds paste's own keys (__file__, here), not our options.
+    settings = load_settings(None, {}, dict(local_conf))
+    cache = ImageCache(settings, reconcile=True)
+
+    def build(app: WSGIApp) -> CacheFilter:
+        return CacheFilter(app, cache, ImageSource(app, memo_ttl=settings.auth_cache_ttl if settings.upstream_url else 0.0))
+
+    return build

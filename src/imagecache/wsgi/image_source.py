@@ -1,0 +1,132 @@
+"""Ask the image app behind a filter about an image, as a given caller.
+
+The cache never decides on its own who may see an image: it asks the app it
+sits in front of (the embedded image service, or the upstream proxy) with the
+caller's own credentials, so hits are authorized exactly like misses in both
+modes.  The same sub-requests give the management API and the prefetcher the
+image's status, checksums and data.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webob import Request, Response
+
+from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context, set_context
+
+WSGIApp = Callable[..., Iterable[bytes]]
+
+#: Request headers a sub-request carries over from the caller's request.
+_FORWARDED = ("HTTP_X_AUTH_TOKEN", "HTTP_X_PROJECT_ID", "HTTP_X_TENANT_ID", "HTTP_X_ROLES", "HTTP_X_IDENTITY_STATUS")
+_BASE = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme", "SCRIPT_NAME")
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    """The answer to "what is this image, for this caller?"."""
+
+    status: int  # the HTTP status the app answered
+    image: Mapping[str, Any] | None  # the image's JSON when status is 200
+    response: Response  # the app's response, to pass on as it is when not 200
+
+    @property
+    def found(self) -> bool:
+        return self.status == 200 and self.image is not None
+
+
+def sub_environ(environ: Mapping[str, Any], *, context: RequestContext | None = None) -> dict[str, Any]:
+    """The parts of the caller's environ a sub-request keeps (identity, host)."""
+    base = {key: environ[key] for key in _FORWARDED + _BASE if key in environ}
+    set_context(base, context if context is not None else get_context(environ))
+    return base
+
+
+class ImageSource:
+    """Sub-requests to the image app: metadata (with a short TTL memo) and data."""
+
+    def __init__(self, app: WSGIApp, *, memo_ttl: float = 0.0, memo_size: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self._memo_ttl = memo_ttl
+        self._memo_size = memo_size
+        self._memo: dict[tuple[Any, str], tuple[float, ImageMeta]] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def metadata(self, environ: Mapping[str, Any], image_id: str) -> ImageMeta:
+        """``GET /v2/images/{id}`` as the caller of ``environ``."""
+        key = (_identity(environ), image_id)
+        if self._memo_ttl > 0:
+            with self._lock:
+                hit = self._memo.get(key)
+            if hit is not None and self._clock() - hit[0] < self._memo_ttl:
+                return hit[1]
+        meta = self._fetch_metadata(environ, image_id)
+        if self._memo_ttl > 0 and meta.status in (200, 401, 403, 404):
+            with self._lock:
+                if len(self._memo) >= self._memo_size:
+                    self._memo.clear()  # bounded: a rare full reset beats unbounded growth
+                self._memo[key] = (self._clock(), meta)
+        return meta
+
+    def forget(self, image_id: str) -> None:
+        """Drop memoised answers for an image (after it changed or was deleted)."""
+        with self._lock:
+            for key in [k for k in self._memo if k[1] == image_id]:
+                del self._memo[key]
+
+    def _fetch_metadata(self, environ: Mapping[str, Any], image_id: str) -> ImageMeta:
+        request = Request.blank(f"/v2/images/{image_id}", environ=sub_environ(environ))
+        request.headers["Accept"] = "application/json"
+        response = request.get_response(self.app)
+        image = None
+        if response.status_code == 200:
+            try:
+                body = json.loads(response.body)
+            except ValueError:
+                body = None
+            image = body if isinstance(body, dict) else None
+        return ImageMeta(response.status_code, image, response)
+
+    def call(self, environ: Mapping[str, Any], method: str, path: str, *, context: RequestContext | None = None) -> Response:
+        """Any small sub-request (HEAD, metadata) as the caller; the body is read whole."""
+        request = Request.blank(path, environ=sub_environ(environ, context=context), method=method)
+        return request.get_response(self.app)
+
+    def data(self, environ: Mapping[str, Any], image_id: str) -> tuple[int, Mapping[str, str], Iterator[bytes]]:
+        """``GET /v2/images/{id}/file`` as the caller: (status, headers, body iterator).
+
+        The body is streamed, never buffered; the caller must exhaust or close it.
+        """
+        env = Request.blank(f"/v2/images/{image_id}/file", environ=sub_environ(environ)).environ
+        captured: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured["status"], captured["headers"] = status, headers
+            return lambda _data: None
+
+        body = self.app(env, start_response)
+        return int(captured["status"].split()[0]), dict(captured["headers"]), _closing_iter(body)
+
+
+def _identity(environ: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a memoised answer is keyed on: the token, else the full context."""
+    context = environ.get(ENVIRON_KEY)
+    token = environ.get("HTTP_X_AUTH_TOKEN")
+    if isinstance(context, RequestContext):
+        return (token, context.project_id, context.roles)
+    return (token,)
+
+
+def _closing_iter(body: Iterable[bytes]) -> Iterator[bytes]:
+    try:
+        yield from body
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()

@@ -64,21 +64,27 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", "bind_host", help="Address to listen on (default 127.0.0.1).")
-@click.option("--port", "bind_port", type=int, help="Port to listen on (default 9292).")
-@click.option("--workers", type=int, help="Worker processes (default 2).")
-@click.option("--data-dir", help="Image store and cache root (default ./var).")
-@click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False),
-    help="TOML settings file (top-level keys or a [DEFAULT] table).",
-)
-@click.option("--upstream", "upstream_url", help="Cache in front of this image API (not available yet).")
-@click.option("--auth", "auth_strategy", type=click.Choice(AUTH_STRATEGIES), help="none: everyone is admin; tokens: --tokens-file.")
-@click.option("--tokens-file", type=click.Path(dir_okay=False), help="TOML file of tokens for --auth tokens.")
-@click.option("--image-cache-max-size", type=ByteSize(), help="Cache size limit: bytes, or 512M, 10G, ...")
-@click.option("--image-cache-driver", type=click.Choice(DRIVER_NAMES), help="Where the cache index lives.")
-@click.option("--db-url", help="SQLAlchemy URL of the central index (--image-cache-driver central).")
-@click.option("--node-url", help="This node's URL in the central index.")
+@click.option("--host", "bind_host", metavar="ADDRESS",
+              help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", "bind_port", type=int, metavar="PORT",
+              help="Port to listen on (default 9292).")
+@click.option("--workers", type=int, metavar="N", help="Worker processes (default 2).")
+@click.option("--data-dir", metavar="DIR", help="Image store and cache root (default ./var).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML settings file (top-level keys or a [DEFAULT] table).")
+@click.option("--upstream", "upstream_url", metavar="URL",
+              help="Cache in front of this image API (not available yet).")
+@click.option("--auth", "auth_strategy", type=click.Choice(AUTH_STRATEGIES),
+              help="none: everyone is admin; tokens: see --tokens-file.")
+@click.option("--tokens-file", type=click.Path(dir_okay=False),
+              help="TOML file of tokens for --auth tokens.")
+@click.option("--image-cache-max-size", type=ByteSize(),
+              help="Cache size limit: bytes, or 512M, 10G, ...")
+@click.option("--image-cache-driver", type=click.Choice(DRIVER_NAMES),
+              help="Where the cache index lives.")
+@click.option("--db-url", metavar="URL",
+              help="SQLAlchemy URL of the central index (--image-cache-driver central).")
+@click.option("--node-url", metavar="URL", help="This node's URL in the central index.")
 def serve(config_file: str | None, **flags: Any) -> None:
     """Run the image API node (embedded image service + cache).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,8 @@ def test_parse_size_rejects(text: str) -> None:
 def test_parse_size_scales_integers_by_powers_of_1024(number: int, unit: str) -> None:
     exponent = " KMGT".index(unit or " ")
     assert parse_size(f"{number}{unit}") == number * 1024**exponent
-    assert parse_size(f"{number}{unit.lower()}iB" if unit else f"{number}B") == number * 1024**exponent
+    spelled = f"{number}{unit.lower()}iB" if unit else f"{number}B"
+    assert parse_size(spelled) == number * 1024**exponent
 
 
 # -- imagecache serve ------------------------------------------------------------
@@ -64,7 +66,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
     """Settings that `serve` would have run with."""
     seen: list[Settings] = []
     monkeypatch.setattr(server, "run", seen.append)
-    for name in [n for n in __import__("os").environ if n.startswith("IMAGECACHE_")]:
+    for name in [n for n in os.environ if n.startswith("IMAGECACHE_")]:
         monkeypatch.delenv(name)
     return seen
 
@@ -166,7 +168,9 @@ def test_errors_raised_by_the_server_are_one_line(monkeypatch: pytest.MonkeyPatc
         (["--port", "http"], "http"),
     ],
 )
-def test_bad_flag_values_are_usage_errors(captured: list[Settings], args: list[str], message: str) -> None:
+def test_bad_flag_values_are_usage_errors(
+    captured: list[Settings], args: list[str], message: str
+) -> None:
     result = invoke(*args)
     assert result.exit_code == 2
     assert message in result.output

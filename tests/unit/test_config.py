@@ -114,7 +114,11 @@ def test_environment_is_read_from_the_mapping_given(monkeypatch: pytest.MonkeyPa
 
 
 def test_environment_ignores_other_variables_and_the_test_db_url() -> None:
-    env = {"PATH": "/bin", "IMAGECACHE_TEST_DB_URL": "postgresql://x", "IMAGECACHE_bind_port": "81"}
+    env = {
+        "PATH": "/bin",
+        "IMAGECACHE_TEST_DB_URL": "postgresql://x",
+        "IMAGECACHE_bind_port": "81",
+    }
     assert read_environment(env) == {"bind_port": "81"}
 
 

@@ -70,7 +70,9 @@ def test_healthcheck_needs_no_token_under_tokens_auth(settings: Settings, tmp_pa
     assert response.json == {"path": "/v2/images", "roles": ["member"]}
 
 
-def test_build_app_reads_bad_tokens_files_as_config_errors(settings: Settings, tmp_path: Path) -> None:
+def test_build_app_reads_bad_tokens_files_as_config_errors(
+    settings: Settings, tmp_path: Path
+) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         server.build_app(
             settings.replace(auth_strategy="tokens", tokens_file=str(tmp_path / "none.toml")),

@@ -1,0 +1,139 @@
+"""Which requests belong to the cache management API: pure matching, no I/O.
+
+The routes are a table of path templates, each with the route every allowed
+method leads to.  The API owns a few path prefixes (its *namespace*): a path
+inside one that fits no template is answered 404 by the API rather than
+passed on, so the app behind never sees a malformed cache-management call.
+Everything outside the namespace is not ours (``None``).
+
+``PATH_INFO`` arrives percent-decoded, so an encoded traversal such as
+``%2e%2e%2f`` is already ``../`` here: it either fits no template (more
+segments) or is captured as an id, which the caller validates as a UUID
+before it goes near the cache.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class Route(enum.Enum):
+    """Every operation of the API; the comment is the request that names it."""
+
+    CACHE_STATE = "cache-state"  # GET /v2/cache
+    CACHE_CLEAR = "cache-clear"  # DELETE /v2/cache
+    CACHE_QUEUE = "cache-queue"  # PUT /v2/cache/{id}
+    CACHE_DELETE = "cache-delete"  # DELETE /v2/cache/{id}
+    CACHE_CLEAN = "cache-clean"  # POST /v2/cache/clean
+    CACHE_PRUNE = "cache-prune"  # POST /v2/cache/prune
+    CACHE_NODES = "cache-nodes"  # GET /v2/cache/nodes/{id}
+    LIST_CACHED = "list-cached"  # GET {prefix}/cached_images
+    DELETE_ALL_CACHED = "delete-all-cached"  # DELETE {prefix}/cached_images
+    DELETE_CACHED = "delete-cached"  # DELETE {prefix}/cached_images/{id}
+    LIST_QUEUED = "list-queued"  # GET {prefix}/queued_images
+    DELETE_ALL_QUEUED = "delete-all-queued"  # DELETE {prefix}/queued_images
+    QUEUE = "queue"  # PUT {prefix}/queued_images/{id}
+    DELETE_QUEUED = "delete-queued"  # DELETE {prefix}/queued_images/{id}
+
+
+#: The template segment that captures an image id (any one non-empty segment).
+ID = "{id}"
+
+#: Prefixes of the legacy ``glance-cache-manage`` routes.
+LEGACY_PREFIXES = ("v1", "v2")
+
+Template = tuple[str, ...]
+
+
+def _legacy_rows(prefix: str) -> tuple[tuple[Template, Mapping[str, Route]], ...]:
+    return (
+        ((prefix, "cached_images"), {"GET": Route.LIST_CACHED, "DELETE": Route.DELETE_ALL_CACHED}),
+        ((prefix, "cached_images", ID), {"DELETE": Route.DELETE_CACHED}),
+        ((prefix, "queued_images"), {"GET": Route.LIST_QUEUED, "DELETE": Route.DELETE_ALL_QUEUED}),
+        ((prefix, "queued_images", ID), {"PUT": Route.QUEUE, "DELETE": Route.DELETE_QUEUED}),
+    )
+
+
+#: (template, {method: route}): the first template that fits the path wins,
+#: so literal segments (``clean``, ``prune``) come before ``{id}``.
+TABLE: tuple[tuple[Template, Mapping[str, Route]], ...] = (
+    (("v2", "cache"), {"GET": Route.CACHE_STATE, "DELETE": Route.CACHE_CLEAR}),
+    (("v2", "cache", "clean"), {"POST": Route.CACHE_CLEAN}),
+    (("v2", "cache", "prune"), {"POST": Route.CACHE_PRUNE}),
+    (("v2", "cache", "nodes", ID), {"GET": Route.CACHE_NODES}),
+    (("v2", "cache", ID), {"PUT": Route.CACHE_QUEUE, "DELETE": Route.CACHE_DELETE}),
+    *(row for prefix in LEGACY_PREFIXES for row in _legacy_rows(prefix)),
+)
+
+#: Path prefixes the API owns: inside them, an unknown path is a 404 of ours.
+NAMESPACES: tuple[Template, ...] = (
+    ("v2", "cache"),
+    *((prefix, name) for prefix in LEGACY_PREFIXES for name in ("cached_images", "queued_images")),
+)
+
+
+@dataclass(frozen=True)
+class Matched:
+    """A route, with the raw (not yet validated) id segment for item routes."""
+
+    route: Route
+    image_id: str | None
+
+
+@dataclass(frozen=True)
+class WrongMethod:
+    """The path names a route, the method does not: 405 with ``Allow``."""
+
+    allowed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unrouted:
+    """A path inside the API's namespace that names no route: 404."""
+
+
+RouteResult = Matched | WrongMethod | Unrouted
+
+
+def segments(path: str) -> tuple[str, ...] | None:
+    """The segments of an absolute path, or None for one that is not absolute."""
+    if not path.startswith("/"):
+        return None
+    return tuple(path[1:].split("/"))
+
+
+def in_namespace(parts: tuple[str, ...]) -> bool:
+    return any(parts[: len(prefix)] == prefix for prefix in NAMESPACES)
+
+
+def _fit(template: Template, parts: tuple[str, ...]) -> tuple[bool, str | None]:
+    """(whether ``parts`` fits ``template``, the captured id if it has one)."""
+    if len(template) != len(parts):
+        return False, None
+    captured: str | None = None
+    for want, got in zip(template, parts, strict=True):
+        if want == ID:
+            if not got:
+                return False, None
+            captured = got
+        elif want != got:
+            return False, None
+    return True, captured
+
+
+def match(method: str, path: str) -> RouteResult | None:
+    """The API's answer to a request line, or None when the path is not ours."""
+    parts = segments(path)
+    if parts is None or not in_namespace(parts):
+        return None
+    for template, methods in TABLE:
+        fits, image_id = _fit(template, parts)
+        if not fits:
+            continue
+        route = methods.get(method)
+        if route is None:
+            return WrongMethod(tuple(methods))
+        return Matched(route, image_id)
+    return Unrouted()

@@ -1,0 +1,228 @@
+"""The prefetcher: cache queued images without waiting for anyone to download them.
+
+It reads each image through the app the cache sits in front of (an
+:class:`~imagecache.wsgi.image_source.ImageSource`), as a given caller, so
+visibility and status are decided there, exactly as for a download; and it
+writes through :meth:`ImageCache.cache_image_iter`, so only bytes that match
+the image's size, md5 and multihash are ever published.
+
+Two ways in, usable from the server and from the CLI alike:
+
+* :meth:`Prefetcher.run` walks the queue once (the periodic job);
+* :meth:`Prefetcher.fetch_soon` fetches one image on a background daemon
+  thread right away (``PUT /v2/cache/{id}``).  At most one fetch per image
+  runs at a time, and at most ``max_concurrent`` fetches overall.
+
+A failed fetch leaves the image queued for the next run; it is logged, never
+raised out of :meth:`run` or a background thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+from imagecache.cache import ImageCache, ImageVerificationError
+from imagecache.cache.layout import validate_image_id
+from imagecache.wsgi.context import RequestContext, set_context
+from imagecache.wsgi.image_source import ImageSource
+
+LOG = logging.getLogger(__name__)
+
+#: Background fetches that may run at once (each one reads and hashes a whole image).
+DEFAULT_MAX_CONCURRENT = 2
+
+
+class RunResult(NamedTuple):
+    fetched: int
+    failed: int
+
+
+def caller_environ(context: RequestContext) -> dict[str, Any]:
+    """A WSGI environ that makes sub-requests as ``context`` (with its token, if any)."""
+    environ: dict[str, Any] = {}
+    set_context(environ, context)
+    if context.auth_token:
+        environ["HTTP_X_AUTH_TOKEN"] = context.auth_token
+    return environ
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _close(body: Iterator[bytes]) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+class Prefetcher:
+    """Fetches queued images into the cache, as ``context`` (normally an admin)."""
+
+    def __init__(
+        self,
+        cache: ImageCache,
+        source: ImageSource,
+        context: RequestContext,
+        *,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+    ) -> None:
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self.cache = cache
+        self.source = source
+        self.context = context
+        self.max_concurrent = max_concurrent
+        self._state = threading.Condition()
+        self._claimed: set[str] = set()  # ids being fetched, or waiting for a worker
+        self._pending: collections.deque[tuple[str, RequestContext]] = collections.deque()
+        self._workers = 0
+
+    # -- one image -------------------------------------------------------------
+    def fetch_image_into_cache(self, image_id: str, context: RequestContext | None = None) -> bool:
+        """Cache one image; True when it is cached (now or already), False on failure.
+
+        On success the image leaves the queue; on failure it stays queued.
+        Raises InvalidImageId for an id that is not a UUID.
+        """
+        image_id = validate_image_id(image_id)
+        if self.cache.is_cached(image_id):
+            self.cache.delete_queued_image(image_id)
+            return True
+        environ = caller_environ(context if context is not None else self.context)
+        image = self._active_image(environ, image_id)
+        if image is None:
+            return False
+        status, headers, body = self.source.data(environ, image_id)
+        if status != 200:
+            _close(body)
+            LOG.warning("prefetch of image %s: the image service answered %d for its data", image_id, status)
+            return False
+        if not self._cache_body(image_id, image, headers, body):
+            return False
+        self.cache.delete_queued_image(image_id)
+        LOG.info("prefetched image %s into the cache", image_id)
+        return True
+
+    def _active_image(self, environ: Mapping[str, Any], image_id: str) -> Mapping[str, Any] | None:
+        meta = self.source.metadata(environ, image_id)
+        if not meta.found or meta.image is None:
+            LOG.warning("prefetch of image %s: the image service answered %d for its metadata", image_id, meta.status)
+            return None
+        if meta.image.get("status") != "active":
+            LOG.warning("prefetch of image %s: status is %r, not 'active'; not caching it", image_id, meta.image.get("status"))
+            return None
+        return meta.image
+
+    def _cache_body(
+        self, image_id: str, image: Mapping[str, Any], headers: Mapping[str, str], body: Iterator[bytes]
+    ) -> bool:
+        """Write the body into the cache, verified; True when the image ends up cached."""
+        lowered = {key.lower(): value for key, value in headers.items()}
+        checksum = image.get("checksum") or lowered.get("content-md5")
+        size = _int_or_none(image.get("size"))
+        if size is None:
+            size = _int_or_none(lowered.get("content-length"))
+        try:
+            cached = self.cache.cache_image_iter(
+                image_id,
+                body,
+                checksum,
+                os_hash_algo=image.get("os_hash_algo"),
+                os_hash_value=image.get("os_hash_value"),
+                size=size,
+            )
+        except ImageVerificationError as exc:
+            LOG.error("prefetch of image %s failed verification: %s; it stays queued", image_id, exc)
+            return False
+        except Exception:  # noqa: BLE001 - a broken stream (upstream gone, disk trouble) is a failed fetch
+            LOG.exception("prefetch of image %s failed while reading its data; it stays queued", image_id)
+            return False
+        if cached or self.cache.is_cached(image_id):
+            return True
+        LOG.warning("prefetch of image %s: the cache did not keep it (too large, no room, or being filled)", image_id)
+        return False
+
+    # -- the whole queue ---------------------------------------------------------
+    def run(self) -> RunResult:
+        """Fetch every queued image once, oldest first: (fetched, failed).
+
+        Images a background fetch is already working on are skipped.
+        """
+        fetched = failed = 0
+        for image_id in self.cache.get_queued_images():
+            if not self._claim(image_id):
+                continue
+            try:
+                ok = self.fetch_image_into_cache(image_id)
+            except Exception:  # noqa: BLE001 - one bad image must not stop the run
+                LOG.exception("prefetch of image %s failed", image_id)
+                ok = False
+            finally:
+                self._release(image_id)
+            fetched += ok
+            failed += not ok
+        if fetched or failed:
+            LOG.info("prefetcher run: %d fetched, %d failed", fetched, failed)
+        return RunResult(fetched, failed)
+
+    # -- in the background -------------------------------------------------------
+    def fetch_soon(self, image_id: str, context: RequestContext | None = None) -> bool:
+        """Fetch one image on a background thread; False if it is already being fetched.
+
+        ``context`` is whom to fetch as (e.g. the admin who asked for it, whose
+        token an upstream image service accepts); the prefetcher's own by default.
+        """
+        image_id = validate_image_id(image_id)
+        with self._state:
+            if image_id in self._claimed:
+                return False
+            self._claimed.add(image_id)
+            self._pending.append((image_id, context if context is not None else self.context))
+            if self._workers < self.max_concurrent:
+                self._workers += 1
+                threading.Thread(target=self._work, name="imagecache-prefetch", daemon=True).start()
+        return True
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no fetch is running or waiting; False if ``timeout`` ran out first."""
+        with self._state:
+            return self._state.wait_for(lambda: not self._claimed and self._workers == 0, timeout)
+
+    def _work(self) -> None:
+        """A worker thread: fetch pending images until there are none left."""
+        while True:
+            with self._state:
+                if not self._pending:
+                    self._workers -= 1
+                    self._state.notify_all()
+                    return
+                image_id, context = self._pending.popleft()
+            try:
+                self.fetch_image_into_cache(image_id, context)
+            except Exception:  # noqa: BLE001 - a background thread has nobody to raise to
+                LOG.exception("background prefetch of image %s failed", image_id)
+            finally:
+                self._release(image_id)
+
+    def _claim(self, image_id: str) -> bool:
+        with self._state:
+            if image_id in self._claimed:
+                return False
+            self._claimed.add(image_id)
+            return True
+
+    def _release(self, image_id: str) -> None:
+        with self._state:
+            self._claimed.discard(image_id)
+            self._state.notify_all()

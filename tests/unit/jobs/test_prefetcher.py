@@ -1,0 +1,235 @@
+"""The prefetcher: verified fetches through the image app, the queue, background fetches."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from imagecache import ImageCache, Settings
+from imagecache.cache import InvalidImageId
+from imagecache.jobs.prefetcher import Prefetcher, RunResult, caller_environ
+from imagecache.wsgi.context import ENVIRON_KEY, RequestContext
+from imagecache.wsgi.image_source import ImageSource
+from tests.unit.wsgi.fake_images import FakeImage, FakeImageService
+
+ADMIN = RequestContext.admin(project_id="p-admin", auth_token="admin-token")
+
+
+@pytest.fixture
+def cache(tmp_path) -> Iterator[ImageCache]:
+    cache = ImageCache(Settings(image_cache_dir=str(tmp_path / "cache"), image_cache_min_free=0))
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def service() -> FakeImageService:
+    return FakeImageService()
+
+
+@pytest.fixture
+def prefetcher(cache: ImageCache, service: FakeImageService) -> Iterator[Prefetcher]:
+    prefetcher = Prefetcher(cache, ImageSource(service), ADMIN)
+    yield prefetcher
+    assert prefetcher.wait_idle(timeout=30), "a background fetch never finished"
+
+
+def cached_bytes(cache: ImageCache, image: FakeImage) -> bytes:
+    with open(cache.layout.path(image.image_id), "rb") as fh:
+        return fh.read()
+
+
+def queue(cache: ImageCache, *images: FakeImage) -> None:
+    for image in images:
+        assert cache.queue_image(image.image_id)
+
+
+# -- one image ---------------------------------------------------------------------
+
+
+def test_fetch_caches_the_verified_image_and_dequeues_it(cache, service, prefetcher) -> None:
+    image = service.add()
+    queue(cache, image)
+    assert prefetcher.fetch_image_into_cache(image.image_id) is True
+    assert cached_bytes(cache, image) == image.data
+    assert cache.get_queued_images() == []
+    record = cache.get_cached_image(image.image_id)
+    assert record is not None and record.checksum == image.metadata()["checksum"]
+    assert record.os_hash_value == image.metadata()["os_hash_value"]
+
+
+def test_fetch_acts_as_the_given_context_with_its_token(cache, service, prefetcher) -> None:
+    image = service.add()
+    prefetcher.fetch_image_into_cache(image.image_id)
+    assert service.tokens_seen and set(service.tokens_seen) == {"admin-token"}
+
+
+def test_caller_environ_carries_context_and_token() -> None:
+    assert caller_environ(ADMIN) == {ENVIRON_KEY: ADMIN, "HTTP_X_AUTH_TOKEN": "admin-token"}
+    no_token = RequestContext.admin()
+    assert caller_environ(no_token) == {ENVIRON_KEY: no_token}
+
+
+def test_an_image_already_cached_is_dequeued_without_fetching(cache, service, prefetcher) -> None:
+    image = service.add()
+    assert prefetcher.fetch_image_into_cache(image.image_id)
+    cache.driver.queue(image.image_id)  # queued again behind the cache's back
+    service.data_requests.clear()
+    assert prefetcher.fetch_image_into_cache(image.image_id) is True
+    assert service.data_requests == []
+    assert cache.get_queued_images() == []
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        pytest.param({"status": "queued"}, id="not-active"),
+        pytest.param({"status": "deactivated"}, id="deactivated"),
+        pytest.param({"data_status": 500}, id="data-500"),
+        pytest.param({"data_status": 403}, id="data-403"),
+        pytest.param({"fail_after": 64 * 1024}, id="stream-dies"),
+    ],
+)
+def test_a_failed_fetch_leaves_the_image_queued_and_uncached(cache, service, prefetcher, breakage: dict[str, Any]) -> None:
+    image = service.add(**breakage)
+    queue(cache, image)
+    assert prefetcher.fetch_image_into_cache(image.image_id) is False
+    assert not cache.is_cached(image.image_id)
+    assert cache.get_queued_images() == [image.image_id]
+    assert os.listdir(cache.layout.incomplete_dir) == []
+
+
+def test_an_unknown_image_stays_queued(cache, prefetcher) -> None:
+    image_id = "3f6f8b0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+    cache.queue_image(image_id)
+    assert prefetcher.fetch_image_into_cache(image_id) is False
+    assert cache.get_queued_images() == [image_id]
+
+
+def test_an_image_the_context_cannot_see_is_not_fetched(cache, service) -> None:
+    service.admin_sees_all = False
+    image = service.add(owner="p-other")
+    prefetcher = Prefetcher(cache, ImageSource(service), ADMIN)
+    assert prefetcher.fetch_image_into_cache(image.image_id) is False
+    assert service.data_requests == []
+
+
+@pytest.mark.parametrize(
+    "served",
+    [
+        pytest.param(lambda data: data[:-1] + bytes([data[-1] ^ 1]), id="one-bit-flipped"),
+        pytest.param(lambda data: data[:-10], id="short"),
+        pytest.param(lambda data: data + b"x", id="long"),
+    ],
+)
+def test_a_fetch_that_fails_verification_goes_to_invalid_and_stays_queued(cache, service, prefetcher, served) -> None:
+    image = service.add()
+    image.served = served(image.data)
+    queue(cache, image)
+    assert prefetcher.fetch_image_into_cache(image.image_id) is False
+    assert not cache.is_cached(image.image_id)
+    assert cache.get_queued_images() == [image.image_id]
+    if len(image.served) <= len(image.data):  # a longer body is dropped before it ends
+        assert os.listdir(cache.layout.invalid_dir) == [image.image_id]
+
+
+def test_an_invalid_id_is_refused(prefetcher) -> None:
+    with pytest.raises(InvalidImageId):
+        prefetcher.fetch_image_into_cache("../../etc/passwd")
+    with pytest.raises(InvalidImageId):
+        prefetcher.fetch_soon("not-a-uuid")
+
+
+# -- the queue -------------------------------------------------------------------------
+
+
+def test_run_fetches_the_queue_and_reports_failures(cache, service, prefetcher) -> None:
+    good = [service.add(), service.add()]
+    bad = service.add()
+    bad.served = b"not the image"
+    queue(cache, good[0], bad, good[1])
+    assert prefetcher.run() == RunResult(fetched=2, failed=1)
+    assert all(cache.is_cached(image.image_id) for image in good)
+    assert cache.get_queued_images() == [bad.image_id]
+
+
+def test_run_with_an_empty_queue(prefetcher) -> None:
+    assert prefetcher.run() == (0, 0)
+
+
+def test_run_never_raises(cache, service) -> None:
+    class Exploding(ImageSource):
+        def metadata(self, environ: Any, image_id: str) -> Any:
+            raise RuntimeError("boom")
+
+    image = service.add()
+    queue(cache, image)
+    prefetcher = Prefetcher(cache, Exploding(service), ADMIN)
+    assert prefetcher.run() == (0, 1)
+    assert cache.get_queued_images() == [image.image_id]
+
+
+# -- in the background -------------------------------------------------------------------
+
+
+def test_fetch_soon_caches_in_the_background(cache, service, prefetcher) -> None:
+    image = service.add()
+    queue(cache, image)
+    assert prefetcher.fetch_soon(image.image_id) is True
+    assert prefetcher.wait_idle(timeout=30)
+    assert cached_bytes(cache, image) == image.data
+    assert cache.get_queued_images() == []
+
+
+def test_one_fetch_per_image_at_a_time(cache, service, prefetcher) -> None:
+    gate = threading.Event()
+    image = service.add(gate=gate)
+    assert prefetcher.fetch_soon(image.image_id) is True
+    assert prefetcher.fetch_soon(image.image_id) is False
+    assert prefetcher.wait_idle(timeout=0.2) is False
+    assert prefetcher.run() == (0, 0)  # the background fetch has it
+    gate.set()
+    assert prefetcher.wait_idle(timeout=30)
+    assert service.data_requests == [image.image_id]
+    assert cache.is_cached(image.image_id)
+    assert prefetcher.fetch_soon(image.image_id) is True  # done: may be asked again
+
+
+def test_background_fetches_are_bounded_and_run_on_daemon_threads(cache, service) -> None:
+    prefetcher = Prefetcher(cache, ImageSource(service), ADMIN, max_concurrent=2)
+    gate = threading.Event()
+    images = [service.add(gate=gate) for _ in range(5)]
+    for image in images:
+        assert prefetcher.fetch_soon(image.image_id)
+    workers = [t for t in threading.enumerate() if t.name == "imagecache-prefetch"]
+    assert 1 <= len(workers) <= 2 and all(t.daemon for t in workers)
+    gate.set()
+    assert prefetcher.wait_idle(timeout=30)
+    assert service.max_in_flight <= 2
+    assert all(cache.is_cached(image.image_id) for image in images)
+
+
+def test_a_background_fetch_uses_the_context_it_was_given(cache, service, prefetcher) -> None:
+    image = service.add()
+    prefetcher.fetch_soon(image.image_id, RequestContext.admin(project_id="p-x", auth_token="caller-token"))
+    assert prefetcher.wait_idle(timeout=30)
+    assert set(service.tokens_seen) == {"caller-token"}
+
+
+def test_a_failing_background_fetch_is_logged_not_raised(cache, service, prefetcher, caplog) -> None:
+    image = service.add()
+    image.served = b"garbage"
+    queue(cache, image)
+    prefetcher.fetch_soon(image.image_id)
+    assert prefetcher.wait_idle(timeout=30)
+    assert cache.get_queued_images() == [image.image_id]
+    assert any("failed verification" in message for message in caplog.messages)
+
+
+def test_max_concurrent_must_be_positive(cache, service) -> None:
+    with pytest.raises(ValueError, match="max_concurrent"):
+        Prefetcher(cache, ImageSource(service), ADMIN, max_concurrent=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -205,8 +206,13 @@ def test_background_fetches_are_bounded_and_run_on_daemon_threads(cache, service
     images = [service.add(gate=gate) for _ in range(5)]
     for image in images:
         assert prefetcher.fetch_soon(image.image_id)
+    deadline = time.monotonic() + 10
+    while service.in_flight < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert service.in_flight == 2  # two fetches run, three wait
     workers = [t for t in threading.enumerate() if t.name == "imagecache-prefetch"]
-    assert 1 <= len(workers) <= 2 and all(t.daemon for t in workers)
+    assert workers and all(t.daemon for t in workers)
     gate.set()
     assert prefetcher.wait_idle(timeout=30)
     assert service.max_in_flight <= 2

@@ -1,0 +1,279 @@
+"""CacheManageFilter: the image cache management API, as Glance serves it.
+
+A WSGI middleware that answers the cache routes itself and passes every
+other request to the app behind it, untouched:
+
+* the v2 API python-glanceclient speaks (``glance cache-list``,
+  ``cache-queue``, ``cache-delete``, ``cache-clear``, ``cache-clean``,
+  ``cache-prune``): ``/v2/cache...``;
+* the legacy routes ``glance-cache-manage`` used, under ``/v1`` and ``/v2``:
+  ``{prefix}/cached_images[/{id}]`` and ``{prefix}/queued_images[/{id}]``.
+
+Every route is for admins only.  Whether an image exists, and whether the
+caller may see it, is asked of the app behind (a metadata sub-request with
+the caller's credentials), never decided here.
+
+In a paste pipeline, put it behind the cache filter, as Glance does
+(``... cache cachemanage rootapp``): the prefetcher's data sub-requests then
+go straight to the images app.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from webob import Request, Response
+
+from imagecache.cache import CacheError, CachedImage, ImageCache, InvalidImageId
+from imagecache.cache.layout import validate_image_id
+from imagecache.jobs.prefetcher import Prefetcher
+from imagecache.wsgi import cache_routes
+from imagecache.wsgi.cache_routes import Matched, Route, Unrouted, WrongMethod
+from imagecache.wsgi.context import RequestContext, get_context
+from imagecache.wsgi.image_source import ImageSource
+
+LOG = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+CLEAR_TARGET_HEADER = "x-image-cache-clear-target"
+#: Fields of a cached image record in the API (Glance's, and what glanceclient reads).
+RECORD_FIELDS = ("image_id", "hits", "last_accessed", "last_modified", "size")
+
+
+# -- responses ---------------------------------------------------------------------
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(status=status, content_type="application/json", charset=None, body=json.dumps(body).encode("utf-8"))
+
+
+def empty_response(status: int) -> Response:
+    """A response without a body (204 carries no Content-Length at all)."""
+    response = Response(status=status)
+    del response.content_type
+    if status != 204:
+        response.content_length = 0
+    return response
+
+
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON error glanceclient shows as it is: ``{"error": {"message": ...}}``."""
+    phrase = HTTPStatus(status).phrase
+    response = json_response({"error": {"code": status, "title": phrase, "message": message}}, status)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def record(image: CachedImage) -> dict[str, Any]:
+    """A cached image as the API shows it: Glance's fields and types, nothing more."""
+    facts = image.to_dict()
+    return {name: facts[name] for name in RECORD_FIELDS}
+
+
+# -- the filter ----------------------------------------------------------------------
+
+
+class CacheManageFilter:
+    """Answers the cache management routes; everything else goes to ``app``."""
+
+    def __init__(self, app: WSGIApp, cache: ImageCache, source: ImageSource, prefetcher: Prefetcher) -> None:
+        self.app = app
+        self.cache = cache
+        self.source = source
+        self.prefetcher = prefetcher
+        # Dispatch by table: routes on the collection, and routes on one image.
+        self._collection: Mapping[Route, Callable[[Request], Response]] = {
+            Route.CACHE_STATE: self.cache_state,
+            Route.CACHE_CLEAR: self.clear_cache,
+            Route.CACHE_CLEAN: self.clean_cache,
+            Route.CACHE_PRUNE: self.prune_cache,
+            Route.LIST_CACHED: self.list_cached,
+            Route.DELETE_ALL_CACHED: self.delete_all_cached,
+            Route.LIST_QUEUED: self.list_queued,
+            Route.DELETE_ALL_QUEUED: self.delete_all_queued,
+        }
+        self._item: Mapping[Route, Callable[[Request, str], Response]] = {
+            Route.CACHE_QUEUE: self.queue_from_api,
+            Route.CACHE_DELETE: self.delete_cache_entry,
+            Route.CACHE_NODES: self.cached_nodes,
+            Route.DELETE_CACHED: self.delete_cached,
+            Route.QUEUE: self.queue_legacy,
+            Route.DELETE_QUEUED: self.delete_queued,
+        }
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        found = cache_routes.match(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
+        if found is None:
+            return self.app(environ, start_response)
+        response = self._respond(Request(environ), found)
+        return response(environ, start_response)
+
+    def _respond(self, request: Request, found: cache_routes.RouteResult) -> Response:
+        if isinstance(found, Unrouted):
+            return error_response(404, "No such image cache resource.")
+        if isinstance(found, WrongMethod):
+            allowed = ", ".join(found.allowed)
+            return error_response(405, f"Method not allowed here; use {allowed}.", {"Allow": allowed})
+        if not get_context(request.environ).is_admin:
+            return error_response(403, "You are not permitted to manage the image cache.")
+        try:
+            return self._dispatch(request, found)
+        except (CacheError, OSError) as exc:
+            LOG.exception("image cache management request %s %s failed", request.method, request.path_info)
+            return error_response(500, f"The image cache failed: {exc}")
+
+    def _dispatch(self, request: Request, found: Matched) -> Response:
+        if found.image_id is None:
+            return self._collection[found.route](request)
+        try:
+            image_id = validate_image_id(found.image_id)
+        except InvalidImageId:
+            return error_response(400, "Invalid image id: an image id is a UUID.")
+        return self._item[found.route](request, image_id)
+
+    # -- v2: /v2/cache ----------------------------------------------------------------
+    def cache_state(self, request: Request) -> Response:
+        """GET /v2/cache: what is cached and what is queued."""
+        return json_response(
+            {
+                "cached_images": [record(image) for image in self.cache.get_cached_images()],
+                "queued_images": self.cache.get_queued_images(),
+            }
+        )
+
+    def clear_cache(self, request: Request) -> Response:
+        """DELETE /v2/cache: empty the cache, the queue or both (the header says which).
+
+        Glance accepts no header (or an empty one), ``cache`` and ``queue``;
+        ``both`` is accepted too, because it is what glanceclient's
+        ``--target`` calls the default.
+        """
+        target = request.headers.get(CLEAR_TARGET_HEADER, "").strip().lower()
+        if target not in ("", "both", "cache", "queue"):
+            return error_response(400, f"If provided, '{CLEAR_TARGET_HEADER}' must be 'cache', 'queue' or 'both'.")
+        cache_deleted = self.cache.delete_all_cached_images() if target != "queue" else 0
+        queue_deleted = self.cache.delete_all_queued_images() if target != "cache" else 0
+        LOG.info("cleared the image cache (%s): %d cached, %d queued images removed", target or "both", cache_deleted, queue_deleted)
+        return empty_response(204)
+
+    def clean_cache(self, request: Request) -> Response:
+        """POST /v2/cache/clean: remove invalid files and stalled incomplete ones."""
+        result = self.cache.clean()
+        return json_response({"invalid_removed": result.invalid_removed, "stalled_removed": result.stalled_removed})
+
+    def prune_cache(self, request: Request) -> Response:
+        """POST /v2/cache/prune: evict least recently used images down to the size limit."""
+        files, size = self.cache.prune()
+        return json_response({"total_files_pruned": files, "total_bytes_pruned": size})
+
+    def queue_from_api(self, request: Request, image_id: str) -> Response:
+        """PUT /v2/cache/{id}: queue an active image the caller can see, and fetch it now."""
+        meta = self.source.metadata(request.environ, image_id)
+        if meta.status != 200:
+            return meta.response  # 404 (unknown, or hidden from the caller), 401, ... as the app said
+        if meta.image is None:
+            return error_response(502, "The image service gave an unreadable answer about this image.")
+        if meta.image.get("status") != "active":
+            return error_response(400, "Only images with status active can be targeted for queueing.")
+        queued = self.cache.queue_image(image_id)
+        if queued or self.cache.is_queued(image_id):
+            # The background fetch acts as the admin who asked: their token also works upstream.
+            self.prefetcher.fetch_soon(image_id, get_context(request.environ))
+        return empty_response(202)
+
+    def delete_cache_entry(self, request: Request, image_id: str) -> Response:
+        """DELETE /v2/cache/{id}: drop the image from the cache and from the queue.
+
+        As in Glance, 404 only when the image is neither known to the caller
+        nor cached nor queued.
+        """
+        if not (self.cache.is_cached(image_id) or self.cache.is_queued(image_id)):
+            meta = self.source.metadata(request.environ, image_id)
+            if meta.status != 200:
+                return meta.response
+        self.cache.delete_cached_image(image_id)
+        self.cache.delete_queued_image(image_id)
+        return empty_response(204)
+
+    def cached_nodes(self, request: Request, image_id: str) -> Response:
+        """GET /v2/cache/nodes/{id}: the nodes caching an image (central index only).
+
+        Like Glance, 409 when the cache has no central index to ask.
+        """
+        get_nodes: Callable[[str], list[str]] | None = getattr(self.cache, "get_cached_nodes", None)
+        if get_nodes is None:
+            return error_response(409, "Centralized caching is not enabled.")
+        meta = self.source.metadata(request.environ, image_id)
+        if meta.status != 200:
+            return meta.response
+        return json_response(list(get_nodes(image_id)))
+
+    # -- legacy: {prefix}/cached_images, {prefix}/queued_images ----------------------
+    def list_cached(self, request: Request) -> Response:
+        return json_response({"cached_images": [record(image) for image in self.cache.get_cached_images()]})
+
+    def delete_all_cached(self, request: Request) -> Response:
+        return json_response({"num_deleted": self.cache.delete_all_cached_images()})
+
+    def delete_cached(self, request: Request, image_id: str) -> Response:
+        self.cache.delete_cached_image(image_id)
+        return _legacy_done()
+
+    def list_queued(self, request: Request) -> Response:
+        return json_response({"queued_images": self.cache.get_queued_images()})
+
+    def delete_all_queued(self, request: Request) -> Response:
+        return json_response({"num_deleted": self.cache.delete_all_queued_images()})
+
+    def queue_legacy(self, request: Request, image_id: str) -> Response:
+        """PUT {prefix}/queued_images/{id}: queue only, unchecked, as Glance did.
+
+        The image is looked at (and fetched) by the next prefetcher run.
+        """
+        self.cache.queue_image(image_id)
+        return _legacy_done()
+
+    def delete_queued(self, request: Request, image_id: str) -> Response:
+        self.cache.delete_queued_image(image_id)
+        return _legacy_done()
+
+
+def _legacy_done() -> Response:
+    """Glance's old controller answered single-image calls 200 with a JSON ``null``."""
+    return json_response(None)
+
+
+# -- paste.deploy ------------------------------------------------------------------
+
+
+def filter_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Callable[[WSGIApp], CacheManageFilter]:
+    """paste.deploy entry point.
+
+    ::
+
+        [filter:cachemanage]
+        paste.filter_factory = imagecache.wsgi.cache_manage:filter_factory
+        image_cache_dir = /var/lib/imagecache
+        image_cache_max_size = 10737418240
+
+    Options in the section are imagecache settings (Glance's names); an
+    unknown one is a ConfigError.  ``global_conf`` holds paste's own keys.
+    """
+    from imagecache.config import load_settings
+
+    settings = load_settings(None, {}, dict(local_conf))
+    cache = ImageCache(settings)
+
+    def build(app: WSGIApp) -> CacheManageFilter:
+        source = ImageSource(app)
+        prefetcher = Prefetcher(cache, source, RequestContext.admin())
+        return CacheManageFilter(app, cache, source, prefetcher)
+
+    return build

@@ -20,6 +20,7 @@ raised out of :meth:`run` or a background thread.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Mapping
@@ -60,7 +61,15 @@ def _int_or_none(value: object) -> int | None:
     return None
 
 
-def _close(body: Iterator[bytes]) -> None:
+def _discard(body: Iterator[bytes]) -> None:
+    """Close a body we will not read.
+
+    The body may be a generator that closes the app's response in a
+    ``finally``; closing a generator that never started skips that, so it is
+    started first (an error body's first chunk is small).
+    """
+    with contextlib.suppress(Exception):
+        next(body, None)
     close = getattr(body, "close", None)
     if close is not None:
         close()
@@ -105,7 +114,7 @@ class Prefetcher:
             return False
         status, headers, body = self.source.data(environ, image_id)
         if status != 200:
-            _close(body)
+            _discard(body)
             LOG.warning("prefetch of image %s: the image service answered %d for its data", image_id, status)
             return False
         if not self._cache_body(image_id, image, headers, body):

@@ -239,3 +239,25 @@ def test_a_failing_background_fetch_is_logged_not_raised(cache, service, prefetc
 def test_max_concurrent_must_be_positive(cache, service) -> None:
     with pytest.raises(ValueError, match="max_concurrent"):
         Prefetcher(cache, ImageSource(service), ADMIN, max_concurrent=0)
+
+
+def test_an_error_body_is_closed(cache, service) -> None:
+    """The app's response is released (an upstream connection goes back to its pool)."""
+    image = service.add()
+    closed: list[bool] = []
+
+    class ErrorBody:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b'{"message": "backend trouble"}'
+
+        def close(self) -> None:
+            closed.append(True)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"].endswith("/file"):
+            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+            return ErrorBody()
+        return service(environ, start_response)
+
+    assert Prefetcher(cache, ImageSource(app), ADMIN).fetch_image_into_cache(image.image_id) is False
+    assert closed == [True]

@@ -1,0 +1,168 @@
+"""``GET /v2/images`` query parameters to a :class:`ListQuery`, without I/O.
+
+Glance's rules: ``limit`` (default 25, at most 1000), ``marker``, sorting with
+``sort_key``/``sort_dir`` or ``sort=key:dir,...``, ``visibility``,
+``os_hidden`` (hidden images are left out unless ``os_hidden=true``),
+``protected``, ``tag`` (repeatable, all must match), ``size_min``/``size_max``,
+equality filters on base attributes (``in:a,b`` for several values), and any
+other parameter filters on a custom property of that name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from imagecache.images.refusals import Refusal, bad_request
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 1000
+SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at")
+SORT_DIRS = ("asc", "desc")
+LIST_VISIBILITIES = ("community", "public", "private", "shared", "all")
+MEMBER_STATUSES = ("pending", "accepted", "rejected", "all")
+
+#: Base attributes a listing may be filtered on by equality (or ``in:``).
+EQUALITY_FILTERS = ("id", "name", "status", "owner", "container_format", "disk_format")
+#: Parameters we recognise but cannot honour: a clear 400 beats a silent empty page.
+_UNSUPPORTED = ("changes-since", "created_at", "updated_at")
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What a caller asked a listing for (who is asking is applied separately)."""
+
+    limit: int = DEFAULT_LIMIT
+    marker: str | None = None
+    sort: tuple[tuple[str, str], ...] = (("created_at", "desc"),)
+    visibility: str | None = None
+    os_hidden: bool = False
+    protected: bool | None = None
+    tags: tuple[str, ...] = ()
+    equals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    properties: Mapping[str, str] = field(default_factory=dict)
+    size_min: int | None = None
+    size_max: int | None = None
+
+
+def _boolean(name: str, value: str) -> bool | Refusal:
+    if value.lower() not in ("true", "false"):
+        return bad_request(f"Invalid value '{value}' for '{name}' filter. Valid values are 'true' or 'false'.")
+    return value.lower() == "true"
+
+
+def _non_negative(name: str, value: str) -> int | Refusal:
+    try:
+        number = int(value)
+    except ValueError:
+        return bad_request(f"{name} param must be an integer")
+    if number < 0:
+        return bad_request(f"{name} param must be positive")
+    return number
+
+
+def _sorting(keys: list[str], dirs: list[str], sort: str | None) -> tuple[tuple[str, str], ...] | Refusal:
+    pairs: list[tuple[str, str]] = []
+    if sort is not None:
+        if keys or dirs:
+            return bad_request("Old and new sorting syntax cannot be combined")
+        for item in sort.strip().split(","):
+            key, _, direction = item.partition(":")
+            pairs.append((key.strip(), direction.strip() or "desc"))
+    else:
+        if len(dirs) > 1 and len(dirs) != len(keys):
+            return bad_request("Number of sort dirs does not match the number of sort keys")
+        default = dirs[0] if len(dirs) == 1 else "desc"
+        pairs = [(key, dirs[i] if len(dirs) > 1 else default) for i, key in enumerate(keys)]
+        if not pairs:
+            pairs = [("created_at", default)]
+    for key, direction in pairs:
+        if key not in SORT_KEYS:
+            return bad_request(
+                f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}."
+            )
+        if direction not in SORT_DIRS:
+            return bad_request(f"Invalid sort direction: {direction}")
+    return tuple(pairs)
+
+
+def parse_list_params(params: Iterable[tuple[str, str]]) -> ListQuery | Refusal:
+    """A :class:`ListQuery` from query parameters (repeats kept in order)."""
+    values: dict[str, list[str]] = {}
+    for name, value in params:
+        values.setdefault(name, []).append(value)
+
+    def last(name: str) -> str | None:
+        found = values.pop(name, None)
+        return found[-1] if found else None
+
+    for name in _UNSUPPORTED:
+        if name in values:
+            return bad_request(f"The '{name}' filter is not available on this service.")
+
+    limit = DEFAULT_LIMIT
+    raw_limit = last("limit")
+    if raw_limit is not None:
+        parsed = _non_negative("limit", raw_limit)
+        if isinstance(parsed, Refusal):
+            return parsed
+        limit = min(parsed, MAX_LIMIT)
+
+    sort = _sorting([k.strip() for k in values.pop("sort_key", [])], [d.strip() for d in values.pop("sort_dir", [])], last("sort"))
+    if isinstance(sort, Refusal):
+        return sort
+
+    visibility = last("visibility")
+    if visibility is not None and visibility not in LIST_VISIBILITIES:
+        return bad_request(f"Invalid visibility value: {visibility}")
+
+    member_status = last("member_status")
+    if member_status is not None and member_status not in MEMBER_STATUSES:
+        return bad_request(f"Invalid status: {member_status}")
+
+    os_hidden: bool | Refusal = False
+    raw_hidden = last("os_hidden")
+    if raw_hidden is not None:
+        os_hidden = _boolean("os_hidden", raw_hidden)
+        if isinstance(os_hidden, Refusal):
+            return os_hidden
+
+    protected: bool | Refusal | None = None
+    raw_protected = last("protected")
+    if raw_protected is not None:
+        protected = _boolean("protected", raw_protected)
+        if isinstance(protected, Refusal):
+            return protected
+
+    sizes: dict[str, int | None] = {}
+    for name in ("size_min", "size_max"):
+        raw = last(name)
+        sizes[name] = None
+        if raw is not None:
+            parsed = _non_negative(name, raw)
+            if isinstance(parsed, Refusal):
+                return parsed
+            sizes[name] = parsed
+
+    equals: dict[str, tuple[str, ...]] = {}
+    for name in EQUALITY_FILTERS:
+        raw = last(name)
+        if raw is not None:
+            equals[name] = tuple(raw[3:].split(",")) if raw.startswith("in:") else (raw,)
+
+    tags = tuple(tag.strip() for tag in values.pop("tag", []))
+    marker = last("marker")
+    properties = {name: found[-1] for name, found in values.items()}
+    return ListQuery(
+        limit=limit,
+        marker=marker,
+        sort=sort,
+        visibility=visibility,
+        os_hidden=os_hidden,
+        protected=protected,
+        tags=tags,
+        equals=equals,
+        properties=properties,
+        size_min=sizes["size_min"],
+        size_max=sizes["size_max"],
+    )

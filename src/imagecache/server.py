@@ -28,6 +28,7 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
 
+from imagecache import images
 from imagecache.config import ConfigError, Settings
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 
@@ -144,11 +145,7 @@ def make_inner_app(settings: Settings) -> WSGIApplication:
             f"upstream mode (upstream_url={settings.upstream_url}) is not available yet; "
             "run without --upstream to use the embedded image service"
         )
-    # Imported here so this module (and the upstream mode, later) does not
-    # need the embedded image service.
-    from imagecache.images import make_app
-
-    return make_app(settings)
+    return images.make_app(settings)
 
 
 def build_app(

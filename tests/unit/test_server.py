@@ -188,3 +188,11 @@ def test_worker_config_errors_become_one_line_load_errors(tmp_path: Path) -> Non
     )
     with pytest.raises(AppImportError, match="does not exist"):
         server.ImagecacheApplication(settings, None).load()
+
+
+def test_build_app_serves_the_embedded_image_service(settings: Settings) -> None:
+    app = server.build_app(settings)
+    response = get(app, "/v2/images")
+    assert response.status_int == 200
+    assert response.json["images"] == []
+    assert get(app, "/versions").json["versions"]

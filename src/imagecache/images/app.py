@@ -465,7 +465,8 @@ class ImagesApp:
         if file is None:
             return not_found(f"Image {found.id} is not active").response(request)
         size = os.fstat(file.fileno()).st_size
-        response = webob.Response(headerlist=views.v1_headers(found), content_type=_OCTET_STREAM)
+        response = webob.Response(headerlist=views.v1_headers(found))
+        response.content_type = _OCTET_STREAM
         response.app_iter = FileChunks(file, 0, size)
         response.content_length = size
         return response

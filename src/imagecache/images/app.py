@@ -30,7 +30,7 @@ from imagecache.images import parsing, policy, views
 from imagecache.images.body import BodyError, body_chunks, read_body
 from imagecache.images.db import ImageDB
 from imagecache.images.listing import parse_list_params
-from imagecache.images.model import Image, ImageData, canonical_id, new_id, utcnow
+from imagecache.images.model import Image, ImageData, canonical_id, new_id, unique_tags, utcnow
 from imagecache.images.refusals import Refusal, bad_request, conflict, forbidden, not_found
 from imagecache.images.routes import RouteTable
 from imagecache.images.schemas import all_schemas, image_validator
@@ -49,8 +49,18 @@ MAX_JSON_BODY = 1 << 20
 #: answers 403 (its domain raises Forbidden for these transitions).
 WRONG_STATUS_FOR_ACTION = 403
 #: Query parameters the legacy v1 listing honours (``property-<name>`` too).
-_V1_LIST_PARAMS = ("limit", "marker", "sort_key", "sort_dir", "name", "status", "container_format",
-                   "disk_format", "size_min", "size_max")  # fmt: skip
+_V1_LIST_PARAMS = (
+    "limit",
+    "marker",
+    "sort_key",
+    "sort_dir",
+    "name",
+    "status",
+    "container_format",
+    "disk_format",
+    "size_min",
+    "size_max",
+)
 _OCTET_STREAM = "application/octet-stream"
 
 
@@ -84,20 +94,43 @@ class ImagesApp:
         self._schema_bodies = {
             name: json.dumps(document).encode("utf-8") for name, document in all_schemas().items()
         }
-        image_routes: list[tuple[str, dict[str, Handler]]] = [
+        self.routes: RouteTable[Handler] = RouteTable(self._route_list())
+
+    def _route_list(self) -> list[tuple[str, dict[str, Handler]]]:
+        """Every route, in matching order (``/v1/images/detail`` before ``{image_id}``)."""
+        schemas = [
+            (f"/v2/schemas/{name}", {"GET": partial(self.schema, name=name)})
+            for name in self._schema_bodies
+        ]
+        return [
             ("/", {"GET": partial(self.versions, explicit=False)}),
             ("/versions", {"GET": partial(self.versions, explicit=True)}),
-            *((f"/v2/schemas/{name}", {"GET": partial(self.schema, name=name)}) for name in self._schema_bodies),
+            *schemas,
             ("/v2/images", {"GET": self.list_images, "POST": self.create_image}),
-            ("/v2/images/{image_id}", {"GET": self.show_image, "PATCH": self.update_image, "DELETE": self.delete_image}),
+            (
+                "/v2/images/{image_id}",
+                {"GET": self.show_image, "PATCH": self.update_image, "DELETE": self.delete_image},
+            ),
             ("/v2/images/{image_id}/file", {"GET": self.download, "PUT": self.upload}),
-            ("/v2/images/{image_id}/actions/deactivate", {"POST": partial(self.set_activation, action="deactivate")}),
-            ("/v2/images/{image_id}/actions/reactivate", {"POST": partial(self.set_activation, action="reactivate")}),
+            (
+                "/v2/images/{image_id}/tags/{tag}",
+                {"PUT": partial(self.set_tag, present=True), "DELETE": partial(self.set_tag, present=False)},
+            ),
+            (
+                "/v2/images/{image_id}/actions/deactivate",
+                {"POST": partial(self.set_activation, action="deactivate")},
+            ),
+            (
+                "/v2/images/{image_id}/actions/reactivate",
+                {"POST": partial(self.set_activation, action="reactivate")},
+            ),
             ("/v1/images", {"GET": partial(self.v1_list, detail=False)}),
             ("/v1/images/detail", {"GET": partial(self.v1_list, detail=True)}),
-            ("/v1/images/{image_id}", {"GET": self.v1_download, "HEAD": self.v1_head, "DELETE": self.v1_delete}),
-        ]  # fmt: skip
-        self.routes: RouteTable[Handler] = RouteTable(image_routes)
+            (
+                "/v1/images/{image_id}",
+                {"GET": self.v1_download, "HEAD": self.v1_head, "DELETE": self.v1_delete},
+            ),
+        ]
 
     # -- WSGI --------------------------------------------------------------------------
 
@@ -312,15 +345,46 @@ class ImagesApp:
             return result.response(request)
         return webob.Response(status=204)
 
+    def set_tag(self, request: webob.Request, image_id: str, tag: str, present: bool) -> webob.Response:
+        """``PUT`` (add) or ``DELETE`` (remove) ``/v2/images/{id}/tags/{tag}``: 204."""
+        try:
+            value = tag.encode("latin-1").decode("utf-8")  # PATH_INFO carries UTF-8 bytes as latin-1
+        except UnicodeError:
+            return bad_request("Tags must be UTF-8 text.").response(request)
+        invalid = parsing.tag_refusal(value, self.validator)
+        if invalid:
+            return invalid.response(request)
+        context = get_context(request.environ)
+        found = self._find(context, image_id)
+        if isinstance(found, Refusal):
+            return found.response(request)
+
+        def change(current: Image) -> Image | Refusal:
+            if not policy.may_modify(context, current):
+                return forbidden(f"Not allowed to update tags for image {current.id}.")
+            if present:
+                tags = unique_tags((*current.tags, value))
+            elif value in current.tags:
+                tags = tuple(t for t in current.tags if t != value)
+            else:
+                return not_found(f"Tag {value[:255]} not found on image {current.id}.")
+            return current if tags == current.tags else current.evolve(tags=tags, updated_at=utcnow())
+
+        result = self.db.modify(found.id, change)
+        if result is None:
+            return not_found(f"No image found with ID {found.id}").response(request)
+        if isinstance(result, Refusal):
+            return result.response(request)
+        return webob.Response(status=204)
+
     # -- image data (v2) ---------------------------------------------------------------
 
     def upload(self, request: webob.Request, image_id: str) -> webob.Response:
         """``PUT /v2/images/{id}/file``: queued -> saving -> active, 204."""
         if request.content_type != _OCTET_STREAM:
-            shown = request.content_type or "None"
-            return Refusal(415, f"Content type {shown[:100]} is not supported; send {_OCTET_STREAM}.").response(
-                request
-            )
+            shown = (request.content_type or "None")[:100]
+            message = f"Content type {shown} is not supported; send {_OCTET_STREAM}."
+            return Refusal(415, message).response(request)
         context = get_context(request.environ)
         found = self._find(context, image_id)
         if isinstance(found, Refusal):
@@ -394,7 +458,8 @@ class ImagesApp:
             if image.size is not None and size != image.size:
                 LOG.error("image %s: file has %d bytes, metadata says %d", image.id, size, image.size)
             # If-Range names a validator we never issue, so it never matches (RFC 9110 13.1.5).
-            selected = None if "If-Range" in request.headers else parse_range(request.headers.get("Range"), size)
+            range_header = None if "If-Range" in request.headers else request.headers.get("Range")
+            selected = parse_range(range_header, size)
             if isinstance(selected, Unsatisfiable):
                 file.close()
                 return Refusal(

@@ -17,7 +17,16 @@ from imagecache.images.refusals import Refusal, bad_request
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
-SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at")
+SORT_KEYS = (
+    "name",
+    "status",
+    "container_format",
+    "disk_format",
+    "size",
+    "id",
+    "created_at",
+    "updated_at",
+)
 SORT_DIRS = ("asc", "desc")
 LIST_VISIBILITIES = ("community", "public", "private", "shared", "all")
 MEMBER_STATUSES = ("pending", "accepted", "rejected", "all")
@@ -47,7 +56,9 @@ class ListQuery:
 
 def _boolean(name: str, value: str) -> bool | Refusal:
     if value.lower() not in ("true", "false"):
-        return bad_request(f"Invalid value '{value}' for '{name}' filter. Valid values are 'true' or 'false'.")
+        return bad_request(
+            f"Invalid value '{value}' for '{name}' filter. Valid values are 'true' or 'false'."
+        )
     return value.lower() == "true"
 
 
@@ -108,7 +119,9 @@ def parse_list_params(params: Iterable[tuple[str, str]]) -> ListQuery | Refusal:
             return parsed
         limit = min(parsed, MAX_LIMIT)
 
-    sort = _sorting([k.strip() for k in values.pop("sort_key", [])], [d.strip() for d in values.pop("sort_dir", [])], last("sort"))
+    sort_keys = [key.strip() for key in values.pop("sort_key", [])]
+    sort_dirs = [direction.strip() for direction in values.pop("sort_dir", [])]
+    sort = _sorting(sort_keys, sort_dirs, last("sort"))
     if isinstance(sort, Refusal):
         return sort
 

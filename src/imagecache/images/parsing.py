@@ -168,6 +168,11 @@ def parse_create(document: Any, validator: Validator) -> NewImage | Refusal:
     )
 
 
+def tag_refusal(tag: str, validator: Validator) -> Refusal | None:
+    """400 unless ``tag`` is a valid tag (``PUT /v2/images/{id}/tags/{tag}``)."""
+    return _schema_refusal(validator, {"tags": [tag]})
+
+
 # -- JSON patch ------------------------------------------------------------------------
 
 
@@ -278,7 +283,8 @@ def _set_base(context: RequestContext, image: Image, name: str, value: Any) -> I
         return forbidden("You are not authorized to make images public.")
     if name == "owner" and not context.is_admin:
         return forbidden("Owner can't be updated by non admin.")
-    if name in _FORMAT_ATTRIBUTES and image.status not in ("queued", "importing") and value != getattr(image, name):
+    changes_format = name in _FORMAT_ATTRIBUTES and value != getattr(image, name)
+    if changes_format and image.status not in ("queued", "importing"):
         return forbidden(f"Attribute {name} can be only replaced for a queued image.")
     if name in ("min_ram", "min_disk"):
         value = int(value)

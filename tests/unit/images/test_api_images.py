@@ -56,7 +56,14 @@ def test_create_returns_queued_image_with_glance_fields(client: Client) -> None:
     response = client.request(
         "POST",
         "/v2/images",
-        json_body={"name": "cirros", "disk_format": "qcow2", "container_format": "bare", "tags": ["a", "b", "a"], "os_distro": "cirros", "min_ram": 64},
+        json_body={
+            "name": "cirros",
+            "disk_format": "qcow2",
+            "container_format": "bare",
+            "tags": ["a", "b", "a"],
+            "os_distro": "cirros",
+            "min_ram": 64,
+        },
     )
     assert response.status_int == 201
     image = response.json
@@ -99,7 +106,8 @@ def test_upper_case_id_is_canonicalised(client: Client) -> None:
 
 @pytest.mark.parametrize(
     "field",
-    ["status", "checksum", "size", "virtual_size", "os_hash_algo", "os_hash_value", "created_at", "updated_at", "self", "file", "schema", "direct_url", "stores"],
+    ["status", "checksum", "size", "virtual_size", "os_hash_algo", "os_hash_value", "created_at",
+     "updated_at", "self", "file", "schema", "direct_url", "stores"],  # fmt: skip
 )
 def test_create_refuses_read_only_attributes(client: Client, field: str) -> None:
     value = {"status": "active", "size": 5, "virtual_size": 5}.get(field, "x")
@@ -534,3 +542,29 @@ def test_every_document_seen_was_validated(client: Client) -> None:
     client.create()
     client.request("GET", "/v2/images")
     assert client.checked == 2
+
+
+# -- tags ------------------------------------------------------------------------------------
+
+
+def test_tag_add_and_remove(client: Client) -> None:
+    image_id = client.create(tags=["a"])["id"]
+    assert client.request("PUT", f"/v2/images/{image_id}/tags/b").status_int == 204
+    assert client.request("PUT", f"/v2/images/{image_id}/tags/b").status_int == 204
+    assert client.request("PUT", f"/v2/images/{image_id}/tags/%E2%98%83").status_int == 204
+    assert client.show(image_id).json["tags"] == ["a", "b", "\u2603"]
+    assert client.request("DELETE", f"/v2/images/{image_id}/tags/a").status_int == 204
+    assert client.request("DELETE", f"/v2/images/{image_id}/tags/a").status_int == 404
+    assert client.show(image_id).json["tags"] == ["b", "\u2603"]
+
+
+def test_tag_refusals(client: Client) -> None:
+    private = client.create(ALICE)["id"]
+    public = client.create(ADMIN, visibility="public")["id"]
+    assert client.request("PUT", f"/v2/images/{private}/tags/x", BOB).status_int == 404
+    assert client.request("PUT", f"/v2/images/{public}/tags/x", BOB).status_int == 403
+    assert client.request("DELETE", f"/v2/images/{public}/tags/x", ANONYMOUS).status_int == 403
+    assert client.request("PUT", f"/v2/images/{private}/tags/" + "x" * 256).status_int == 400
+    assert client.request("PUT", f"/v2/images/{private}/tags/%FF").status_int == 400
+    assert client.request("PUT", "/v2/images/nope/tags/x").status_int == 404
+    assert client.request("GET", f"/v2/images/{private}/tags/x").status_int == 405

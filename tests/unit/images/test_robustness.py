@@ -21,7 +21,11 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False), st.text(max_size=20)
 )
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 field_names = st.sampled_from(
     ["name", "id", "visibility", "protected", "os_hidden", "owner", "container_format", "disk_format",
      "min_ram", "min_disk", "tags", "status", "size", "custom", "os_distro", "locations", "self", ""]
@@ -55,7 +59,16 @@ def test_random_create_bodies(client: Client, body: dict[str, Any], context: Any
 patch_ops = st.lists(
     st.fixed_dictionaries(
         {"op": st.sampled_from(["add", "replace", "remove", "test", 5])},
-        optional={"path": st.one_of(st.sampled_from(["/name", "/tags", "/min_ram", "/visibility", "/custom", "/status", "/a/b", "/", "//", "/~2", "/locations/0"]), st.text(max_size=10)), "value": st.one_of(json_values, *good_values.values())},
+        optional={
+            "path": st.one_of(
+                st.sampled_from(
+                    ["/name", "/tags", "/min_ram", "/visibility", "/custom", "/status", "/a/b", "/",
+                     "//", "/~2", "/locations/0"]
+                ),  # fmt: skip
+                st.text(max_size=10),
+            ),
+            "value": st.one_of(json_values, *good_values.values()),
+        },
     ),
     max_size=4,
 )
@@ -86,9 +99,21 @@ path_segments = st.one_of(
     query=st.text(max_size=30),
     body=st.binary(max_size=64),
     context=contexts,
-    headers=st.dictionaries(st.sampled_from(["Range", "Content-Type", "If-Range", "x-openstack-image-size"]), st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=20), max_size=3),
+    headers=st.dictionaries(
+        st.sampled_from(["Range", "Content-Type", "If-Range", "x-openstack-image-size"]),
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
+        max_size=3,
+    ),
 )
-def test_random_requests(client: Client, segments: list[str], method: str, query: str, body: bytes, context: Any, headers: dict[str, str]) -> None:
+def test_random_requests(
+    client: Client,
+    segments: list[str],
+    method: str,
+    query: str,
+    body: bytes,
+    context: Any,
+    headers: dict[str, str],
+) -> None:
     path = "/" + "/".join(segments) + ("?" + urllib.parse.quote(query, safe="=&") if query else "")
     response = client.request(method, path, context, body=body, headers=headers)
     assert response.status_int < 500

@@ -33,6 +33,10 @@ MEMBER_STATUSES = ("pending", "accepted", "rejected", "all")
 
 #: Base attributes a listing may be filtered on by equality (or ``in:``).
 EQUALITY_FILTERS = ("id", "name", "status", "owner", "container_format", "disk_format")
+#: At most this many values per ``in:`` filter, tags, or property filters (SQL bind limits).
+MAX_FILTER_VALUES = 100
+#: Sizes beyond SQLite's INTEGER cannot match anything and cannot be bound.
+_MAX_SIZE = 2**63 - 1
 #: Parameters we recognise but cannot honour: a clear 400 beats a silent empty page.
 _UNSUPPORTED = ("changes-since", "created_at", "updated_at")
 
@@ -69,6 +73,8 @@ def _non_negative(name: str, value: str) -> int | Refusal:
         return bad_request(f"{name} param must be an integer")
     if number < 0:
         return bad_request(f"{name} param must be positive")
+    if number > _MAX_SIZE:
+        return bad_request(f"{name} param is too large")
     return number
 
 
@@ -166,6 +172,9 @@ def parse_list_params(params: Iterable[tuple[str, str]]) -> ListQuery | Refusal:
     tags = tuple(tag.strip() for tag in values.pop("tag", []))
     marker = last("marker")
     properties = {name: found[-1] for name, found in values.items()}
+    counts = [len(tags), len(properties), *(len(v) for v in equals.values())]
+    if max(counts) > MAX_FILTER_VALUES:
+        return bad_request(f"At most {MAX_FILTER_VALUES} values per filter are supported.")
     return ListQuery(
         limit=limit,
         marker=marker,

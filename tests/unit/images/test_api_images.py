@@ -568,3 +568,23 @@ def test_tag_refusals(client: Client) -> None:
     assert client.request("PUT", f"/v2/images/{private}/tags/%FF").status_int == 400
     assert client.request("PUT", "/v2/images/nope/tags/x").status_int == 404
     assert client.request("GET", f"/v2/images/{private}/tags/x").status_int == 405
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "size_min=" + "9" * 30,
+        "size_max=" + "9" * 5000,
+        "limit=" + "9" * 5000,
+        "status=in:" + ",".join(["active"] * 101),
+        "&".join(f"tag=t{i}" for i in range(101)),
+        "&".join(f"p{i}=v" for i in range(101)),
+    ],
+)
+def test_list_rejects_oversized_parameters(client: Client, query: str) -> None:
+    assert client.request("GET", f"/v2/images?{query}").status_int == 400
+
+
+def test_list_accepts_many_but_bounded_filters(client: Client) -> None:
+    query = "status=in:" + ",".join(["queued"] * 100) + "&" + "&".join(f"tag=t{i}" for i in range(100))
+    assert client.request("GET", f"/v2/images?{query}").json["images"] == []

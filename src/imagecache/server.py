@@ -30,7 +30,13 @@ from gunicorn.errors import AppImportError
 
 from imagecache import images
 from imagecache.config import ConfigError, Settings
+from imagecache.cache import ImageCache
+from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
+from imagecache.wsgi.cache_filter import CacheFilter
+from imagecache.wsgi.cache_manage import CacheManageFilter
+from imagecache.wsgi.context import RequestContext
+from imagecache.wsgi.image_source import ImageSource
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +61,26 @@ KEEPALIVE = 5
 def pipeline_filters(settings: Settings, tokens: TokenTable | None) -> list[WSGIFilter]:
     """The middlewares around the app, outermost first (like a paste pipeline).
 
-    Adding a layer is one line here; the cache management filter and the
-    cache filter go after auth, so they see the caller's context::
-
-        lambda app: CacheManageFilter(app, settings),
-        lambda app: CacheFilter(app, settings),
+    Auth comes first so every later layer sees the caller's context; the
+    cache filter sits in front of the management filter as in Glance's
+    ``cache cachemanage`` pipeline, so the prefetcher's sub-requests go
+    straight to the images app.  Built in each worker after the fork, so the
+    cache's connections are never shared across processes.
     """
+    cache = ImageCache(settings)
+    memo_ttl = settings.auth_cache_ttl if settings.upstream_url else 0.0
+
+    def cache_manage(app: WSGIApplication) -> WSGIApplication:
+        source = ImageSource(app)
+        return CacheManageFilter(app, cache, source, Prefetcher(cache, source, RequestContext.admin()))
+
+    def cache_filter(app: WSGIApplication) -> WSGIApplication:
+        return CacheFilter(app, cache, ImageSource(app, memo_ttl=memo_ttl))
+
     return [
         functools.partial(AuthMiddleware, strategy=settings.auth_strategy, tokens=tokens),
+        cache_filter,
+        cache_manage,
     ]
 
 
@@ -263,6 +281,12 @@ def preflight(settings: Settings) -> TokenTable | None:
         raise ConfigError(f"cannot create data dir {settings.data_dir}: {exc.strerror}") from None
     if not os.access(settings.data_dir, os.W_OK | os.X_OK):
         raise ConfigError(f"data dir {settings.data_dir} is not writable")
+    # Crash recovery, once, before any worker serves: the index is made to
+    # agree with the files (see ImageCache.reconcile).
+    try:
+        ImageCache(settings, reconcile=True).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot use image cache dir {settings.image_cache_dir}: {exc.strerror}") from None
     if settings.auth_strategy == "tokens":
         assert settings.tokens_file is not None  # Settings validates this
         return load_tokens_file(settings.tokens_file)

@@ -42,11 +42,13 @@ def test_healthcheck_is_ok_when_the_data_dir_is_writable(settings: Settings) -> 
 
 
 def test_healthcheck_fails_without_a_usable_data_dir(settings: Settings, tmp_path: Path) -> None:
-    app = server.build_app(settings, app=echo_app)  # data dir never created
+    import shutil
+
+    app = server.build_app(settings, app=echo_app)  # builds the cache, so the data dir exists
+    assert get(app, "/healthcheck").status_int == 200
+    shutil.rmtree(settings.data_dir)  # the data dir vanishes under a running node
     assert get(app, "/healthcheck").status_int == 503
-    not_a_dir = tmp_path / "file"
-    not_a_dir.write_text("x")
-    app = server.build_app(settings.replace(data_dir=str(not_a_dir)), app=echo_app)
+    Path(settings.data_dir).write_text("x")  # ... or is no longer a directory
     assert get(app, "/healthcheck").status_int == 503
 
 

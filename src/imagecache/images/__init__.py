@@ -15,7 +15,7 @@ from imagecache.images.app import ImagesApp
 from imagecache.images.db import ImageDB
 from imagecache.images.store import ImageStore
 
-__all__ = ["ImagesApp", "make_app"]
+__all__ = ["ImagesApp", "app_factory", "make_app"]
 
 
 def make_app(settings: Settings) -> ImagesApp:
@@ -30,3 +30,11 @@ def make_app(settings: Settings) -> ImagesApp:
     store = ImageStore(os.path.join(settings.data_dir, "images"), settings.hashing_algorithm)
     store.remove_stale_parts(older_than=settings.image_cache_stall_time)
     return ImagesApp(settings, db, store)
+
+
+def app_factory(global_conf: dict[str, str], **local_conf: str) -> ImagesApp:
+    """paste.deploy entry point: ``[app:images] paste.app_factory = imagecache.images:app_factory``."""
+    from imagecache.config import load_settings
+
+    # global_conf holds paste's own keys (__file__, here), not our options.
+    return make_app(load_settings(None, {}, dict(local_conf)))

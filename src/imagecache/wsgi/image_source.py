@@ -123,10 +123,30 @@ def _identity(environ: Mapping[str, Any]) -> tuple[Any, ...]:
     return (token,)
 
 
-def _closing_iter(body: Iterable[bytes]) -> Iterator[bytes]:
-    try:
-        yield from body
-    finally:
-        close = getattr(body, "close", None)
+class _ClosingBody:
+    """The app's body, whose close() reaches the app even when nobody iterated it.
+
+    A generator's finally never runs if the generator was never started, which
+    would leave an upstream connection out of its pool.
+    """
+
+    def __init__(self, body: Iterable[bytes]) -> None:
+        self._body = body
+        self._iter: Iterator[bytes] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._iter is None:
+            self._iter = iter(self._body)
+        return next(self._iter)
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
         if close is not None:
             close()
+
+
+def _closing_iter(body: Iterable[bytes]) -> Iterator[bytes]:
+    return _ClosingBody(body)

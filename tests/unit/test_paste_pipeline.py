@@ -1,0 +1,63 @@
+"""Our filters in a paste.deploy pipeline, as Glance's glance-api-paste.ini builds one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from paste.deploy import loadapp
+from webob import Request
+
+from imagecache.wsgi.context import RequestContext, set_context
+
+INI = """\
+[pipeline:main]
+pipeline = cache cachemanage images
+
+[filter:cache]
+paste.filter_factory = imagecache.wsgi.cache_filter:filter_factory
+image_cache_dir = {cache_dir}
+image_cache_max_size = 1073741824
+image_cache_min_free = 0
+
+[filter:cachemanage]
+paste.filter_factory = imagecache.wsgi.cache_manage:filter_factory
+image_cache_dir = {cache_dir}
+image_cache_min_free = 0
+
+[app:images]
+paste.app_factory = imagecache.images:app_factory
+data_dir = {data_dir}
+"""
+
+
+def call(app, method: str, path: str, body: bytes | None = None, content_type: str | None = None):
+    request = Request.blank(path, method=method)
+    # No auth middleware in this pipeline: the context an auth filter would set.
+    set_context(request.environ, RequestContext.admin(project_id="p1"))
+    if body is not None:
+        request.body = body
+    if content_type:
+        request.content_type = content_type
+    return request.get_response(app)
+
+
+def test_a_paste_pipeline_caches_downloads(tmp_path):
+    ini = tmp_path / "api-paste.ini"
+    cache_dir = tmp_path / "cache"
+    ini.write_text(INI.format(cache_dir=cache_dir, data_dir=tmp_path / "data"))
+    app = loadapp(f"config:{ini}")
+
+    made = call(app, "POST", "/v2/images", json.dumps({"name": "p", "disk_format": "raw", "container_format": "bare"}).encode(), "application/json")
+    assert made.status_int == 201
+    image_id = made.json["id"]
+    data = os.urandom(100_000)
+    assert call(app, "PUT", f"/v2/images/{image_id}/file", data, "application/octet-stream").status_int == 204
+
+    first = call(app, "GET", f"/v2/images/{image_id}/file")
+    assert first.body == data and first.headers["Content-MD5"] == hashlib.md5(data).hexdigest()
+    assert (cache_dir / image_id).read_bytes() == data
+    assert call(app, "GET", f"/v2/images/{image_id}/file").body == data
+    listing = call(app, "GET", "/v2/cache").json
+    assert [(e["image_id"], e["hits"]) for e in listing["cached_images"]] == [(image_id, 1)]

@@ -69,3 +69,21 @@ class FileQueue:
             entries.append((stamp, name))
         entries.sort()
         return [name for _, name in entries]
+
+
+class FileQueueMixin:
+    """The driver contract's queue methods, for drivers that keep Glance's ``queue/``."""
+
+    _queue: FileQueue
+
+    def queue(self, image_id: str) -> bool:
+        return self._queue.add(image_id)
+
+    def is_queued(self, image_id: str) -> bool:
+        return self._queue.contains(image_id)
+
+    def dequeue(self, image_id: str) -> bool:
+        return self._queue.remove(image_id)
+
+    def queued(self) -> list[str]:
+        return self._queue.ids()

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 
 from imagecache.cache.drivers.base import CachedImage, Driver
-from imagecache.cache.drivers.file_queue import FileQueue
+from imagecache.cache.drivers.file_queue import FileQueue, FileQueueMixin
 from imagecache.cache.errors import DriverConfigError
 from imagecache.cache.layout import CacheLayout
 
@@ -39,7 +39,7 @@ _COLUMNS = "image_id, size, hits, last_accessed, last_modified, checksum, os_has
 BUSY_TIMEOUT_MS = 30_000
 
 
-class SqliteDriver(Driver):
+class SqliteDriver(FileQueueMixin, Driver):
     name = "sqlite"
 
     def __init__(self, layout: CacheLayout, db_name: str = "cache.db") -> None:
@@ -173,16 +173,3 @@ class SqliteDriver(Driver):
 
     def total_size(self) -> int:
         return int(self._db().execute("SELECT COALESCE(SUM(size), 0) FROM cached_images").fetchone()[0])
-
-    # -- queue ------------------------------------------------------------------
-    def queue(self, image_id: str) -> bool:
-        return self._queue.add(image_id)
-
-    def is_queued(self, image_id: str) -> bool:
-        return self._queue.contains(image_id)
-
-    def dequeue(self, image_id: str) -> bool:
-        return self._queue.remove(image_id)
-
-    def queued(self) -> list[str]:
-        return self._queue.ids()

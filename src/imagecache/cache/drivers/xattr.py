@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 
 from imagecache.cache.drivers.base import CachedImage, Driver
-from imagecache.cache.drivers.file_queue import FileQueue
+from imagecache.cache.drivers.file_queue import FileQueue, FileQueueMixin
 from imagecache.cache.errors import DriverConfigError
 from imagecache.cache.layout import CacheLayout, FileFacts
 
@@ -28,7 +28,7 @@ _TEXTS = ("checksum", "os_hash_algo", "os_hash_value")
 _HIT_LOCK = ".xattr-hits.lock"
 
 
-class XattrDriver(Driver):
+class XattrDriver(FileQueueMixin, Driver):
     name = "xattr"
 
     def __init__(self, layout: CacheLayout) -> None:
@@ -148,19 +148,6 @@ class XattrDriver(Driver):
 
     def total_size(self) -> int:
         return sum(facts.size for facts in self._layout.published())
-
-    # -- queue ------------------------------------------------------------------
-    def queue(self, image_id: str) -> bool:
-        return self._queue.add(image_id)
-
-    def is_queued(self, image_id: str) -> bool:
-        return self._queue.contains(image_id)
-
-    def dequeue(self, image_id: str) -> bool:
-        return self._queue.remove(image_id)
-
-    def queued(self) -> list[str]:
-        return self._queue.ids()
 
 
 def _number(raw: str, kind: type) -> float | int:

@@ -61,3 +61,37 @@ def test_a_paste_pipeline_caches_downloads(tmp_path):
     assert call(app, "GET", f"/v2/images/{image_id}/file").body == data
     listing = call(app, "GET", "/v2/cache").json
     assert [(e["image_id"], e["hits"]) for e in listing["cached_images"]] == [(image_id, 1)]
+
+
+def test_a_cached_image_deleted_behind_the_cache_is_evicted_on_next_request(tmp_path):
+    ini = tmp_path / "api-paste.ini"
+    cache_dir = tmp_path / "cache"
+    ini.write_text(INI.format(cache_dir=cache_dir, data_dir=tmp_path / "data"))
+    app = loadapp(f"config:{ini}")
+    made = call(app, "POST", "/v2/images", json.dumps({"name": "p", "disk_format": "raw", "container_format": "bare"}).encode(), "application/json")
+    image_id = made.json["id"]
+    call(app, "PUT", f"/v2/images/{image_id}/file", b"x" * 5000, "application/octet-stream")
+    assert call(app, "GET", f"/v2/images/{image_id}/file").body == b"x" * 5000  # read: the fill runs
+    assert (cache_dir / image_id).exists()
+
+    images_app = app.app.app  # cache -> cachemanage -> images: delete without the filter seeing it
+    assert call(images_app, "DELETE", f"/v2/images/{image_id}").status_int == 204
+    assert call(app, "GET", f"/v2/images/{image_id}/file").status_int == 404  # answered as the app answers
+    assert not (cache_dir / image_id).exists()
+
+
+def test_a_callers_404_does_not_evict_another_projects_image(tmp_path):
+    ini = tmp_path / "api-paste.ini"
+    cache_dir = tmp_path / "cache"
+    ini.write_text(INI.format(cache_dir=cache_dir, data_dir=tmp_path / "data"))
+    app = loadapp(f"config:{ini}")
+    made = call(app, "POST", "/v2/images", json.dumps({"name": "p", "disk_format": "raw", "container_format": "bare"}).encode(), "application/json")
+    image_id = made.json["id"]
+    call(app, "PUT", f"/v2/images/{image_id}/file", b"x" * 5000, "application/octet-stream")
+    assert call(app, "GET", f"/v2/images/{image_id}/file").body == b"x" * 5000  # read: the fill runs
+    assert (cache_dir / image_id).exists()
+
+    stranger = Request.blank(f"/v2/images/{image_id}/file")
+    set_context(stranger.environ, RequestContext(project_id="p2", roles=("member",)))
+    assert stranger.get_response(app).status_int == 404
+    assert (cache_dir / image_id).exists()

@@ -43,37 +43,32 @@ def call(app, method: str, path: str, body: bytes | None = None, content_type: s
     return request.get_response(app)
 
 
-def test_a_paste_pipeline_caches_downloads(tmp_path):
+def cached_in_pipeline(tmp_path):
+    """A pipeline loaded from an ini file, with one image downloaded (so cached) through it."""
     ini = tmp_path / "api-paste.ini"
     cache_dir = tmp_path / "cache"
     ini.write_text(INI.format(cache_dir=cache_dir, data_dir=tmp_path / "data"))
     app = loadapp(f"config:{ini}")
-
     made = call(app, "POST", "/v2/images", json.dumps({"name": "p", "disk_format": "raw", "container_format": "bare"}).encode(), "application/json")
     assert made.status_int == 201
     image_id = made.json["id"]
     data = os.urandom(100_000)
     assert call(app, "PUT", f"/v2/images/{image_id}/file", data, "application/octet-stream").status_int == 204
-
     first = call(app, "GET", f"/v2/images/{image_id}/file")
-    assert first.body == data and first.headers["Content-MD5"] == hashlib.md5(data).hexdigest()
+    assert first.body == data and first.headers["Content-MD5"] == hashlib.md5(data).hexdigest()  # read: the fill runs
     assert (cache_dir / image_id).read_bytes() == data
+    return app, cache_dir, image_id, data
+
+
+def test_a_paste_pipeline_caches_downloads(tmp_path):
+    app, _, image_id, data = cached_in_pipeline(tmp_path)
     assert call(app, "GET", f"/v2/images/{image_id}/file").body == data
     listing = call(app, "GET", "/v2/cache").json
     assert [(e["image_id"], e["hits"]) for e in listing["cached_images"]] == [(image_id, 1)]
 
 
 def test_a_cached_image_deleted_behind_the_cache_is_evicted_on_next_request(tmp_path):
-    ini = tmp_path / "api-paste.ini"
-    cache_dir = tmp_path / "cache"
-    ini.write_text(INI.format(cache_dir=cache_dir, data_dir=tmp_path / "data"))
-    app = loadapp(f"config:{ini}")
-    made = call(app, "POST", "/v2/images", json.dumps({"name": "p", "disk_format": "raw", "container_format": "bare"}).encode(), "application/json")
-    image_id = made.json["id"]
-    call(app, "PUT", f"/v2/images/{image_id}/file", b"x" * 5000, "application/octet-stream")
-    assert call(app, "GET", f"/v2/images/{image_id}/file").body == b"x" * 5000  # read: the fill runs
-    assert (cache_dir / image_id).exists()
-
+    app, cache_dir, image_id, _ = cached_in_pipeline(tmp_path)
     images_app = app.app.app  # cache -> cachemanage -> images: delete without the filter seeing it
     assert call(images_app, "DELETE", f"/v2/images/{image_id}").status_int == 204
     assert call(app, "GET", f"/v2/images/{image_id}/file").status_int == 404  # answered as the app answers
@@ -81,16 +76,7 @@ def test_a_cached_image_deleted_behind_the_cache_is_evicted_on_next_request(tmp_
 
 
 def test_a_callers_404_does_not_evict_another_projects_image(tmp_path):
-    ini = tmp_path / "api-paste.ini"
-    cache_dir = tmp_path / "cache"
-    ini.write_text(INI.format(cache_dir=cache_dir, data_dir=tmp_path / "data"))
-    app = loadapp(f"config:{ini}")
-    made = call(app, "POST", "/v2/images", json.dumps({"name": "p", "disk_format": "raw", "container_format": "bare"}).encode(), "application/json")
-    image_id = made.json["id"]
-    call(app, "PUT", f"/v2/images/{image_id}/file", b"x" * 5000, "application/octet-stream")
-    assert call(app, "GET", f"/v2/images/{image_id}/file").body == b"x" * 5000  # read: the fill runs
-    assert (cache_dir / image_id).exists()
-
+    app, cache_dir, image_id, _ = cached_in_pipeline(tmp_path)
     stranger = Request.blank(f"/v2/images/{image_id}/file")
     set_context(stranger.environ, RequestContext(project_id="p2", roles=("member",)))
     assert stranger.get_response(app).status_int == 404

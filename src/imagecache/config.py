@@ -203,19 +203,27 @@ def coerce(name: str, value: Any) -> Any:
     raise ConfigError(f"{name} cannot be set from configuration")  # pragma: no cover
 
 
-def read_config_file(path: str) -> dict[str, Any]:
-    """Options from a TOML file: top-level keys, or a ``[DEFAULT]`` table as in Glance."""
+def read_toml(path: str, what: str) -> dict[str, Any]:
+    """A TOML file's content; every way reading it fails is a one-line ConfigError.
+
+    ``what`` names the file in messages ("config file", "tokens file").
+    """
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(f"{what} {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """Options from a TOML file: top-level keys, or a ``[DEFAULT]`` table as in Glance."""
+    data = read_toml(path, "config file")
     defaults = data.pop("DEFAULT", {})
     if not isinstance(defaults, dict):
         raise ConfigError(f"config file {path}: [DEFAULT] must be a table")

@@ -21,13 +21,12 @@ import hashlib
 import json
 import logging
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from imagecache.config import AUTH_STRATEGIES, ConfigError
+from imagecache.config import AUTH_STRATEGIES, ConfigError, read_toml
 from imagecache.wsgi.context import ANONYMOUS, RequestContext, set_context
 
 log = logging.getLogger(__name__)
@@ -133,17 +132,7 @@ def load_tokens_file(path: str | os.PathLike[str]) -> TokenTable:
         user = "alice"          # optional
     """
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"tokens file {name} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"tokens file {name} is not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"tokens file {name} is not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read tokens file {name}: {exc.strerror}") from None
+    data = read_toml(name, "tokens file")
     extra = sorted(key for key in data if key != "tokens")
     if extra:
         raise ConfigError(

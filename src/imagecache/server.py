@@ -31,12 +31,9 @@ from gunicorn.errors import AppImportError
 from imagecache import images
 from imagecache.config import ConfigError, Settings
 from imagecache.cache import ImageCache
-from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.cache_manage import CacheManageFilter
-from imagecache.wsgi.context import RequestContext
-from imagecache.wsgi.image_source import ImageSource
 
 log = logging.getLogger(__name__)
 
@@ -68,19 +65,10 @@ def pipeline_filters(settings: Settings, tokens: TokenTable | None) -> list[WSGI
     cache's connections are never shared across processes.
     """
     cache = ImageCache(settings)
-    memo_ttl = settings.auth_cache_ttl if settings.upstream_url else 0.0
-
-    def cache_manage(app: WSGIApplication) -> WSGIApplication:
-        source = ImageSource(app)
-        return CacheManageFilter(app, cache, source, Prefetcher(cache, source, RequestContext.admin()))
-
-    def cache_filter(app: WSGIApplication) -> WSGIApplication:
-        return CacheFilter(app, cache, ImageSource(app, memo_ttl=memo_ttl))
-
     return [
         functools.partial(AuthMiddleware, strategy=settings.auth_strategy, tokens=tokens),
-        cache_filter,
-        cache_manage,
+        lambda app: CacheFilter.for_app(app, cache, settings),
+        lambda app: CacheManageFilter.for_app(app, cache),
     ]
 
 

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 from webob import Request, Response
 
 from imagecache.cache import ImageCache, ImageNotCached
+from imagecache.config import Settings
 from imagecache.wsgi import image_routes
 from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context
 from imagecache.wsgi.image_routes import Action, ImageRoute
@@ -46,6 +47,16 @@ class CacheFilter:
         self.app = app
         self.cache = cache
         self.source = source if source is not None else ImageSource(app)
+
+    @classmethod
+    def for_app(cls, app: WSGIApp, cache: ImageCache, settings: Settings) -> CacheFilter:
+        """The filter over ``app`` as the server and paste build it.
+
+        Metadata answers are memoised only in front of an upstream, where each
+        one costs a network round trip; the embedded app answers in-process.
+        """
+        memo_ttl = settings.auth_cache_ttl if settings.upstream_url else 0.0
+        return cls(app, cache, ImageSource(app, memo_ttl=memo_ttl))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         route = image_routes.match(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
@@ -242,7 +253,4 @@ def filter_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Callabl
     settings = load_settings(None, {}, dict(local_conf))
     cache = ImageCache(settings, reconcile=True)
 
-    def build(app: WSGIApp) -> CacheFilter:
-        return CacheFilter(app, cache, ImageSource(app, memo_ttl=settings.auth_cache_ttl if settings.upstream_url else 0.0))
-
-    return build
+    return lambda app: CacheFilter.for_app(app, cache, settings)

@@ -108,6 +108,13 @@ class CacheManageFilter:
             Route.DELETE_QUEUED: self.delete_queued,
         }
 
+
+    @classmethod
+    def for_app(cls, app: WSGIApp, cache: ImageCache) -> CacheManageFilter:
+        """The filter over ``app`` as the server and paste build it: the
+        prefetcher reads images from ``app`` as an admin."""
+        source = ImageSource(app)
+        return cls(app, cache, source, Prefetcher(cache, source, RequestContext.admin()))
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         found = cache_routes.match(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
         if found is None:
@@ -271,9 +278,4 @@ def filter_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Callabl
     settings = load_settings(None, {}, dict(local_conf))
     cache = ImageCache(settings)
 
-    def build(app: WSGIApp) -> CacheManageFilter:
-        source = ImageSource(app)
-        prefetcher = Prefetcher(cache, source, RequestContext.admin())
-        return CacheManageFilter(app, cache, source, prefetcher)
-
-    return build
+    return lambda app: CacheManageFilter.for_app(app, cache)

@@ -111,7 +111,7 @@ class ImageSource:
             return lambda _data: None
 
         body = self.app(env, start_response)
-        return int(captured["status"].split()[0]), dict(captured["headers"]), _closing_iter(body)
+        return int(captured["status"].split()[0]), dict(captured["headers"]), _ClosingBody(body)
 
 
 def _identity(environ: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -146,7 +146,3 @@ class _ClosingBody:
         close = getattr(self._body, "close", None)
         if close is not None:
             close()
-
-
-def _closing_iter(body: Iterable[bytes]) -> Iterator[bytes]:
-    return _ClosingBody(body)

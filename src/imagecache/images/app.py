@@ -435,22 +435,33 @@ class ImagesApp:
 
     def download(self, request: webob.Request, image_id: str) -> webob.Response:
         """``GET /v2/images/{id}/file``: 200, 206 for a Range, 416, or 204 without data."""
-        context = get_context(request.environ)
-        found = self._find(context, image_id)
-        if isinstance(found, Refusal):
-            return found.response(request)
-        image = found
-        verdict = policy.download(context, image)
-        if verdict is policy.Download.DEACTIVATED:
-            return forbidden(
-                "The requested image has been deactivated. Image data download is forbidden."
-            ).response(request)
-        file = self.store.open(image.id) if verdict is policy.Download.ALLOWED else None
+        opened = self._open_data(request, image_id)
+        if isinstance(opened, webob.Response):
+            return opened
+        image, verdict, file = opened
         if file is None:
             if verdict is policy.Download.ALLOWED:
                 LOG.warning("image %s is %s but has no data file", image.id, image.status)
             return webob.Response(status=204)
         return self._data_response(request, image, file)
+
+    def _open_data(
+        self, request: webob.Request, image_id: str
+    ) -> tuple[Image, policy.Download, BinaryIO | None] | webob.Response:
+        """What v1 and v2 downloads share: the visible image, the policy's verdict
+        and its open data file (None when there is none to send), or the refusal
+        (404 for an image the caller cannot see, 403 when deactivated)."""
+        context = get_context(request.environ)
+        found = self._find(context, image_id)
+        if isinstance(found, Refusal):
+            return found.response(request)
+        verdict = policy.download(context, found)
+        if verdict is policy.Download.DEACTIVATED:
+            return forbidden(
+                "The requested image has been deactivated. Image data download is forbidden."
+            ).response(request)
+        file = self.store.open(found.id) if verdict is policy.Download.ALLOWED else None
+        return found, verdict, file
 
     def _data_response(self, request: webob.Request, image: Image, file: BinaryIO) -> webob.Response:
         try:
@@ -517,16 +528,10 @@ class ImagesApp:
         return response
 
     def v1_download(self, request: webob.Request, image_id: str) -> webob.Response:
-        context = get_context(request.environ)
-        found = self._find(context, image_id)
-        if isinstance(found, Refusal):
-            return found.response(request)
-        verdict = policy.download(context, found)
-        if verdict is policy.Download.DEACTIVATED:
-            return forbidden(
-                "The requested image has been deactivated. Image data download is forbidden."
-            ).response(request)
-        file = self.store.open(found.id) if verdict is policy.Download.ALLOWED else None
+        opened = self._open_data(request, image_id)
+        if isinstance(opened, webob.Response):
+            return opened
+        found, _, file = opened
         if file is None:
             return not_found(f"Image {found.id} is not active").response(request)
         size = os.fstat(file.fileno()).st_size

@@ -30,26 +30,33 @@ from imagecache.cache.drivers.sqlite import SqliteDriver
 from imagecache.cache.errors import (
     CacheError,
     DriverConfigError,
+    FillFailed,
     ImageNotCached,
     ImageVerificationError,
     InvalidImageId,
 )
 from imagecache.cache.eviction import bytes_to_free, select_victims
 from imagecache.cache.fill import FillWriter, is_locked
+from imagecache.cache.flight import FillClaim, FillResult, TailReader, open_reader
 from imagecache.cache.layout import CacheLayout, validate_image_id
 from imagecache.cache.verify import Expected, mismatch, multihash_algo
 from imagecache.config import Settings, effective_min_free
+from imagecache.metrics import Metrics
 
 __all__ = [
     "CacheError",
     "CachedImage",
     "CleanResult",
     "DriverConfigError",
+    "FillClaim",
+    "FillFailed",
+    "FillResult",
     "ImageCache",
     "ImageNotCached",
     "ImageVerificationError",
     "InvalidImageId",
     "ReconcileResult",
+    "TailReader",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -103,8 +110,11 @@ class ImageCache:
         *,
         reconcile: bool = False,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        #: Counters shared with the filters in front of this cache (its own when none are given).
+        self.metrics = metrics if metrics is not None else Metrics()
         self.layout = CacheLayout(settings.image_cache_dir)
         self.layout.ensure()
         self._clock = clock
@@ -186,6 +196,8 @@ class ImageCache:
         image_id = validate_image_id(image_id)
         removed_file = self.layout.remove(image_id)
         removed_row = self.driver.remove(image_id)
+        if removed_file:
+            self.metrics.evictions.inc()
         return removed_file or removed_row
 
     def delete_all_cached_images(self) -> int:
@@ -293,6 +305,67 @@ class ImageCache:
             image_id, chunks, image_checksum, os_hash_algo=os_hash_algo, os_hash_value=os_hash_value, size=size
         )
 
+    # -- single-flight fills ------------------------------------------------------
+    def claim_fill(
+        self,
+        image_id: str,
+        image_checksum: str | None = None,
+        *,
+        os_hash_algo: str | None = None,
+        os_hash_value: str | None = None,
+        size: int | None = None,
+    ) -> FillClaim | None:
+        """The right to fill ``image_id`` in the background, or None.
+
+        None means: cached already, being filled by someone else (follow it
+        with :meth:`follow`), or not cacheable (too large, cache unwritable).
+        Start the claim with the image's data, or cancel it.
+        """
+        image_id = validate_image_id(image_id)
+        expected = Expected(image_checksum, os_hash_algo, os_hash_value, size)
+        writer = self._start_fill(image_id, expected)
+        if writer is None:
+            return None
+        return FillClaim(
+            self.layout,
+            writer,
+            size,
+            write=lambda w, chunk: self._accept_chunk(w, chunk, expected),
+            finish=lambda w: self._finish(w, expected),
+            on_result=self._count_fill,
+            abandon_after=self.settings.fill_abandon_after,
+        )
+
+    def follow(self, image_id: str, size: int | None = None) -> TailReader | None:
+        """A reader of the fill in progress for ``image_id`` (any process), or None.
+
+        ``size`` (from the image's metadata) lets the reader hold the last
+        byte back until the file is verified and published.
+        """
+        try:
+            return open_reader(self.layout, validate_image_id(image_id), size)
+        except OSError:
+            LOG.exception("cannot follow the fill of image %s", image_id)
+            return None
+
+    def _count_fill(self, result: FillResult) -> None:
+        self.metrics.fills.labels(result=result.value).inc()
+
+    def _accept_chunk(self, writer: FillWriter, chunk: bytes, expected: Expected) -> bool:
+        """Write ``chunk``; False (writing nothing) once the fill cannot go on."""
+        limit = self.settings.image_cache_max_size
+        if expected.size is not None:
+            limit = min(limit, expected.size)
+        if writer.size + len(chunk) > limit:
+            LOG.info("image %s grew past %d bytes; not caching it", writer.image_id, limit)
+            return False
+        try:
+            writer.write(chunk)
+        except Exception as exc:  # noqa: BLE001 - disk full, EIO, ...
+            LOG.warning("stopped caching image %s: %s", writer.image_id, exc)
+            return False
+        return True
+
     def _tee(self, image_id: str, image_iter: Iterable[bytes], expected: Expected) -> Iterator[bytes]:
         # The lock is taken when iteration starts, not when the iterator is
         # built, so an iterator that is never consumed holds nothing.
@@ -347,20 +420,10 @@ class ImageCache:
             outcome.published = self._finish(active, expected)
 
     def _write_or_drop(self, writer: FillWriter, chunk: bytes, expected: Expected) -> FillWriter | None:
-        limit = self.settings.image_cache_max_size
-        if expected.size is not None:
-            limit = min(limit, expected.size)
-        if writer.size + len(chunk) > limit:
-            LOG.info("image %s grew past %d bytes; not caching it", writer.image_id, limit)
-            writer.discard()
-            return None
-        try:
-            writer.write(chunk)
-        except Exception as exc:  # noqa: BLE001 - disk full, EIO, ...: the stream goes on
-            LOG.warning("stopped caching image %s: %s", writer.image_id, exc)
-            writer.discard()
-            return None
-        return writer
+        if self._accept_chunk(writer, chunk, expected):
+            return writer
+        writer.discard()
+        return None
 
     def _finish(self, writer: FillWriter, expected: Expected) -> bool:
         digest = writer.digest()

@@ -23,3 +23,17 @@ class ImageVerificationError(CacheError):
 
 class DriverConfigError(CacheError):
     """An index driver cannot work here (e.g. no user xattrs on the filesystem)."""
+
+
+class FillFailed(CacheError):
+    """The fill a reader was following stopped without publishing.
+
+    Its writer died, ran out of disk, or gave up.  ``offset`` is how many
+    bytes the reader had already delivered, so its caller can fetch the rest
+    elsewhere (the image app, with a Range) instead of failing the download.
+    """
+
+    def __init__(self, image_id: str, offset: int, why: str) -> None:
+        super().__init__(f"the fill of image {image_id} stopped after {offset} bytes: {why}")
+        self.image_id = image_id
+        self.offset = offset

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import hashlib
 import os
+from collections.abc import Callable
 
 from imagecache.cache.layout import CacheLayout
 from imagecache.cache.verify import Digest
@@ -33,6 +34,8 @@ class FillWriter:
         self._hash_algo = hash_algo
         self._multihash = hashlib.new(hash_algo)
         self._closed = False
+        #: Called once, just before the lock is released (whatever the outcome).
+        self.on_release: Callable[[], None] | None = None
 
     @classmethod
     def acquire(cls, layout: CacheLayout, image_id: str, hash_algo: str) -> FillWriter | None:
@@ -67,7 +70,13 @@ class FillWriter:
                     os.unlink(path)
                 os.close(fd)
                 return None
-            os.ftruncate(fd, 0)  # a stale file from a crashed writer is reused
+            if mine.st_size > 0:
+                # A crashed writer's file: readers may still hold it open and
+                # must see it die (lock free, never published), not refill.
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                os.close(fd)
+                continue
             return cls(layout, image_id, fd, hash_algo)
         return None
 
@@ -121,6 +130,9 @@ class FillWriter:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self.on_release is not None:
+                with contextlib.suppress(Exception):
+                    self.on_release()
             with contextlib.suppress(OSError):
                 os.close(self.fd)
 

@@ -23,9 +23,11 @@ from typing import Any, BinaryIO
 
 from webob import Request, Response
 
-from imagecache.cache import ImageCache, ImageNotCached
+from imagecache.cache import FillClaim, ImageCache, ImageNotCached, TailReader
 from imagecache.config import Settings
+from imagecache.metrics import Metrics
 from imagecache.wsgi import image_routes
+from imagecache.wsgi.bodies import CachedFileBody, CountingBody, FillBody
 from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context
 from imagecache.wsgi.image_routes import Action, ImageRoute
 from imagecache.wsgi.image_source import ImageMeta, ImageSource
@@ -36,17 +38,19 @@ LOG = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-CHUNK_SIZE = 1 << 20
 SERVABLE_STATUSES = frozenset({"active", "deactivated"})
 
 
 class CacheFilter:
     """The caching middleware (Glance's ``cache`` filter, rebuilt)."""
 
-    def __init__(self, app: WSGIApp, cache: ImageCache, source: ImageSource | None = None) -> None:
+    def __init__(
+        self, app: WSGIApp, cache: ImageCache, source: ImageSource | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self.cache = cache
         self.source = source if source is not None else ImageSource(app)
+        self.metrics = metrics if metrics is not None else cache.metrics
 
     @classmethod
     def for_app(cls, app: WSGIApp, cache: ImageCache, settings: Settings) -> CacheFilter:
@@ -122,15 +126,9 @@ class CacheFilter:
         if record is not None and image.get("checksum") and record.checksum and record.checksum != image["checksum"]:
             self._evict(image_id, "its checksum no longer matches the image's")
             return None
-        if route.action is Action.DOWNLOAD_V1:
-            head = self.source.call(request.environ, "HEAD", f"/v1/images/{image_id}")
-            if head.status_code != 200:
-                return None
-            headers = [(k, v) for k, v in head.headerlist if k.lower().startswith("x-image-meta-")]
-        else:
-            headers = []
-            if image.get("checksum"):
-                headers.append(("Content-MD5", str(image["checksum"])))
+        headers = self._image_headers(request, route, image)
+        if headers is None:
+            return None
         try:
             fh = self.cache.open_cached(image_id)
         except ImageNotCached:
@@ -139,6 +137,17 @@ class CacheFilter:
             LOG.exception("cannot open cached image %s", image_id)
             return None
         return self._send_file(request, fh, image_id, headers, start_response)
+
+    def _image_headers(
+        self, request: Request, route: ImageRoute, image: Mapping[str, Any]
+    ) -> list[tuple[str, str]] | None:
+        """The image headers the app would send with its data (None: ask the app instead)."""
+        if route.action is Action.DOWNLOAD_V1:
+            head = self.source.call(request.environ, "HEAD", f"/v1/images/{route.image_id}")
+            if head.status_code != 200:
+                return None
+            return [(k, v) for k, v in head.headerlist if k.lower().startswith("x-image-meta-")]
+        return [("Content-MD5", str(image["checksum"]))] if image.get("checksum") else []
 
     def _gone(self, environ: Mapping[str, Any], image_id: str, meta: ImageMeta) -> bool:
         """Does the image really not exist (not merely hidden from this caller)?
@@ -165,41 +174,130 @@ class CacheFilter:
                 ("Content-Type", "text/plain"), ("Content-Range", wanted.content_range), ("Content-Length", "0"),
             ])
             return [b""]
+        self.metrics.cache_hits.inc()
+        on_bytes = self.metrics.served_bytes.labels(source="cache").inc
         if isinstance(wanted, ByteRange):
             base = [(k, v) for k, v in base if k.lower() != "content-md5"]  # the digest is of the whole image
             start_response("206 Partial Content", [
                 *base, ("Content-Range", wanted.content_range), ("Content-Length", str(wanted.length)),
             ])
-            return CachedFileBody(fh, wanted.first, wanted.length, lambda: self.cache.record_hit(image_id))
+            return CachedFileBody(fh, wanted.first, wanted.length, lambda: self.cache.record_hit(image_id), on_bytes)
         start_response("200 OK", [*base, ("Content-Length", str(size))])
-        return CachedFileBody(fh, 0, size, lambda: self.cache.record_hit(image_id))
+        return CachedFileBody(fh, 0, size, lambda: self.cache.record_hit(image_id), on_bytes)
 
+    # -- misses --------------------------------------------------------------------
     def _serve_miss(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes]:
-        meta = self._metadata_for_fill(request, route)
-        status, headers, body = request.call_application(self.app)
-        if not status.startswith("200") or meta is None:
-            start_response(status, headers)
-            return body
-        header = {k.lower(): v for k, v in headers}
-        checksum = header.get("content-md5") or header.get("x-image-meta-checksum") or meta.get("checksum")
+        """A miss: follow the fill in progress, start one, or pass the request through.
+
+        Only a whole-image download of an active image the caller may read
+        joins or starts a fill; the caller is authorized (by the metadata
+        sub-request) before it gets a byte of a fill.
+        """
+        if "Range" in request.headers:
+            return self._pass_through(request, start_response)  # a Range never starts a fill
+        image = self._metadata_for_fill(request, route)
+        if image is None:
+            return self._pass_through(request, start_response)
+        size = _int_or_none(image.get("size"))
+        for _ in range(3):  # each turn loses at most one race to a finishing fill
+            reader = self.cache.follow(route.image_id, size)
+            if reader is not None:
+                self.metrics.fill_followers.inc()
+                return self._stream_fill(request, route, image, reader, start_response)
+            if self.cache.is_cached(route.image_id):
+                served = self._serve_hit(request, route, start_response)
+                return served if served is not None else self._pass_through(request, start_response)
+            claim = self._claim(route.image_id, image, size)
+            if claim is None:
+                if self.cache.is_being_cached(route.image_id) or self.cache.is_cached(route.image_id):
+                    continue  # someone else claimed it first: follow them
+                return self._pass_through(request, start_response)  # not cacheable
+            return self._lead_fill(request, route, image, claim, start_response)
+        return self._pass_through(request, start_response)
+
+    def _claim(self, image_id: str, image: Mapping[str, Any], size: int | None) -> FillClaim | None:
         try:
-            length: int | None = int(header["content-length"])
-        except (KeyError, ValueError):
-            length = None
-        try:
-            teed: Iterable[bytes] = self.cache.get_caching_iter(
-                route.image_id,
-                checksum,
-                body,
-                os_hash_algo=meta.get("os_hash_algo"),
-                os_hash_value=meta.get("os_hash_value"),
-                size=length if length is not None else meta.get("size"),
+            return self.cache.claim_fill(
+                image_id,
+                image.get("checksum"),
+                os_hash_algo=image.get("os_hash_algo"),
+                os_hash_value=image.get("os_hash_value"),
+                size=size,
             )
         except Exception:  # noqa: BLE001 - the cache never fails a download
-            LOG.exception("cannot cache image %s", route.image_id)
-            teed = body
+            LOG.exception("cannot start caching image %s", image_id)
+            return None
+
+    def _lead_fill(
+        self, request: Request, route: ImageRoute, image: Mapping[str, Any], claim: FillClaim,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
+        """Start the fill from the app's data, and stream it to this caller like any follower."""
+        try:
+            status, headers, body = self.source.data(request.environ, route.image_id)
+        except Exception:  # noqa: BLE001
+            claim.cancel()
+            raise
+        if status != 200:
+            _discard(body)
+            claim.cancel()
+            return self._pass_through(request, start_response)
+        header = {k.lower(): v for k, v in headers.items()}
+        upstream_md5 = header.get("content-md5")
+        if upstream_md5 and image.get("checksum") and upstream_md5 != image["checksum"]:
+            LOG.warning("image %s: the data's Content-MD5 differs from its metadata; not caching it", route.image_id)
+            _discard(body)
+            claim.cancel()
+            return self._pass_through(request, start_response)
+        try:
+            reader = claim.start(CountingBody(body, self.metrics.upstream_bytes.inc))
+        except Exception:  # noqa: BLE001 - the cache never fails a download
+            LOG.exception("cannot start the fill of image %s", route.image_id)
+            _discard(body)
+            claim.cancel()
+            return self._pass_through(request, start_response)
+        return self._stream_fill(request, route, image, reader, start_response)
+
+    def _stream_fill(
+        self, request: Request, route: ImageRoute, image: Mapping[str, Any], reader: TailReader,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
+        try:
+            headers = self._image_headers(request, route, image)
+        except Exception:  # noqa: BLE001
+            reader.close()
+            raise
+        if headers is None:
+            reader.close()
+            return self._pass_through(request, start_response)
+        self.metrics.cache_misses.inc()
+        image_id = route.image_id
+        environ = request.environ
+        body = FillBody(
+            reader,
+            lambda start: self.source.data(environ, image_id, start=start),
+            reader.size,
+            on_cache_bytes=self.metrics.served_bytes.labels(source="cache").inc,
+            on_app_bytes=self._count_app_bytes,
+        )
+        response_headers = [("Content-Type", "application/octet-stream"), *headers]
+        if reader.size is not None:
+            response_headers.append(("Content-Length", str(reader.size)))
+        start_response("200 OK", response_headers)
+        return body
+
+    def _pass_through(self, request: Request, start_response: StartResponse) -> Iterable[bytes]:
+        """The app's own answer (a miss), its image bytes counted."""
+        self.metrics.cache_misses.inc()
+        status, headers, body = request.call_application(self.app)
         start_response(status, headers)
-        return teed
+        if status[:3] in ("200", "206"):
+            return CountingBody(body, self._count_app_bytes)
+        return body
+
+    def _count_app_bytes(self, n: int) -> None:
+        self.metrics.upstream_bytes.inc(n)
+        self.metrics.served_bytes.labels(source="upstream").inc(n)
 
     def _metadata_for_fill(self, request: Request, route: ImageRoute) -> dict[str, Any] | None:
         """The image's metadata when this miss may fill the cache, else None."""
@@ -213,36 +311,17 @@ class CacheFilter:
         return dict(meta.image or {})
 
 
-class CachedFileBody:
-    """A WSGI body streaming part of a cached file; a complete send is a hit.
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
-    The file was opened before the response started, so an eviction racing
-    the request cannot break it (unlink semantics).  The server calls close()
-    whatever happened; only a body sent to its end counts.
-    """
 
-    def __init__(self, fh: BinaryIO, start: int, length: int, on_complete: Callable[[], None]) -> None:
-        self._fh = fh
-        self._start = start
-        self._remaining = length
-        self._on_complete = on_complete
-        self._complete = length == 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        self._fh.seek(self._start)
-        while self._remaining > 0:
-            data = self._fh.read(min(CHUNK_SIZE, self._remaining))
-            if not data:
-                raise OSError(f"cached file ended {self._remaining} bytes early")
-            self._remaining -= len(data)
-            yield data
-        self._complete = True
-
-    def close(self) -> None:
-        self._fh.close()
-        if self._complete:
-            self._complete = False  # count once even if close() is called twice
-            self._on_complete()
+def _discard(body: Iterable[bytes]) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # noqa: BLE001
+            LOG.debug("closing an unused body failed", exc_info=True)
 
 
 def filter_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Callable[[WSGIApp], CacheFilter]:

@@ -98,12 +98,19 @@ class ImageSource:
         request = Request.blank(path, environ=sub_environ(environ, context=context), method=method)
         return request.get_response(self.app)
 
-    def data(self, environ: Mapping[str, Any], image_id: str) -> tuple[int, Mapping[str, str], Iterator[bytes]]:
+    def data(
+        self, environ: Mapping[str, Any], image_id: str, *, start: int = 0
+    ) -> tuple[int, Mapping[str, str], Iterator[bytes]]:
         """``GET /v2/images/{id}/file`` as the caller: (status, headers, body iterator).
 
+        ``start`` > 0 asks for the bytes from that offset on (``Range:
+        bytes=start-``); the app may still answer 200 with the whole image.
         The body is streamed, never buffered; the caller must exhaust or close it.
         """
-        env = Request.blank(f"/v2/images/{image_id}/file", environ=sub_environ(environ)).environ
+        request = Request.blank(f"/v2/images/{image_id}/file", environ=sub_environ(environ))
+        if start > 0:
+            request.headers["Range"] = f"bytes={start}-"
+        env = request.environ
         captured: dict[str, Any] = {}
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:

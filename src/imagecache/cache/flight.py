@@ -1,0 +1,319 @@
+"""Single-flight fills: one writer per image, any number of readers tailing it.
+
+The first miss for an image claims its fill (the exclusive ``flock`` on
+``incomplete/<id>``, see :mod:`imagecache.cache.fill`) and a background
+thread copies the image from its source into that file, independently of
+any client.  Every request for the image, the claimant's own included,
+reads the growing file with a :class:`TailReader`, from any thread or
+process.  Coordination is through the filesystem only, so it holds across
+gunicorn workers:
+
+* a reader tells a live fill by the writer's lock (a shared lock attempt
+  on its own descriptor fails);
+* completion is the publish rename: the reader's inode is now at ``<id>``;
+* a verification failure is the rename to ``invalid/<id>``: the reader
+  raises :class:`ImageVerificationError` so its response is aborted;
+* anything else (the writer died, the disk filled up, the fill was
+  abandoned) is the lock released without either rename: the reader raises
+  :class:`FillFailed` with how far it got, and its caller fetches the rest
+  elsewhere.
+
+A reader never hands out an image's last byte before the publish, so a
+client can never receive a complete-looking image that then fails
+verification.  Readers hold a shared lock on ``incomplete/<id>.readers``
+while they read; the fill gives up (``fill_abandon_after``) only when
+nobody has held it for that long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from imagecache.cache.errors import FillFailed, ImageVerificationError
+from imagecache.cache.fill import FillWriter
+from imagecache.cache.layout import CacheLayout
+
+LOG = logging.getLogger(__name__)
+
+READ_CHUNK = 1 << 20
+#: Reader back-off while the writer has nothing new: short enough that a
+#: follower keeps up with a fast fill, long enough to cost nothing.
+POLL_MIN = 0.002
+POLL_MAX = 0.05
+#: How often the fill thread looks for readers (a flock attempt).
+READER_CHECK_INTERVAL = 0.5
+READERS_SUFFIX = ".readers"
+
+
+class FillResult(enum.Enum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+
+
+class _State(enum.Enum):
+    FILLING = "filling"
+    PUBLISHED = "published"
+    INVALID = "invalid"
+    GONE = "gone"
+
+
+def readers_path(layout: CacheLayout, image_id: str) -> str:
+    return layout.incomplete_path(image_id) + READERS_SUFFIX
+
+
+class ReaderMark:
+    """A shared lock on the image's readers file: "someone still wants this fill"."""
+
+    def __init__(self, path: str) -> None:
+        self._fd: int | None = None
+        for _ in range(5):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if _same_file(fd, path):
+                self._fd = fd
+                return
+            os.close(fd)  # removed by a finishing fill while we locked it: use the new one
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _anyone_reading(path: str) -> bool:
+    """True when some reader (any process) holds the readers file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return True  # cannot tell: keep filling
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the lock if we got it
+    return False
+
+
+class TailReader:
+    """Streams an image's incomplete file as it grows, until it is published.
+
+    Iterating yields the bytes; it ends normally only once the writer has
+    published (and every byte was read), raises ImageVerificationError when
+    the file was moved to ``invalid/`` and FillFailed when the writer stopped
+    otherwise.  Always close() it (WSGI servers close response bodies).
+    """
+
+    def __init__(self, layout: CacheLayout, image_id: str, fd: int, size: int | None, mark: ReaderMark) -> None:
+        self.layout = layout
+        self.image_id = image_id
+        self.size = size
+        self.offset = 0
+        self._fd = fd
+        self._mark = mark
+        st = os.fstat(fd)
+        self._inode = (st.st_dev, st.st_ino)
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        published = False
+        delay = POLL_MIN
+        while True:
+            limit = READ_CHUNK
+            if self.size is not None:
+                # Hold the last byte back until the publish proves the image good.
+                end = self.size if published else self.size - 1
+                limit = min(limit, end - self.offset)
+                if limit <= 0 and published:
+                    return
+            data = os.pread(self._fd, limit, self.offset) if limit > 0 else b""
+            if data:
+                self.offset += len(data)
+                delay = POLL_MIN
+                yield data
+                continue
+            if published:
+                if self.size is not None and self.offset < self.size:
+                    raise FillFailed(self.image_id, self.offset, "the published file is shorter than the image")
+                return
+            state = self._state()
+            if state is _State.PUBLISHED:
+                published = True
+                continue
+            if state is _State.INVALID:
+                raise ImageVerificationError(f"image {self.image_id} failed verification while being cached")
+            if state is _State.GONE:
+                raise FillFailed(self.image_id, self.offset, "the writer stopped without publishing")
+            time.sleep(delay)
+            delay = min(delay * 2, POLL_MAX)
+
+    def _state(self) -> _State:
+        if self._names_me(self.layout.path(self.image_id)):
+            return _State.PUBLISHED
+        if self._names_me(self.layout.invalid_path(self.image_id)):
+            return _State.INVALID
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _State.FILLING
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        # The writer renames before it lets go of the lock: look again.
+        if self._names_me(self.layout.path(self.image_id)):
+            return _State.PUBLISHED
+        if self._names_me(self.layout.invalid_path(self.image_id)):
+            return _State.INVALID
+        return _State.GONE
+
+    def _names_me(self, path: str) -> bool:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False
+        return (st.st_dev, st.st_ino) == self._inode
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._mark.release()
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+
+
+def open_reader(layout: CacheLayout, image_id: str, size: int | None) -> TailReader | None:
+    """A reader of the fill in progress for ``image_id``, or None when there is none."""
+    path = layout.incomplete_path(image_id)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pass  # a live writer: follow it
+    else:
+        os.close(fd)  # no writer (or it just finished): nothing to follow
+        return None
+    try:
+        mark = ReaderMark(readers_path(layout, image_id))
+    except OSError:
+        os.close(fd)
+        raise
+    return TailReader(layout, image_id, fd, size, mark)
+
+
+#: write(writer, chunk) -> False once the fill cannot go on (too big, disk full ...).
+WriteChunk = Callable[[FillWriter, bytes], bool]
+#: finish(writer) -> published?  Raises ImageVerificationError on a mismatch.
+FinishFill = Callable[[FillWriter], bool]
+
+
+class FillClaim:
+    """The right to fill one image: the writer's lock is held until start() or cancel()."""
+
+    def __init__(
+        self,
+        layout: CacheLayout,
+        writer: FillWriter,
+        size: int | None,
+        *,
+        write: WriteChunk,
+        finish: FinishFill,
+        on_result: Callable[[FillResult], None],
+        abandon_after: float,
+    ) -> None:
+        self.layout = layout
+        self.writer = writer
+        self.image_id = writer.image_id
+        self.size = size
+        self._write = write
+        self._finish = finish
+        self._on_result = on_result
+        self._abandon_after = abandon_after
+        # The readers file goes while the writer still holds its lock, so it
+        # can never remove the readers file of the next fill of this image.
+        writer.on_release = lambda: _remove_readers_file(layout, writer.image_id)
+        self.thread: threading.Thread | None = None
+
+    def start(self, source: Iterable[bytes]) -> TailReader:
+        """Fill from ``source`` on a background thread; the claimant's own reader.
+
+        The reader is registered before the thread starts, so the fill never
+        sees a moment with nobody reading before its first client.
+        """
+        fd = os.open(self.layout.incomplete_path(self.image_id), os.O_RDONLY | os.O_CLOEXEC)
+        reader = TailReader(self.layout, self.image_id, fd, self.size, ReaderMark(readers_path(self.layout, self.image_id)))
+        self.thread = threading.Thread(
+            target=self._run, args=(source,), name=f"fill-{self.image_id[:8]}", daemon=True
+        )
+        self.thread.start()
+        return reader
+
+    def cancel(self) -> None:
+        """Give the claim up without filling (the source could not be opened)."""
+        self.writer.discard()
+
+    def _run(self, source: Iterable[bytes]) -> None:
+        result = FillResult.FAILED
+        try:
+            result = self._copy(source)
+        except Exception:  # noqa: BLE001 - a fill thread must never die silently
+            LOG.exception("the fill of image %s failed", self.image_id)
+        finally:
+            _close(source)
+            if result is not FillResult.COMPLETED:
+                self.writer.discard()  # no-op when already published, invalidated or discarded
+            try:
+                self._on_result(result)
+            except Exception:  # noqa: BLE001
+                LOG.exception("could not report the fill of image %s", self.image_id)
+
+    def _copy(self, source: Iterable[bytes]) -> FillResult:
+        marks = readers_path(self.layout, self.image_id)
+        last_seen = next_check = time.monotonic()
+        for chunk in source:
+            if not self._write(self.writer, chunk):
+                return FillResult.FAILED  # readers fetch the rest themselves
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + READER_CHECK_INTERVAL
+                if _anyone_reading(marks):
+                    last_seen = now
+                elif now - last_seen >= self._abandon_after:
+                    LOG.info("abandoned the fill of image %s: nobody has been reading it for %.0f s",
+                             self.image_id, now - last_seen)
+                    return FillResult.ABANDONED
+        try:
+            published = self._finish(self.writer)
+        except ImageVerificationError:
+            return FillResult.FAILED  # already moved to invalid/ and logged
+        return FillResult.COMPLETED if published else FillResult.FAILED
+
+
+def _remove_readers_file(layout: CacheLayout, image_id: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(readers_path(layout, image_id))
+
+
+def _close(iterable: Iterable[bytes]) -> None:
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            close()

@@ -1,0 +1,168 @@
+"""WSGI response bodies for image data: from a cached file, a fill, or the app.
+
+Each one counts the bytes it sends (for ``/metrics``) and releases what it
+holds in close(), which WSGI servers call whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import BinaryIO
+
+from imagecache.cache import FillFailed, TailReader
+
+LOG = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1 << 20
+
+#: Count ``n`` bytes somewhere (a metric); called once per chunk.
+Count = Callable[[int], None]
+#: (status, headers, body) of the app's ``GET /v2/images/{id}/file`` from an offset on.
+Resume = Callable[[int], tuple[int, Mapping[str, str], Iterator[bytes]]]
+
+_CONTENT_RANGE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*\Z", re.IGNORECASE)
+
+
+def _nothing(_: int) -> None:
+    return None
+
+
+class CachedFileBody:
+    """Part of a cached file; a complete send is a hit.
+
+    The file was opened before the response started, so an eviction racing
+    the request cannot break it (unlink semantics).  Only a body sent to its
+    end counts.
+    """
+
+    def __init__(
+        self, fh: BinaryIO, start: int, length: int, on_complete: Callable[[], None], on_bytes: Count = _nothing
+    ) -> None:
+        self._fh = fh
+        self._start = start
+        self._remaining = length
+        self._on_complete = on_complete
+        self._on_bytes = on_bytes
+        self._complete = length == 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._fh.seek(self._start)
+        while self._remaining > 0:
+            data = self._fh.read(min(CHUNK_SIZE, self._remaining))
+            if not data:
+                raise OSError(f"cached file ended {self._remaining} bytes early")
+            self._remaining -= len(data)
+            self._on_bytes(len(data))
+            yield data
+        self._complete = True
+
+    def close(self) -> None:
+        self._fh.close()
+        if self._complete:
+            self._complete = False  # count once even if close() is called twice
+            self._on_complete()
+
+
+class CountingBody:
+    """The app's body, passed through as it is, its bytes counted."""
+
+    def __init__(self, body: Iterable[bytes], on_bytes: Count) -> None:
+        self._body = body
+        self._on_bytes = on_bytes
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._body:
+            self._on_bytes(len(chunk))
+            yield chunk
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+
+class FillBody:
+    """An image streamed from a fill in progress, finished from the app if the fill stops.
+
+    The reader ends only after the publish, and raises ImageVerificationError
+    (which aborts the response) when the fill failed verification.  When the
+    fill stops otherwise (writer killed, disk full, abandoned), the rest of
+    the image comes from the app with a Range from where the reader stopped,
+    so the client still gets the whole image, or a visibly broken transfer.
+    """
+
+    def __init__(
+        self,
+        reader: TailReader,
+        resume: Resume,
+        length: int | None,
+        *,
+        on_cache_bytes: Count = _nothing,
+        on_app_bytes: Count = _nothing,
+    ) -> None:
+        self._reader = reader
+        self._resume = resume
+        self._length = length
+        self._on_cache_bytes = on_cache_bytes
+        self._on_app_bytes = on_app_bytes
+        self._app_body: Iterator[bytes] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._reader:
+                self._on_cache_bytes(len(chunk))
+                yield chunk
+            return
+        except FillFailed as exc:
+            LOG.warning("%s; sending the rest from the image service", exc)
+            offset = exc.offset
+        finally:
+            self._reader.close()
+        yield from self._from_app(offset)
+
+    def _from_app(self, offset: int) -> Iterator[bytes]:
+        image_id = self._reader.image_id
+        status, headers, body = self._resume(offset)
+        self._app_body = body
+        skip = 0
+        if status == 206:
+            match = _CONTENT_RANGE.match(_header(headers, "content-range"))
+            if match is None or int(match.group(1)) != offset:
+                raise OSError(f"image {image_id}: the image service sent the wrong range to resume at {offset}")
+        elif status == 200:
+            skip = offset  # Range ignored: the whole image again
+        else:
+            raise OSError(f"image {image_id}: the image service answered {status} when resuming at {offset}")
+        remaining = None if self._length is None else self._length - offset
+        for chunk in body:
+            self._on_app_bytes(len(chunk))
+            if skip:
+                dropped = min(skip, len(chunk))
+                chunk, skip = chunk[dropped:], skip - dropped
+            if remaining is not None:
+                chunk = chunk[:remaining]
+                remaining -= len(chunk)
+            if chunk:
+                yield chunk
+            if remaining == 0:
+                return
+        if remaining:
+            raise OSError(f"image {image_id}: the image service's data ended {remaining} bytes early")
+
+    def close(self) -> None:
+        self._reader.close()
+        if self._app_body is not None:
+            close = getattr(self._app_body, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return ""

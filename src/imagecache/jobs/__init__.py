@@ -1,0 +1,13 @@
+"""The cache's housekeeping jobs, callable from the CLI (cron) and from the server.
+
+Each is a :class:`CacheApp` with a ``run()`` (Glance's cleaner, pruner and
+prefetcher); :class:`~imagecache.jobs.scheduler.PeriodicJobs` runs them
+inside a server, one process at a time.
+"""
+
+from imagecache.jobs.base import CacheApp
+from imagecache.jobs.cleaner import Cleaner
+from imagecache.jobs.prefetcher import Prefetcher
+from imagecache.jobs.pruner import Pruner
+
+__all__ = ["CacheApp", "Cleaner", "Prefetcher", "Pruner"]

@@ -8,13 +8,18 @@ the image's size, md5 and multihash are ever published.
 
 Two ways in, usable from the server and from the CLI alike:
 
-* :meth:`Prefetcher.run` walks the queue once (the periodic job);
+* :meth:`Prefetcher.run` walks the queue once (the periodic job;
+  :meth:`Prefetcher.fetch_queued` is the same walk, image by image, for the CLI);
 * :meth:`Prefetcher.fetch_soon` fetches one image on a background daemon
   thread right away (``PUT /v2/cache/{id}``).  At most one fetch per image
   runs at a time, and at most ``max_concurrent`` fetches overall.
 
 A failed fetch leaves the image queued for the next run; it is logged, never
 raised out of :meth:`run` or a background thread.
+
+Like the cleaner and the pruner it is a :class:`~imagecache.jobs.base.CacheApp`;
+:meth:`Prefetcher.for_settings` builds one from settings alone (its own cache,
+the embedded image service in-process, acting as an admin), as a cron job needs.
 """
 
 from __future__ import annotations
@@ -23,18 +28,28 @@ import collections
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from imagecache.cache import ImageCache, ImageVerificationError
 from imagecache.cache.layout import validate_image_id
+from imagecache.config import ConfigError, Settings
+from imagecache.jobs.base import CacheApp
 from imagecache.wsgi.context import RequestContext, set_context
-from imagecache.wsgi.image_source import ImageSource
+from imagecache.wsgi.image_source import ImageSource, WSGIApp
+
+if TYPE_CHECKING:
+    from imagecache.images import ImagesApp
 
 LOG = logging.getLogger(__name__)
 
 #: Background fetches that may run at once (each one reads and hashes a whole image).
 DEFAULT_MAX_CONCURRENT = 2
+
+
+#: Told how a fetch goes: (image id, bytes read so far, image size or None).
+#: Called once with 0 bytes when the data starts, then after every chunk.
+ProgressCallback = Callable[[str, int, int | None], None]
 
 
 class RunResult(NamedTuple):
@@ -75,7 +90,49 @@ def _discard(body: Iterator[bytes]) -> None:
         close()
 
 
-class Prefetcher:
+class _ProgressBody:
+    """The data body, reporting each chunk; close() reaches the body even if never iterated."""
+
+    def __init__(self, body: Iterator[bytes], image_id: str, size: int | None, progress: ProgressCallback) -> None:
+        self._body = body
+        self._image_id = image_id
+        self._size = size
+        self._progress = progress
+        self._done = 0
+        progress(image_id, 0, size)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = next(self._body)
+        self._done += len(chunk)
+        self._progress(self._image_id, self._done, self._size)
+        return chunk
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+
+def embedded_image_app(settings: Settings) -> ImagesApp:
+    """The embedded image service over ``settings.data_dir``, for a prefetch outside the server.
+
+    Refuses upstream mode (as the server does for now) rather than silently
+    reading the local store in its place.
+    """
+    if settings.upstream_url:
+        raise ConfigError(
+            f"upstream mode (upstream_url={settings.upstream_url}) is not available yet; "
+            "prefetching reads the embedded image service"
+        )
+    from imagecache import images  # only a prefetch from settings needs the image service
+
+    return images.make_app(settings)
+
+
+class Prefetcher(CacheApp):
     """Fetches queued images into the cache, as ``context`` (normally an admin)."""
 
     def __init__(
@@ -88,7 +145,7 @@ class Prefetcher:
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
-        self.cache = cache
+        super().__init__(cache=cache)
         self.source = source
         self.context = context
         self.max_concurrent = max_concurrent
@@ -96,13 +153,56 @@ class Prefetcher:
         self._claimed: set[str] = set()  # ids being fetched, or waiting for a worker
         self._pending: collections.deque[tuple[str, RequestContext]] = collections.deque()
         self._workers = 0
+        self._closers: list[Callable[[], None]] = []
+
+    @classmethod
+    def for_settings(
+        cls,
+        settings: Settings,
+        *,
+        cache: ImageCache | None = None,
+        app: WSGIApp | None = None,
+        context: RequestContext | None = None,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+    ) -> Prefetcher:
+        """A prefetcher from settings alone, as ``imagecache prefetch`` needs.
+
+        ``app`` is the image service to read from (default: the embedded one
+        over ``settings.data_dir``, in-process); ``context`` whom to read as
+        (default: an admin).  What it opens itself (the cache, the embedded
+        service's database) :meth:`close` closes.
+        """
+        closers: list[Callable[[], None]] = []
+        if app is None:
+            embedded = embedded_image_app(settings)
+            closers.append(embedded.db.close)
+            app = embedded
+        prefetcher = cls(
+            cache if cache is not None else ImageCache(settings),
+            ImageSource(app),
+            context if context is not None else RequestContext.admin(),
+            max_concurrent=max_concurrent,
+        )
+        prefetcher._owns_cache = cache is None
+        prefetcher._closers = closers
+        return prefetcher
+
+    def close(self) -> None:
+        """Close what :meth:`for_settings` opened; a cache passed in stays open."""
+        super().close()
+        closers, self._closers = self._closers, []
+        for close in closers:
+            close()
 
     # -- one image -------------------------------------------------------------
-    def fetch_image_into_cache(self, image_id: str, context: RequestContext | None = None) -> bool:
+    def fetch_image_into_cache(
+        self, image_id: str, context: RequestContext | None = None, *, progress: ProgressCallback | None = None
+    ) -> bool:
         """Cache one image; True when it is cached (now or already), False on failure.
 
         On success the image leaves the queue; on failure it stays queued.
-        Raises InvalidImageId for an id that is not a UUID.
+        ``progress`` hears about every chunk read.  Raises InvalidImageId for
+        an id that is not a UUID.
         """
         image_id = validate_image_id(image_id)
         if self.cache.is_cached(image_id):
@@ -117,7 +217,7 @@ class Prefetcher:
             _discard(body)
             LOG.warning("prefetch of image %s: the image service answered %d for its data", image_id, status)
             return False
-        if not self._cache_body(image_id, image, headers, body):
+        if not self._cache_body(image_id, image, headers, body, progress):
             return False
         self.cache.delete_queued_image(image_id)
         LOG.info("prefetched image %s into the cache", image_id)
@@ -134,7 +234,12 @@ class Prefetcher:
         return meta.image
 
     def _cache_body(
-        self, image_id: str, image: Mapping[str, Any], headers: Mapping[str, str], body: Iterator[bytes]
+        self,
+        image_id: str,
+        image: Mapping[str, Any],
+        headers: Mapping[str, str],
+        body: Iterator[bytes],
+        progress: ProgressCallback | None = None,
     ) -> bool:
         """Write the body into the cache, verified; True when the image ends up cached."""
         lowered = {key.lower(): value for key, value in headers.items()}
@@ -142,6 +247,8 @@ class Prefetcher:
         size = _int_or_none(image.get("size"))
         if size is None:
             size = _int_or_none(lowered.get("content-length"))
+        if progress is not None:
+            body = _ProgressBody(body, image_id, size, progress)
         try:
             cached = self.cache.cache_image_iter(
                 image_id,
@@ -169,21 +276,30 @@ class Prefetcher:
         Images a background fetch is already working on are skipped.
         """
         fetched = failed = 0
-        for image_id in self.cache.get_queued_images():
-            if not self._claim(image_id):
-                continue
-            try:
-                ok = self.fetch_image_into_cache(image_id)
-            except Exception:  # noqa: BLE001 - one bad image must not stop the run
-                LOG.exception("prefetch of image %s failed", image_id)
-                ok = False
-            finally:
-                self._release(image_id)
+        for _, ok in self.fetch_queued():
             fetched += ok
             failed += not ok
         if fetched or failed:
             LOG.info("prefetcher run: %d fetched, %d failed", fetched, failed)
         return RunResult(fetched, failed)
+
+    def fetch_queued(self, progress: ProgressCallback | None = None) -> Iterator[tuple[str, bool]]:
+        """Fetch the queued images one by one, oldest first, yielding (image id, cached?).
+
+        Never raises for one image; images a background fetch is working on
+        are skipped (not yielded).
+        """
+        for image_id in self.cache.get_queued_images():
+            if not self._claim(image_id):
+                continue
+            try:
+                ok = self.fetch_image_into_cache(image_id, progress=progress)
+            except Exception:  # noqa: BLE001 - one bad image must not stop the run
+                LOG.exception("prefetch of image %s failed", image_id)
+                ok = False
+            finally:
+                self._release(image_id)
+            yield image_id, ok
 
     # -- in the background -------------------------------------------------------
     def fetch_soon(self, image_id: str, context: RequestContext | None = None) -> bool:

@@ -12,31 +12,14 @@ import pytest
 
 from imagecache import ImageCache, Settings
 from imagecache.cache import InvalidImageId
+from imagecache.config import ConfigError
+from imagecache.jobs import CacheApp
 from imagecache.jobs.prefetcher import Prefetcher, RunResult, caller_environ
 from imagecache.wsgi.context import ENVIRON_KEY, RequestContext
 from imagecache.wsgi.image_source import ImageSource
-from tests.unit.wsgi.fake_images import FakeImage, FakeImageService
-
-ADMIN = RequestContext.admin(project_id="p-admin", auth_token="admin-token")
-
-
-@pytest.fixture
-def cache(tmp_path) -> Iterator[ImageCache]:
-    cache = ImageCache(Settings(image_cache_dir=str(tmp_path / "cache"), image_cache_min_free=0))
-    yield cache
-    cache.close()
-
-
-@pytest.fixture
-def service() -> FakeImageService:
-    return FakeImageService()
-
-
-@pytest.fixture
-def prefetcher(cache: ImageCache, service: FakeImageService) -> Iterator[Prefetcher]:
-    prefetcher = Prefetcher(cache, ImageSource(service), ADMIN)
-    yield prefetcher
-    assert prefetcher.wait_idle(timeout=30), "a background fetch never finished"
+from tests.unit.jobs import embedded
+from tests.unit.jobs.conftest import ADMIN
+from tests.unit.wsgi.fake_images import FakeImage
 
 
 def cached_bytes(cache: ImageCache, image: FakeImage) -> bytes:
@@ -261,3 +244,104 @@ def test_an_error_body_is_closed(cache, service) -> None:
 
     assert Prefetcher(cache, ImageSource(app), ADMIN).fetch_image_into_cache(image.image_id) is False
     assert closed == [True]
+
+
+# -- one of the jobs -----------------------------------------------------------------------
+
+
+def test_a_prefetched_image_is_then_a_cache_hit(cache, service, prefetcher) -> None:
+    image = service.add()
+    queue(cache, image)
+    assert prefetcher.run() == (1, 0)
+    service.data_requests.clear()
+    with cache.open_for_read(image.image_id) as fh:
+        assert fh.read() == image.data
+    assert cache.get_hit_count(image.image_id) == 1
+    assert service.data_requests == []
+
+
+def test_fetch_queued_reports_each_image(cache, service, prefetcher) -> None:
+    good, bad = service.add(), service.add(data_status=500)
+    queue(cache, good, bad)
+    assert list(prefetcher.fetch_queued()) == [(good.image_id, True), (bad.image_id, False)]
+
+
+def test_progress_hears_every_chunk(cache, service, prefetcher) -> None:
+    image = service.add(data=b"z" * 300_000)
+    queue(cache, image)
+    seen: list[tuple[str, int, int | None]] = []
+    assert list(prefetcher.fetch_queued(progress=lambda *event: seen.append(event))) == [(image.image_id, True)]
+    assert seen[0] == (image.image_id, 0, 300_000)
+    assert seen[-1] == (image.image_id, 300_000, 300_000)
+    done = [event[1] for event in seen]
+    assert done == sorted(done) and len(seen) == 1 + 5  # 64 KiB chunks
+
+
+def test_the_prefetcher_is_a_cache_app_that_leaves_a_shared_cache_open(cache, prefetcher, monkeypatch) -> None:
+    closed: list[ImageCache] = []
+    monkeypatch.setattr(ImageCache, "close", lambda self: closed.append(self))
+    assert isinstance(prefetcher, CacheApp) and prefetcher.settings is cache.settings
+    prefetcher.close()
+    assert closed == []
+
+
+# -- from settings alone: the embedded image service in-process --------------------------
+
+
+@pytest.fixture
+def from_settings(settings: Settings) -> Iterator[Prefetcher]:
+    prefetcher = Prefetcher.for_settings(settings)
+    yield prefetcher
+    prefetcher.close()
+
+
+def test_for_settings_reads_the_embedded_service_as_an_admin(settings, from_settings) -> None:
+    data = b"embedded image " * 10_000
+    image_id = embedded.add_image(settings, data)
+    assert from_settings.cache.queue_image(image_id)
+    assert from_settings.context.is_admin
+    assert from_settings.run() == (1, 0)
+    with from_settings.cache.open_for_read(image_id) as fh:
+        assert fh.read() == data
+    assert from_settings.cache.get_queued_images() == []
+
+
+def test_for_settings_bad_checksum_from_the_store_stays_queued(settings, from_settings) -> None:
+    image_id = embedded.add_image(settings)
+    embedded.corrupt_stored_image(settings, image_id)
+    from_settings.cache.queue_image(image_id)
+    assert from_settings.run() == (0, 1)
+    assert not from_settings.cache.is_cached(image_id)
+    assert from_settings.cache.get_queued_images() == [image_id]
+    assert os.listdir(from_settings.cache.layout.invalid_dir) == [image_id]
+
+
+def test_for_settings_missing_image_stays_queued(settings, from_settings) -> None:
+    image_id = embedded.add_image(settings)
+    embedded.delete_stored_image(settings, image_id)
+    from_settings.cache.queue_image(image_id)
+    assert from_settings.run() == (0, 1)
+    assert from_settings.cache.get_queued_images() == [image_id]
+
+
+def test_for_settings_closes_the_cache_it_opened(settings, monkeypatch) -> None:
+    closed: list[ImageCache] = []
+    monkeypatch.setattr(ImageCache, "close", lambda self: closed.append(self))
+    with Prefetcher.for_settings(settings) as prefetcher:
+        pass
+    assert closed == [prefetcher.cache]
+
+
+def test_for_settings_shares_a_given_cache_and_app(cache, service, settings) -> None:
+    image = service.add()
+    queue(cache, image)
+    with Prefetcher.for_settings(settings, cache=cache, app=service, context=ADMIN) as prefetcher:
+        assert prefetcher.cache is cache
+        assert prefetcher.run() == (1, 0)
+    assert set(service.tokens_seen) == {"admin-token"}
+    assert cache.is_cached(image.image_id)  # still open: it was not the prefetcher's to close
+
+
+def test_for_settings_refuses_upstream_mode(settings) -> None:
+    with pytest.raises(ConfigError, match="not available yet"):
+        Prefetcher.for_settings(settings.replace(upstream_url="http://glance:9292"))

@@ -1,0 +1,58 @@
+"""Fixtures for the jobs' tests: a real cache directory, a settable clock, the fake image app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from imagecache import ImageCache, Settings
+from imagecache.jobs.prefetcher import Prefetcher
+from imagecache.wsgi.context import RequestContext
+from imagecache.wsgi.image_source import ImageSource
+from tests.unit.wsgi.fake_images import FakeImageService
+
+ADMIN = RequestContext.admin(project_id="p-admin", auth_token="admin-token")
+
+
+class FakeClock:
+    """A settable wall clock, so LRU and stall tests need no sleeping."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """A data dir of its own, the cache inside it, no free-space floor (tmp may be small)."""
+    return Settings(data_dir=str(tmp_path / "data"), image_cache_dir=str(tmp_path / "cache"), image_cache_min_free=0)
+
+
+@pytest.fixture
+def cache(settings: Settings, clock: FakeClock) -> Iterator[ImageCache]:
+    cache = ImageCache(settings, clock=clock)
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def service() -> FakeImageService:
+    return FakeImageService()
+
+
+@pytest.fixture
+def prefetcher(cache: ImageCache, service: FakeImageService) -> Iterator[Prefetcher]:
+    prefetcher = Prefetcher(cache, ImageSource(service), ADMIN)
+    yield prefetcher
+    assert prefetcher.wait_idle(timeout=30), "a background fetch never finished"

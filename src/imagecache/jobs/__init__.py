@@ -9,5 +9,6 @@ from imagecache.jobs.base import CacheApp
 from imagecache.jobs.cleaner import Cleaner
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.jobs.pruner import Pruner
+from imagecache.jobs.scheduler import Job, PeriodicJobs
 
-__all__ = ["CacheApp", "Cleaner", "Prefetcher", "Pruner"]
+__all__ = ["CacheApp", "Cleaner", "Job", "PeriodicJobs", "Prefetcher", "Pruner"]

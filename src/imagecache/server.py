@@ -2,7 +2,7 @@
 
 The pipeline, outermost first::
 
-    Router            /healthcheck (and, later, /metrics) answered here
+    Router            /healthcheck and /metrics answered here
       AuthMiddleware  sets the RequestContext, or 401
         ...           the cache filters go here (see :func:`pipeline_filters`)
           app         the embedded images app (or, later, the upstream proxy)
@@ -31,6 +31,7 @@ from gunicorn.errors import AppImportError
 from imagecache import images
 from imagecache.config import ConfigError, Settings
 from imagecache.cache import ImageCache
+from imagecache.metrics import Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.cache_manage import CacheManageFilter
@@ -55,7 +56,7 @@ KEEPALIVE = 5
 # -- the pipeline -------------------------------------------------------------
 
 
-def pipeline_filters(settings: Settings, tokens: TokenTable | None) -> list[WSGIFilter]:
+def pipeline_filters(settings: Settings, tokens: TokenTable | None, cache: ImageCache) -> list[WSGIFilter]:
     """The middlewares around the app, outermost first (like a paste pipeline).
 
     Auth comes first so every later layer sees the caller's context; the
@@ -64,7 +65,6 @@ def pipeline_filters(settings: Settings, tokens: TokenTable | None) -> list[WSGI
     straight to the images app.  Built in each worker after the fork, so the
     cache's connections are never shared across processes.
     """
-    cache = ImageCache(settings)
     return [
         functools.partial(AuthMiddleware, strategy=settings.auth_strategy, tokens=tokens),
         lambda app: CacheFilter.for_app(app, cache, settings),
@@ -159,23 +159,31 @@ def build_app(
     *,
     app: WSGIApplication | None = None,
     tokens: TokenTable | None = None,
+    metrics: Metrics | None = None,
 ) -> WSGIApplication:
     """The whole WSGI application for ``settings``.
 
     ``app`` replaces the innermost app (tests, embedders); ``tokens`` saves
-    re-reading the tokens file when the caller already loaded it.  The cache
-    filters plug in through :func:`pipeline_filters`, a one-line change each.
+    re-reading the tokens file when the caller already loaded it; ``metrics``
+    are the counters to use (a gunicorn worker passes its multiprocess ones).
     """
     if settings.auth_strategy == "tokens" and tokens is None:
         assert settings.tokens_file is not None  # Settings validates this
         tokens = load_tokens_file(settings.tokens_file)
+    metrics = metrics if metrics is not None else Metrics()
     inner = app if app is not None else make_inner_app(settings)
-    pipeline = wrap(inner, pipeline_filters(settings, tokens))
+    cache = ImageCache(settings, metrics=metrics)
+    pipeline = wrap(inner, pipeline_filters(settings, tokens, cache))
     routes: dict[str, WSGIApplication] = {
         "/healthcheck": Healthcheck(settings.data_dir),
-        # "/metrics": metrics_app(settings),  -- the Prometheus endpoint goes here
+        "/metrics": MetricsApp(metrics, lambda: (cache.get_cache_size(), settings.image_cache_max_size)),
     }
     return Router(routes, pipeline)
+
+
+def metrics_dir(settings: Settings) -> str:
+    """Where the gunicorn workers keep their counters (emptied at every start)."""
+    return os.path.join(settings.data_dir, "metrics")
 
 
 # -- running it ---------------------------------------------------------------
@@ -236,9 +244,15 @@ class StderrAccessLogger(glogging.Logger):
 class ImagecacheApplication(BaseApplication):  # type: ignore[misc]
     """gunicorn configured from :class:`Settings` only (no files, no argv)."""
 
-    def __init__(self, settings: Settings, tokens: TokenTable | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenTable | None,
+        app_factory: Callable[[Settings], WSGIApplication] | None = None,
+    ) -> None:
         self.settings = settings
         self.tokens = tokens
+        self.app_factory = app_factory
         self.options = gunicorn_options(settings)
         super().__init__(prog="imagecache")
 
@@ -247,9 +261,18 @@ class ImagecacheApplication(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> WSGIApplication:
-        """Runs in each worker after the fork."""
+        """Runs in each worker after the fork.
+
+        Each worker counts in its own files under :func:`metrics_dir`;
+        ``/metrics`` on any worker sums them all.
+        """
+        directory = metrics_dir(self.settings)
+        os.makedirs(directory, exist_ok=True)  # the master emptied it; a bare load() (tests) did not
+        enable_multiprocess(directory)
+        metrics = Metrics(multiprocess_dir=directory)
         try:
-            return build_app(self.settings, tokens=self.tokens)
+            app = self.app_factory(self.settings) if self.app_factory is not None else None
+            return build_app(self.settings, app=app, tokens=self.tokens, metrics=metrics)
         except ConfigError as exc:
             # gunicorn prints an AppImportError as one line and stops.
             raise AppImportError(f"imagecache: {exc}") from None
@@ -275,6 +298,10 @@ def preflight(settings: Settings) -> TokenTable | None:
         ImageCache(settings, reconcile=True).close()
     except OSError as exc:
         raise ConfigError(f"cannot use image cache dir {settings.image_cache_dir}: {exc.strerror}") from None
+    try:
+        reset_multiprocess_dir(metrics_dir(settings))
+    except OSError as exc:
+        raise ConfigError(f"cannot use metrics dir {metrics_dir(settings)}: {exc.strerror}") from None
     if settings.auth_strategy == "tokens":
         assert settings.tokens_file is not None  # Settings validates this
         return load_tokens_file(settings.tokens_file)
@@ -296,8 +323,12 @@ def configure_logging(level: str) -> None:
     logger.propagate = False
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, app_factory: Callable[[Settings], WSGIApplication] | None = None) -> None:
     """Serve ``settings`` until SIGTERM (graceful) or SIGINT (quick).
+
+    ``app_factory`` builds the innermost app in each worker instead of the
+    embedded image service (embedders, and tests that need an origin that
+    misbehaves on purpose).
 
     gunicorn's master answers SIGTERM by closing the listeners, giving
     in-flight requests ``GRACEFUL_TIMEOUT`` seconds and exiting with status 0.
@@ -320,4 +351,4 @@ def run(settings: Settings) -> None:
         settings.data_dir,
         settings.workers,
     )
-    ImagecacheApplication(settings, tokens).run()
+    ImagecacheApplication(settings, tokens, app_factory).run()

@@ -350,6 +350,7 @@ class ServerFactory:
         settings: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
+        origin: str | None = None,
         wait: bool = True,
         ready_timeout: float = READY_TIMEOUT,
         **flags: Any,
@@ -359,8 +360,10 @@ class ServerFactory:
         ``auth="tokens"`` writes a tokens file for ``tokens`` (default
         :class:`AuthTokens`) unless ``tokens_file`` is given.  ``settings``
         become ``IMAGECACHE_<NAME>`` variables (for options without a flag);
-        other keywords become flags.  A port taken between choosing and
-        binding is retried with another one.
+        other keywords become flags.  ``origin`` (e.g. ``"throttled:1000000"``
+        or ``"corrupt"``) runs the server over a misbehaving origin app (see
+        origin_server.py).  A port taken between choosing and binding is
+        retried with another one.
         """
         workdir = self._new_dir()
         data = Path(data_dir) if data_dir is not None else workdir / "data"
@@ -385,8 +388,11 @@ class ServerFactory:
                 args += ["--config", str(config)]
             args += _flags(flags)
             args += list(extra_args)
+            command = serve_command(*args) if origin is None else [
+                sys.executable, str(Path(__file__).with_name("origin_server.py")), origin, *args,
+            ]
             process = ServerProcess(
-                serve_command(*args),
+                command,
                 host=connect_host(host),
                 port=chosen,
                 log_path=workdir / f"server-{attempt}.log",

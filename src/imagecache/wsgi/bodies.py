@@ -31,11 +31,12 @@ def _nothing(_: int) -> None:
 
 
 class CachedFileBody:
-    """Part of a cached file; a complete send is a hit.
+    """Part of a cached file; a body read to its end is a hit.
 
     The file was opened before the response started, so an eviction racing
-    the request cannot break it (unlink semantics).  Only a body sent to its
-    end counts.
+    the request cannot break it (unlink semantics).  The hit is recorded
+    just before the last chunk is handed to the server, so a client that has
+    the whole response can already see it counted.
     """
 
     def __init__(
@@ -46,24 +47,29 @@ class CachedFileBody:
         self._remaining = length
         self._on_complete = on_complete
         self._on_bytes = on_bytes
-        self._complete = length == 0
+        self._counted = False
 
     def __iter__(self) -> Iterator[bytes]:
         self._fh.seek(self._start)
+        if self._remaining == 0:
+            self._complete()
         while self._remaining > 0:
             data = self._fh.read(min(CHUNK_SIZE, self._remaining))
             if not data:
                 raise OSError(f"cached file ended {self._remaining} bytes early")
             self._remaining -= len(data)
             self._on_bytes(len(data))
+            if self._remaining == 0:
+                self._complete()
             yield data
-        self._complete = True
+
+    def _complete(self) -> None:
+        if not self._counted:
+            self._counted = True
+            self._on_complete()
 
     def close(self) -> None:
         self._fh.close()
-        if self._complete:
-            self._complete = False  # count once even if close() is called twice
-            self._on_complete()
 
 
 class CountingBody:

@@ -126,7 +126,7 @@ def test_a_killed_writer_does_not_block_the_next_one(tmp_path):
     writer.join()
     assert not cache.is_being_cached(image.image_id)  # the kernel released the lock
     assert not cache.is_cached(image.image_id)
-    assert cache_it(cache, image) is True  # the stale file is reused
+    assert cache_it(cache, image) is True  # the stale file is replaced by a fresh one
     with cache.open_for_read(image.image_id) as fh:
         assert fh.read() == image.data
 

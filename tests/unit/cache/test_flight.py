@@ -1,0 +1,266 @@
+"""Single-flight fills: one background writer, readers tailing it from threads and processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from imagecache import ImageCache, Settings
+from imagecache.cache import FillFailed, ImageVerificationError
+from imagecache.cache.flight import readers_path
+
+from .conftest import Image, make_image
+
+
+def _settings(cache_dir: str, **extra: object) -> Settings:
+    return Settings(image_cache_dir=cache_dir, image_cache_min_free=0, **extra)
+
+
+def paced(image: Image, chunk: int = 65536, pause: float = 0.001) -> Iterator[bytes]:
+    for start in range(0, len(image.data), chunk):
+        time.sleep(pause)
+        yield image.data[start:start + chunk]
+
+
+def claim(cache: ImageCache, image: Image, **override: object):
+    facts = {"size": len(image.data), "os_hash_value": image.sha512, **override}
+    return cache.claim_fill(image.image_id, image.checksum, **facts)
+
+
+def read_all(reader) -> bytes:
+    try:
+        return b"".join(reader)
+    finally:
+        reader.close()
+
+
+def test_one_fill_serves_the_claimant_and_every_follower(tmp_path):
+    cache = ImageCache(_settings(str(tmp_path / "c")))
+    image = make_image(3 << 20)
+    reads = {"n": 0}
+
+    def counted() -> Iterator[bytes]:
+        for chunk in paced(image):
+            reads["n"] += len(chunk)
+            yield chunk
+
+    fill = claim(cache, image)
+    assert fill is not None
+    assert claim(cache, image) is None  # one writer per image
+    leader = fill.start(counted())
+    followers = [cache.follow(image.image_id, len(image.data)) for _ in range(6)]
+    assert all(f is not None for f in followers)
+    results: list[bytes] = []
+    threads = [threading.Thread(target=lambda r=r: results.append(read_all(r))) for r in [leader, *followers]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == [image.data] * 7
+    assert reads["n"] == len(image.data)
+    fill.thread.join(10)
+    assert cache.is_cached(image.image_id)
+    assert cache.follow(image.image_id) is None  # nothing left to follow
+    assert os.listdir(cache.layout.incomplete_dir) == []  # readers file gone too
+    assert cache.metrics.fills.labels(result="completed")._value.get() == 1
+
+
+def _follow_in_process(cache_dir: str, image_id: str, size: int, ready, results) -> None:
+    cache = ImageCache(_settings(cache_dir))
+    deadline = time.monotonic() + 30
+    reader = None
+    while reader is None and time.monotonic() < deadline:
+        reader = cache.follow(image_id, size)
+        time.sleep(0.001)
+    ready.set()
+    try:
+        results.put(("ok", read_all(reader)) if reader is not None else ("no fill", b""))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        results.put((type(exc).__name__, b""))
+
+
+def test_followers_in_other_processes_tail_the_file(tmp_path):
+    cache_dir = str(tmp_path / "c")
+    cache = ImageCache(_settings(cache_dir))
+    image = make_image(2 << 20)
+    fill = claim(cache, image)
+    gate = threading.Event()
+
+    def gated() -> Iterator[bytes]:
+        yield image.data[:65536]
+        gate.wait(30)  # hold the fill open until every process follows it
+        yield from paced(Image(image.image_id, image.data[65536:]))
+
+    leader = fill.start(gated())
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    readies = [ctx.Event() for _ in range(3)]
+    procs = [
+        ctx.Process(target=_follow_in_process, args=(cache_dir, image.image_id, len(image.data), ready, results))
+        for ready in readies
+    ]
+    for proc in procs:
+        proc.start()
+    assert all(ready.wait(60) for ready in readies)
+    gate.set()
+    assert read_all(leader) == image.data
+    outcomes = [results.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(30)
+    assert outcomes == [("ok", image.data)] * 3
+
+
+def test_a_mismatch_aborts_every_reader_before_the_last_byte(tmp_path):
+    cache = ImageCache(_settings(str(tmp_path / "c")))
+    image = make_image(1 << 20)
+    fill = claim(cache, image, os_hash_value="0" * 128)  # the bytes cannot match this
+    leader = fill.start(paced(image))
+    follower = cache.follow(image.image_id, len(image.data))
+    for reader in (leader, follower):
+        got = bytearray()
+        with pytest.raises(ImageVerificationError):
+            for chunk in reader:
+                got += chunk
+        reader.close()
+        assert len(got) == len(image.data) - 1  # everything but the last byte
+    fill.thread.join(10)
+    assert not cache.is_cached(image.image_id)
+    assert os.path.exists(cache.layout.invalid_path(image.image_id))
+    assert cache.metrics.fills.labels(result="failed")._value.get() == 1
+
+
+def test_the_last_byte_waits_for_the_publish(tmp_path):
+    cache = ImageCache(_settings(str(tmp_path / "c")))
+    image = make_image(300_000)
+    release = threading.Event()
+
+    def held() -> Iterator[bytes]:
+        yield image.data
+        release.wait(30)  # everything written, verification not begun
+
+    reader = claim(cache, image).start(held())
+    got = bytearray()
+    done = threading.Event()
+
+    def consume() -> None:
+        for chunk in reader:
+            got.extend(chunk)
+        done.set()
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    time.sleep(0.3)
+    assert len(got) == len(image.data) - 1 and not done.is_set()
+    release.set()
+    thread.join(10)
+    reader.close()
+    assert bytes(got) == image.data
+
+
+def _fill_then_hang(cache_dir: str, image: Image, halfway) -> None:
+    cache = ImageCache(_settings(cache_dir))
+
+    def chunks() -> Iterator[bytes]:
+        yield image.data[: len(image.data) // 2]
+        halfway.set()
+        time.sleep(3600)  # killed here
+        yield image.data[len(image.data) // 2 :]
+
+    reader = claim(cache, image).start(chunks())
+    read_all(reader)
+
+
+def test_a_killed_writer_fails_its_followers_with_their_offset(tmp_path):
+    cache_dir = str(tmp_path / "c")
+    cache = ImageCache(_settings(cache_dir))
+    image = make_image(1 << 20)
+    ctx = multiprocessing.get_context("spawn")
+    halfway = ctx.Event()
+    writer = ctx.Process(target=_fill_then_hang, args=(cache_dir, image, halfway))
+    writer.start()
+    assert halfway.wait(60)
+    follower = cache.follow(image.image_id, len(image.data))
+    assert follower is not None
+    got = bytearray()
+    iterator = iter(follower)
+    while len(got) < len(image.data) // 2:
+        got += next(iterator)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.join()
+    started = time.monotonic()
+    with pytest.raises(FillFailed) as failure:
+        for chunk in iterator:
+            got += chunk
+    assert time.monotonic() - started < 5
+    follower.close()
+    assert failure.value.offset == len(got) == len(image.data) // 2
+    assert bytes(got) == image.data[: len(got)]
+    # The next claim starts afresh on a new file, and publishes the right bytes.
+    assert not cache.is_cached(image.image_id)
+    fill = claim(cache, image)
+    assert fill is not None
+    assert read_all(fill.start(iter([image.data]))) == image.data
+    fill.thread.join(10)
+    assert cache.is_cached(image.image_id)
+
+
+def test_a_write_failure_sends_readers_elsewhere_and_keeps_nothing(tmp_path):
+    cache = ImageCache(_settings(str(tmp_path / "c")))
+    image = make_image(1 << 20)
+    # The source sends more than the metadata's size: the fill stops at the limit.
+    fill = claim(cache, image, size=len(image.data) // 2)
+    reader = fill.start(paced(image))
+    with pytest.raises(FillFailed) as failure:
+        read_all(reader)
+    assert failure.value.offset <= len(image.data) // 2
+    fill.thread.join(10)
+    assert not cache.is_cached(image.image_id)
+    assert os.listdir(cache.layout.incomplete_dir) == []
+
+
+def test_a_fill_nobody_reads_is_abandoned(tmp_path, monkeypatch):
+    monkeypatch.setattr("imagecache.cache.flight.READER_CHECK_INTERVAL", 0.01)
+    cache = ImageCache(_settings(str(tmp_path / "c"), fill_abandon_after=0.05))
+    image = make_image(4 << 20)
+    fill = claim(cache, image)
+    reader = fill.start(paced(image, chunk=16384, pause=0.002))
+    next(iter(reader))
+    reader.close()  # the only client went away
+    fill.thread.join(30)
+    assert not cache.is_cached(image.image_id)
+    assert os.listdir(cache.layout.incomplete_dir) == []
+    assert cache.metrics.fills.labels(result="abandoned")._value.get() == 1
+
+
+def test_a_fill_with_a_reader_left_is_not_abandoned(tmp_path, monkeypatch):
+    monkeypatch.setattr("imagecache.cache.flight.READER_CHECK_INTERVAL", 0.01)
+    cache = ImageCache(_settings(str(tmp_path / "c"), fill_abandon_after=0.05))
+    image = make_image(2 << 20)
+    fill = claim(cache, image)
+    leader = fill.start(paced(image, chunk=16384, pause=0.002))
+    follower = cache.follow(image.image_id, len(image.data))
+    leader.close()  # one client left; the other is slow but still there
+    assert os.path.exists(readers_path(cache.layout, image.image_id))
+    got = bytearray()
+    for chunk in follower:
+        got += chunk
+        time.sleep(0.01)
+    follower.close()
+    assert bytes(got) == image.data
+    fill.thread.join(10)
+    assert cache.is_cached(image.image_id)
+
+
+def test_cancel_releases_the_claim(tmp_path):
+    cache = ImageCache(_settings(str(tmp_path / "c")))
+    image = make_image()
+    fill = claim(cache, image)
+    fill.cancel()
+    assert not cache.is_being_cached(image.image_id)
+    assert claim(cache, image) is not None

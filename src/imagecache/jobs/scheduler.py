@@ -154,9 +154,10 @@ class PeriodicJobs:
             if self._stop.is_set():
                 break
             if self._due_in(job) <= 0:
-                outcome = self._attempt(job, force=False)
-                if outcome is not Outcome.NOT_DUE:
-                    self._not_before[job.name] = self._clock() + job.interval
+                started = self._clock()
+                if self._attempt(job, force=False) is not Outcome.NOT_DUE:
+                    # Start to start, like the stamp the run left for the other workers.
+                    self._not_before[job.name] = started + job.interval
         if not self._jobs:
             return 3600.0
         return max(MIN_WAIT, min(min(self._due_in(job), job.interval) for job in self._jobs.values()))

@@ -77,6 +77,11 @@ def test_a_job_runs_when_due_and_not_before(tmp_path, clock) -> None:
     assert calls.count == 2
 
 
+def test_the_rhythm_is_start_to_start(tmp_path, clock) -> None:
+    jobs = PeriodicJobs(str(tmp_path), [Job("prefetcher", 60, lambda: clock.advance(10))], clock=clock)
+    assert jobs.tick() == pytest.approx(50)  # a 10 s run does not push the next one back
+
+
 def test_workers_share_one_rhythm(tmp_path, clock) -> None:
     """Two schedulers on one cache dir (two workers) run a job once per interval, not twice."""
     calls = Calls()

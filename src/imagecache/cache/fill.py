@@ -16,6 +16,7 @@ import hashlib
 import os
 from collections.abc import Callable
 
+from imagecache.cache.hashing import ThreadedHash
 from imagecache.cache.layout import CacheLayout
 from imagecache.cache.verify import Digest
 
@@ -30,7 +31,7 @@ class FillWriter:
         self.image_id = image_id
         self.fd = fd
         self.size = 0
-        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._md5 = ThreadedHash("md5")  # on a second core, beside the multihash
         self._hash_algo = hash_algo
         self._multihash = hashlib.new(hash_algo)
         self._closed = False
@@ -130,6 +131,7 @@ class FillWriter:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._md5.close()
             if self.on_release is not None:
                 with contextlib.suppress(Exception):
                     self.on_release()

@@ -36,7 +36,7 @@ from imagecache.cache.errors import (
     InvalidImageId,
 )
 from imagecache.cache.eviction import bytes_to_free, select_victims
-from imagecache.cache.fill import FillWriter, is_locked
+from imagecache.cache.fill import FillWriter, is_locked, remove_if_stalled
 from imagecache.cache.flight import FillClaim, FillResult, TailReader, open_reader
 from imagecache.cache.layout import CacheLayout, validate_image_id
 from imagecache.cache.verify import Expected, mismatch, multihash_algo
@@ -511,13 +511,23 @@ class ImageCache:
         if stall_time is None:
             stall_time = self.settings.image_cache_stall_time
         invalid = sum(1 for facts in list(self.layout.invalid()) if self.layout.remove_invalid(facts.image_id))
-        now = self._clock()
+        return CleanResult(invalid, self._remove_stalled(stall_time))
+
+    def _remove_stalled(self, stall_time: float) -> int:
+        """Remove incomplete files untouched for ``stall_time`` that no live writer holds.
+
+        Age alone is not enough: a slow fill (a pausing upstream) keeps its
+        lock, and every client streaming it depends on the file.
+        """
+        untouched_since = self._clock() - stall_time
         stalled = 0
         for facts in list(self.layout.incomplete()):
-            if now - facts.mtime > stall_time and self.layout.remove_incomplete(facts.image_id):
+            if facts.mtime < untouched_since and remove_if_stalled(
+                self.layout.incomplete_path(facts.image_id), untouched_since
+            ):
                 stalled += 1
                 LOG.info("removed stalled incomplete file of image %s", facts.image_id)
-        return CleanResult(invalid, stalled)
+        return stalled
 
     def reconcile(self) -> ReconcileResult:
         """Make the index agree with the files after a crash (run at start-up).
@@ -551,12 +561,7 @@ class ImageCache:
             else:
                 for record in orphans:
                     self.driver.add(record)
-        stalled = 0
-        now = self._clock()
-        for facts in list(self.layout.incomplete()):
-            path = self.layout.incomplete_path(facts.image_id)
-            if now - facts.mtime > self.settings.image_cache_stall_time and not is_locked(path):
-                stalled += self.layout.remove_incomplete(facts.image_id)
+        stalled = self._remove_stalled(self.settings.image_cache_stall_time)
         result = ReconcileResult(dropped, len(orphans), invalidated, stalled)
         if any(result):
             LOG.warning("reconciled the cache index with its files: %s", result._asdict())

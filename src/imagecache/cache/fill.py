@@ -152,3 +152,35 @@ def is_locked(path: str) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def remove_if_stalled(path: str, untouched_since: float) -> bool:
+    """Unlink ``path`` if nothing wrote it since ``untouched_since`` and no writer holds it.
+
+    The file is locked the way a writer locks it (exclusive, non-blocking)
+    and unlinked under that lock.  A writer that opened it just before then
+    finds the path gone or naming another file, and starts afresh
+    (:meth:`FillWriter.acquire` checks exactly that).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live writer holds it
+        mine = os.fstat(fd)
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            return False
+        if (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
+            return False  # replaced since we opened it: someone else's file now
+        if mine.st_mtime >= untouched_since:
+            return False
+        os.unlink(path)
+        return True
+    finally:
+        os.close(fd)  # releases the lock

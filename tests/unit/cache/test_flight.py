@@ -264,3 +264,28 @@ def test_cancel_releases_the_claim(tmp_path):
     fill.cancel()
     assert not cache.is_being_cached(image.image_id)
     assert claim(cache, image) is not None
+
+
+def test_clean_and_reconcile_never_remove_a_live_fill_however_old(tmp_path):
+    cache = ImageCache(_settings(str(tmp_path / "c"), image_cache_stall_time=1))
+    image = make_image(1 << 20)
+    gate = threading.Event()
+
+    def gated() -> Iterator[bytes]:
+        yield image.data[:1000]
+        gate.wait(30)
+        yield image.data[1000:]
+
+    fill = claim(cache, image)
+    reader = fill.start(gated())
+    path = cache.layout.incomplete_path(image.image_id)
+    deadline = time.monotonic() + 10
+    while os.path.getsize(path) < 1000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.utime(path, (1, 1))  # untouched since 1970, as far as mtime says
+    assert cache.clean(stall_time=0).stalled_removed == 0
+    assert cache.reconcile().stalled_removed == 0
+    gate.set()
+    assert read_all(reader) == image.data
+    fill.thread.join(10)
+    assert cache.is_cached(image.image_id)

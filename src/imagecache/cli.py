@@ -2,7 +2,9 @@
 
 ``serve`` runs the node; ``clean``, ``prune`` and ``prefetch`` run one cache
 job against a cache directory and exit, as cron jobs do (Glance's
-``glance-cache-cleaner``, ``-pruner`` and ``-prefetcher``).  Heavy modules
+``glance-cache-cleaner``, ``-pruner`` and ``-prefetcher``); ``manage``
+(:mod:`imagecache.cli_manage`) manages a node's cache over its API, as
+``glance-cache-manage`` did.  Heavy modules
 (gunicorn, the cache, the image service) are imported inside the commands,
 so ``imagecache --help`` and a cron line start fast.
 """
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from imagecache.cli_manage import manage
 from imagecache.config import AUTH_STRATEGIES, DRIVER_NAMES, ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -81,6 +84,9 @@ class UsageProblem(click.ClickException):
 @click.version_option(package_name="imagecache")
 def main() -> None:
     """imagecache: an on-disk cache of VM image data."""
+
+
+main.add_command(manage)
 
 
 @main.command()

@@ -1,0 +1,455 @@
+"""``imagecache manage``: the cache of one node, managed over its API.
+
+Glance's ``glance-cache-manage`` as a click group: the same commands
+(``list-cached``, ``list-queued``, ``queue-image``, ``delete-cached-image``,
+``delete-all-cached-images``, ``delete-queued-image``,
+``delete-all-queued-images``) and option names, speaking to a node through
+:class:`imagecache.client.CacheClient`.
+
+Output: tables for people (rich), ``--json`` for scripts: then stdout holds
+exactly one JSON document and every message goes to stderr.  Exit status: 0
+when everything asked was done, 1 when the node refused or failed something
+(or could not be reached, or a confirmation was declined), 2 for usage
+errors (options that cannot work, such as a client certificate without its
+key).
+
+The client is made by a factory with :func:`connect`'s keywords, taken from
+the click context's ``obj`` when it is a :class:`ManageSession` (tests pass
+one to ``main(obj=...)``), else :func:`connect` itself.  The client module,
+urllib3 and rich are imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from imagecache.client import CacheClient, ClientError
+
+#: Makes a client from :func:`connect`'s keyword arguments.
+ClientFactory = Callable[..., "CacheClient"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9292
+DOC_ROOTS = ("/v1", "/v2")
+#: Columns a table may use when stdout is no terminal (a pipe or a file): wide
+#: enough that no row wraps, so each image stays on one line for grep and awk.
+PIPE_WIDTH = 200
+#: The environment variables CacheClient reads TLS files from (Glance's names).
+TLS_FILE_VARIABLES = {
+    "ca_file": "GLANCE_CLIENT_CA_FILE",
+    "cert_file": "GLANCE_CLIENT_CERT_FILE",
+    "key_file": "GLANCE_CLIENT_KEY_FILE",
+}
+
+
+def connect(
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    timeout: float | None = None,
+    use_ssl: bool = False,
+    insecure: bool = False,
+    ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+    doc_root: str = DOC_ROOTS[0],
+    auth_token: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    project_name: str | None = None,
+    auth_url: str | None = None,
+    region_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> CacheClient:
+    """A client for one node, through :func:`imagecache.client.get_client`.
+
+    Unset credentials come from ``environ`` (default ``os.environ``) as
+    get_client reads them (``OS_AUTH_TOKEN``, ``OS_AUTH_URL``,
+    ``OS_USERNAME``...).  TLS files given here override Glance's
+    ``GLANCE_CLIENT_*_FILE`` variables, and any of them means TLS.  Raises
+    :class:`imagecache.client.ConfigurationError` for options that cannot work.
+    """
+    from imagecache.client import get_client, normalize_doc_root
+
+    env = dict(os.environ if environ is None else environ)
+    files = {"ca_file": ca_file, "cert_file": cert_file, "key_file": key_file}
+    for name, path in files.items():
+        if path:
+            env[TLS_FILE_VARIABLES[name]] = path
+    client = get_client(
+        host,
+        port,
+        timeout=timeout,
+        use_ssl=use_ssl or any(files.values()),
+        username=username,
+        password=password,
+        tenant=project_name,
+        auth_url=auth_url,
+        auth_token=auth_token,
+        region=region_name,
+        insecure=insecure,
+        environ=env,
+    )
+    # get_client has no doc_root; the attribute only shapes the URLs.
+    client.doc_root = normalize_doc_root(doc_root)
+    return client
+
+
+@dataclass
+class ManageSession:
+    """What the manage commands share: how to reach the node, and how to answer."""
+
+    client_factory: ClientFactory = connect
+    options: dict[str, Any] = field(default_factory=dict)
+    as_json: bool = False
+    _client: CacheClient | None = field(default=None, repr=False)
+
+    @property
+    def node(self) -> str:
+        host = self.options.get("host", DEFAULT_HOST)
+        host = f"[{host}]" if ":" in host else host
+        return f"{host}:{self.options.get('port', DEFAULT_PORT)}"
+
+    def client(self) -> CacheClient:
+        """The client, made on first use; options that cannot work are a usage problem (exit 2)."""
+        if self._client is None:
+            from imagecache.client import ConfigurationError
+
+            try:
+                self._client = self.client_factory(**self.options)
+            except ConfigurationError as exc:
+                raise _usage_problem(exc.message) from None
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def _usage_problem(message: str) -> click.ClickException:
+    # Imported late: imagecache.cli imports this module to register the group.
+    from imagecache.cli import UsageProblem
+
+    return UsageProblem(message)
+
+
+# -- errors --------------------------------------------------------------------------
+
+
+def describe(error: ClientError) -> str:
+    """One line for a client error: ``403 Forbidden: <the server's message>``."""
+    from imagecache.client import HTTPStatusError
+
+    message = " ".join(error.message.split())
+    if isinstance(error, HTTPStatusError):
+        try:
+            phrase = HTTPStatus(error.status).phrase
+        except ValueError:
+            phrase = "error"
+        return f"{error.status} {phrase}: {message}"
+    return message
+
+
+@contextlib.contextmanager
+def client_errors() -> Iterator[None]:
+    """A client failure ends the command with one line: exit 2 for bad options, 1 for the rest."""
+    from imagecache.client import ClientError, ConfigurationError
+
+    try:
+        yield
+    except ConfigurationError as exc:
+        raise _usage_problem(exc.message) from None
+    except ClientError as exc:
+        raise click.ClickException(describe(exc)) from None
+
+
+def fails_alone(error: ClientError) -> bool:
+    """Whether ``error`` is about one image (a bad id, a server error), so the
+    other ids are still worth trying.  A refused token, a forbidden caller or
+    an unreachable node would fail every id the same way."""
+    from imagecache.client import Forbidden, HTTPStatusError, Unauthorized
+
+    return isinstance(error, HTTPStatusError) and not isinstance(error, Unauthorized | Forbidden)
+
+
+# -- output --------------------------------------------------------------------------
+
+
+def print_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2))
+
+
+def local_time(timestamp: Any) -> str:
+    """An epoch timestamp as local time to the second; ``N/A`` for none (Glance's 0)."""
+    if not isinstance(timestamp, int | float) or isinstance(timestamp, bool) or timestamp <= 0:
+        return "N/A"
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def human_size(size: Any) -> str:
+    from imagecache.cli import format_size
+
+    return format_size(size) if isinstance(size, int) and not isinstance(size, bool) else str(size)
+
+
+def print_table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]]) -> None:
+    """A table on stdout: (header, justify) per column; one line per row when piped."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stdout, highlight=False)
+    if not console.is_terminal:
+        console = Console(file=sys.stdout, highlight=False, width=PIPE_WIDTH)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for header, justify in columns:
+        table.add_column(header, justify=justify, no_wrap=header == "ID")  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*row)
+    with console.capture() as captured:
+        console.print(table)
+    # rich pads every line to the table's width; the padding is noise in a pipe.
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()), color=console.is_terminal)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+# -- the group -------------------------------------------------------------------------
+
+
+def json_flag(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` after the command name too (``manage list-cached --json``)."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout (messages go to stderr).")(command)
+
+
+def session(ctx: click.Context, as_json: bool = False) -> ManageSession:
+    state = ctx.find_object(ManageSession)
+    assert state is not None, "manage commands run inside the manage group"
+    if as_json:
+        state.as_json = True
+    return state
+
+
+@click.group()
+@click.option("-H", "--host", default=DEFAULT_HOST, show_default=True, metavar="ADDRESS",
+              help="The node whose cache to manage.")
+@click.option("-p", "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), metavar="PORT",
+              help="Its API port.")
+@click.option("-A", "--os-auth-token", "auth_token", metavar="TOKEN",
+              help="An admin token (default $OS_AUTH_TOKEN).")
+@click.option("--os-username", "username", metavar="NAME", help="Keystone user (default $OS_USERNAME).")
+@click.option("--os-password", "password", metavar="PASSWORD", help="Keystone password (default $OS_PASSWORD).")
+@click.option("--os-project-name", "--os-tenant-name", "project_name", metavar="NAME",
+              help="Keystone project (default $OS_PROJECT_NAME or $OS_TENANT_NAME).")
+@click.option("--os-auth-url", "auth_url", metavar="URL",
+              help="Keystone URL (default $OS_AUTH_URL); with a user and password, the token comes from there.")
+@click.option("--os-region-name", "region_name", metavar="REGION", help="Keystone region (default $OS_REGION_NAME).")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Longest wait for the node (default 60; 0: no limit).")
+@click.option("--ssl", "use_ssl", is_flag=True, help="Speak HTTPS to the node.")
+@click.option("-k", "--insecure", is_flag=True, help="With TLS, do not check the node's certificate.")
+@click.option("--ca-file", type=click.Path(dir_okay=False), help="CA certificates to trust (implies --ssl).")
+@click.option("--cert-file", type=click.Path(dir_okay=False),
+              help="Client certificate, with --key-file (implies --ssl).")
+@click.option("--key-file", type=click.Path(dir_okay=False), help="Client certificate's key (implies --ssl).")
+@click.option("--doc-root", type=click.Choice(DOC_ROOTS), default=DOC_ROOTS[0], show_default=True,
+              help="Where the cache routes are (cached_images, queued_images).")
+@json_flag
+@click.pass_context
+def manage(ctx: click.Context, as_json: bool, **options: Any) -> None:
+    """Manage one node's image cache over its API (glance-cache-manage).
+
+    Needs an admin: a token (--os-auth-token, $OS_AUTH_TOKEN) or Keystone
+    credentials (--os-auth-url, --os-username, --os-password,
+    --os-project-name, or their OS_* variables).
+
+    Exit status: 0 done; 1 the node refused or failed (bad token, not an
+    admin, unreachable, an image that failed) or a confirmation was
+    declined; 2 usage errors.
+    """
+    given = ctx.obj if isinstance(ctx.obj, ManageSession) else ManageSession()
+    state = replace(given, options={key: value for key, value in options.items() if value is not None},
+                    as_json=as_json, _client=None)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+@manage.command("list-cached")
+@json_flag
+@click.pass_context
+def list_cached(ctx: click.Context, as_json: bool) -> None:
+    """List cached images with size, hits and times."""
+    state = session(ctx, as_json)
+    with client_errors():
+        images = state.client().get_cached_images()
+    if state.as_json:
+        print_json(images)
+        return
+    if not images:
+        click.echo("No cached images.")
+        return
+    columns = [("ID", "left"), ("Size", "right"), ("Hits", "right"),
+               ("Last accessed", "left"), ("Last modified", "left")]
+    rows = [
+        (str(image.get("image_id")), human_size(image.get("size")), str(image.get("hits")),
+         local_time(image.get("last_accessed")), local_time(image.get("last_modified")))
+        for image in images
+    ]
+    print_table(columns, rows)
+
+
+@manage.command("list-queued")
+@json_flag
+@click.pass_context
+def list_queued(ctx: click.Context, as_json: bool) -> None:
+    """List the ids queued for caching."""
+    state = session(ctx, as_json)
+    with client_errors():
+        queued = state.client().get_queued_images()
+    if state.as_json:
+        print_json(queued)
+    elif not queued:
+        click.echo("No queued images.")
+    else:
+        print_table([("ID", "left")], [(str(image_id),) for image_id in queued])
+
+
+def _non_empty(ctx: click.Context, param: click.Parameter, ids: tuple[str, ...]) -> tuple[str, ...]:
+    if any(not image_id for image_id in ids):
+        raise click.BadParameter("an image id must not be empty", ctx, param)
+    return ids
+
+
+def image_ids(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.argument("image_ids", metavar="ID...", nargs=-1, required=True, callback=_non_empty)(command)
+
+
+@dataclass(frozen=True)
+class PerImage:
+    """A command that acts on each id in turn: what to call, and what to say."""
+
+    call: Callable[[CacheClient, str], Any]
+    done_key: str  # the JSON key of the ids done
+    done: str  # the line for an id done
+    failed: str  # the start of the line for an id that failed
+
+
+def run_per_image(state: ManageSession, action: PerImage, ids: Sequence[str]) -> None:
+    """``action`` on every id, one line each; exit 1 if any failed.
+
+    An error that is not about the image (refused token, not an admin,
+    unreachable node) stops at once: every other id would fail alike.
+    """
+    from imagecache.client import ClientError, HTTPStatusError
+
+    done: list[str] = []
+    failed: list[dict[str, Any]] = []
+    with client_errors():
+        client = state.client()
+        for image_id in ids:
+            try:
+                action.call(client, image_id)
+            except ClientError as exc:
+                if not fails_alone(exc):
+                    raise
+                click.echo(f"{action.failed} {image_id}: {describe(exc)}", err=True)
+                status = exc.status if isinstance(exc, HTTPStatusError) else None
+                failed.append({"image_id": image_id, "status": status, "message": exc.message})
+                continue
+            done.append(image_id)
+            if not state.as_json:
+                click.echo(action.done.format(image_id=image_id))
+    if state.as_json:
+        print_json({action.done_key: done, "failed": failed})
+    if failed:
+        raise SystemExit(1)
+
+
+@manage.command("queue-image")
+@image_ids
+@json_flag
+@click.pass_context
+def queue_image(ctx: click.Context, image_ids: tuple[str, ...], as_json: bool) -> None:
+    """Queue images for the node's prefetcher to cache."""
+    action = PerImage(lambda client, image_id: client.queue_image_for_caching(image_id),
+                      "queued", "Queued image {image_id} for caching", "Could not queue image")
+    run_per_image(session(ctx, as_json), action, image_ids)
+
+
+@manage.command("delete-cached-image")
+@image_ids
+@json_flag
+@click.pass_context
+def delete_cached_image(ctx: click.Context, image_ids: tuple[str, ...], as_json: bool) -> None:
+    """Remove images from the cache (not from the store)."""
+    action = PerImage(lambda client, image_id: client.delete_cached_image(image_id),
+                      "deleted", "Deleted cached image {image_id}", "Could not delete cached image")
+    run_per_image(session(ctx, as_json), action, image_ids)
+
+
+@manage.command("delete-queued-image")
+@image_ids
+@json_flag
+@click.pass_context
+def delete_queued_image(ctx: click.Context, image_ids: tuple[str, ...], as_json: bool) -> None:
+    """Take images off the queue."""
+    action = PerImage(lambda client, image_id: client.delete_queued_image(image_id),
+                      "deleted", "Deleted queued image {image_id}", "Could not delete queued image")
+    run_per_image(session(ctx, as_json), action, image_ids)
+
+
+def force_flag(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")(command)
+
+
+def confirm_or_stop(question: str) -> None:
+    """Ask on stderr (stdout may be JSON); anything but yes, or no answer, ends with exit 1."""
+    try:
+        agreed = click.confirm(question, default=False, err=True)
+    except click.Abort:  # end of input, or ^C
+        click.echo(err=True)
+        agreed = False
+    if not agreed:
+        raise click.ClickException("nothing deleted (--force deletes without asking)")
+
+
+def delete_all(state: ManageSession, what: str, force: bool, call: Callable[[CacheClient], int]) -> None:
+    if not force:
+        confirm_or_stop(f"Delete all {what} images on {state.node}?")
+    with client_errors():
+        deleted = call(state.client())
+    if state.as_json:
+        print_json({"num_deleted": deleted})
+    else:
+        click.echo(f"Deleted {_plural(deleted, f'{what} image')}.")
+
+
+@manage.command("delete-all-cached-images")
+@force_flag
+@json_flag
+@click.pass_context
+def delete_all_cached_images(ctx: click.Context, force: bool, as_json: bool) -> None:
+    """Empty the cache (asks first, unless --force)."""
+    delete_all(session(ctx, as_json), "cached", force, lambda client: client.delete_all_cached_images())
+
+
+@manage.command("delete-all-queued-images")
+@force_flag
+@json_flag
+@click.pass_context
+def delete_all_queued_images(ctx: click.Context, force: bool, as_json: bool) -> None:
+    """Empty the queue (asks first, unless --force)."""
+    delete_all(session(ctx, as_json), "queued", force, lambda client: client.delete_all_queued_images())

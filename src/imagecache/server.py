@@ -4,8 +4,9 @@ The pipeline, outermost first::
 
     Router            /healthcheck and /metrics answered here
       AuthMiddleware  sets the RequestContext, or 401
-        ...           the cache filters go here (see :func:`pipeline_filters`)
-          app         the embedded images app (or, later, the upstream proxy)
+        CacheFilter         hits, fills and followers (see :func:`build_node`)
+          CacheManageFilter the cache management API
+            app             the embedded images app (or, later, the upstream proxy)
 
 Each gunicorn worker builds its own pipeline after the fork, so nothing the
 app opens (sqlite connections, locks, threads) is ever shared across
@@ -15,12 +16,12 @@ processes.  The master only checks what a user can get wrong
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -31,6 +32,7 @@ from gunicorn.errors import AppImportError
 from imagecache import images
 from imagecache.config import ConfigError, Settings
 from imagecache.cache import ImageCache
+from imagecache.jobs.scheduler import PeriodicJobs
 from imagecache.metrics import Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 from imagecache.wsgi.cache_filter import CacheFilter
@@ -38,7 +40,6 @@ from imagecache.wsgi.cache_manage import CacheManageFilter
 
 log = logging.getLogger(__name__)
 
-WSGIFilter = Callable[[WSGIApplication], WSGIApplication]
 
 #: Threads per gthread worker: each streams one download at a time.
 THREADS_PER_WORKER = 8
@@ -54,29 +55,6 @@ KEEPALIVE = 5
 
 
 # -- the pipeline -------------------------------------------------------------
-
-
-def pipeline_filters(settings: Settings, tokens: TokenTable | None, cache: ImageCache) -> list[WSGIFilter]:
-    """The middlewares around the app, outermost first (like a paste pipeline).
-
-    Auth comes first so every later layer sees the caller's context; the
-    cache filter sits in front of the management filter as in Glance's
-    ``cache cachemanage`` pipeline, so the prefetcher's sub-requests go
-    straight to the images app.  Built in each worker after the fork, so the
-    cache's connections are never shared across processes.
-    """
-    return [
-        functools.partial(AuthMiddleware, strategy=settings.auth_strategy, tokens=tokens),
-        lambda app: CacheFilter.for_app(app, cache, settings),
-        lambda app: CacheManageFilter.for_app(app, cache),
-    ]
-
-
-def wrap(app: WSGIApplication, filters: Iterable[WSGIFilter]) -> WSGIApplication:
-    """``app`` inside ``filters``, the first filter outermost."""
-    for make_filter in reversed(list(filters)):
-        app = make_filter(app)
-    return app
 
 
 class Router:
@@ -154,18 +132,33 @@ def make_inner_app(settings: Settings) -> WSGIApplication:
     return images.make_app(settings)
 
 
-def build_app(
+@dataclass(frozen=True)
+class Node:
+    """One worker's application and the parts that live beside it."""
+
+    app: WSGIApplication
+    cache: ImageCache
+    #: The cleaner, pruner and prefetcher on a timer; started by the caller
+    #: (a gunicorn worker after the fork), never by building.
+    jobs: PeriodicJobs
+
+
+def build_node(
     settings: Settings,
     *,
     app: WSGIApplication | None = None,
     tokens: TokenTable | None = None,
     metrics: Metrics | None = None,
-) -> WSGIApplication:
-    """The whole WSGI application for ``settings``.
+) -> Node:
+    """The whole WSGI application for ``settings``, its cache and its periodic jobs.
 
     ``app`` replaces the innermost app (tests, embedders); ``tokens`` saves
     re-reading the tokens file when the caller already loaded it; ``metrics``
     are the counters to use (a gunicorn worker passes its multiprocess ones).
+    The cache filter sits in front of the management filter as in Glance's
+    ``cache cachemanage`` pipeline, so the prefetcher's sub-requests go
+    straight to the images app; auth comes first so every layer sees the
+    caller's context.
     """
     if settings.auth_strategy == "tokens" and tokens is None:
         assert settings.tokens_file is not None  # Settings validates this
@@ -173,12 +166,29 @@ def build_app(
     metrics = metrics if metrics is not None else Metrics()
     inner = app if app is not None else make_inner_app(settings)
     cache = ImageCache(settings, metrics=metrics)
-    pipeline = wrap(inner, pipeline_filters(settings, tokens, cache))
+    manage = CacheManageFilter.for_app(inner, cache)
+    pipeline = AuthMiddleware(
+        CacheFilter.for_app(manage, cache, settings), strategy=settings.auth_strategy, tokens=tokens
+    )
     routes: dict[str, WSGIApplication] = {
         "/healthcheck": Healthcheck(settings.data_dir),
         "/metrics": MetricsApp(metrics, lambda: (cache.get_cache_size(), settings.image_cache_max_size)),
     }
-    return Router(routes, pipeline)
+    # The management API's own prefetcher: a periodic run and a PUT /v2/cache/{id}
+    # never fetch the same image at once.
+    jobs = PeriodicJobs.for_cache(cache, prefetcher=manage.prefetcher, settings=settings)
+    return Node(Router(routes, pipeline), cache, jobs)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    app: WSGIApplication | None = None,
+    tokens: TokenTable | None = None,
+    metrics: Metrics | None = None,
+) -> WSGIApplication:
+    """The WSGI application of :func:`build_node` (no periodic jobs running)."""
+    return build_node(settings, app=app, tokens=tokens, metrics=metrics).app
 
 
 def metrics_dir(settings: Settings) -> str:
@@ -272,10 +282,14 @@ class ImagecacheApplication(BaseApplication):  # type: ignore[misc]
         metrics = Metrics(multiprocess_dir=directory)
         try:
             app = self.app_factory(self.settings) if self.app_factory is not None else None
-            return build_app(self.settings, app=app, tokens=self.tokens, metrics=metrics)
+            node = build_node(self.settings, app=app, tokens=self.tokens, metrics=metrics)
         except ConfigError as exc:
             # gunicorn prints an AppImportError as one line and stops.
             raise AppImportError(f"imagecache: {exc}") from None
+        # Every worker runs the timer; a lock per job in the cache dir lets one
+        # of them run each job once per interval.
+        node.jobs.start()
+        return node.app
 
 
 def preflight(settings: Settings) -> TokenTable | None:

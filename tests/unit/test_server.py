@@ -87,24 +87,6 @@ def test_everything_else_goes_through_auth_to_the_app(settings: Settings) -> Non
     assert response.json == {"path": "/v2/images", "roles": ["admin"]}
 
 
-def test_filters_wrap_outermost_first() -> None:
-    calls: list[str] = []
-
-    def tagging(tag: str) -> server.WSGIFilter:
-        def make(app):
-            def filtered(environ, start_response):
-                calls.append(tag)
-                return app(environ, start_response)
-
-            return filtered
-
-        return make
-
-    app = server.wrap(echo_app, [tagging("outer"), tagging("inner")])
-    get(app, "/")
-    assert calls == ["outer", "inner"]
-
-
 def test_upstream_mode_is_refused_clearly(settings: Settings) -> None:
     with pytest.raises(ConfigError, match="not available yet"):
         server.make_inner_app(settings.replace(upstream_url="http://glance:9292"))
@@ -182,7 +164,17 @@ def test_gunicorn_accepts_every_option(tmp_path: Path) -> None:
     assert application.cfg.logger_class is server.StderrAccessLogger
 
 
-def test_worker_config_errors_become_one_line_load_errors(tmp_path: Path) -> None:
+@pytest.fixture
+def as_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """load() switches its process to multiprocess metrics, as a worker must; undo it after."""
+    from prometheus_client import values
+
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # records "unset" so undo restores it
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+
+
+def test_worker_config_errors_become_one_line_load_errors(tmp_path: Path, as_worker: None) -> None:
     from gunicorn.errors import AppImportError
 
     settings = Settings(

@@ -413,11 +413,17 @@ class ImageCache:
             # The source failed or the consumer went away: keep nothing.
             if active is not None:
                 active.discard()
+            self._count_fill(FillResult.FAILED)
             raise
         finally:
             _close(image_iter)
-        if active is not None:
+        if active is None:
+            self._count_fill(FillResult.FAILED)
+            return
+        try:
             outcome.published = self._finish(active, expected)
+        finally:
+            self._count_fill(FillResult.COMPLETED if outcome.published else FillResult.FAILED)
 
     def _write_or_drop(self, writer: FillWriter, chunk: bytes, expected: Expected) -> FillWriter | None:
         if self._accept_chunk(writer, chunk, expected):

@@ -35,6 +35,7 @@ from imagecache.cache import ImageCache, ImageVerificationError
 from imagecache.cache.layout import validate_image_id
 from imagecache.config import ConfigError, Settings
 from imagecache.jobs.base import CacheApp
+from imagecache.wsgi.bodies import CountingBody
 from imagecache.wsgi.context import RequestContext, set_context
 from imagecache.wsgi.image_source import ImageSource, WSGIApp
 
@@ -247,6 +248,7 @@ class Prefetcher(CacheApp):
         size = _int_or_none(image.get("size"))
         if size is None:
             size = _int_or_none(lowered.get("content-length"))
+        body = CountingBody(body, self.cache.metrics.upstream_bytes.inc)
         if progress is not None:
             body = _ProgressBody(body, image_id, size, progress)
         try:
@@ -351,3 +353,4 @@ class Prefetcher(CacheApp):
         with self._state:
             self._claimed.discard(image_id)
             self._state.notify_all()
+

@@ -73,16 +73,26 @@ class CachedFileBody:
 
 
 class CountingBody:
-    """The app's body, passed through as it is, its bytes counted."""
+    """The app's body, passed through as it is, its bytes counted.
+
+    An iterator whose close() reaches the app's body even when nobody
+    iterated it (a generator's ``finally`` would not run then).
+    """
 
     def __init__(self, body: Iterable[bytes], on_bytes: Count) -> None:
         self._body = body
+        self._iter: Iterator[bytes] | None = None
         self._on_bytes = on_bytes
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._body:
-            self._on_bytes(len(chunk))
-            yield chunk
+        return self
+
+    def __next__(self) -> bytes:
+        if self._iter is None:
+            self._iter = iter(self._body)
+        chunk = next(self._iter)
+        self._on_bytes(len(chunk))
+        return chunk
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)

@@ -1,0 +1,52 @@
+"""The cleaner, pruner and prefetcher on their timers inside a real server (2 workers)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from .test_cache_http import cache_listing, create
+
+
+def wait_for(condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_jobs_run_on_their_own(start_server):
+    server = start_server(
+        auth="tokens",
+        settings={"prefetcher_interval": 0.5, "cleaner_interval": 0.5, "pruner_interval": 0.5},
+    )
+    data = os.urandom(300_000)
+    image_id = create(server, "alice", data)
+    # Legacy queueing only queues: the periodic prefetcher must pick it up.
+    queued = server.request("PUT", f"/v1/queued_images/{image_id}", user="admin")
+    assert queued.status == 200, queued.text
+    assert wait_for(lambda: image_id in cache_listing(server)), server.logs()
+    hit = server.request("GET", f"/v2/images/{image_id}/file", user="alice")
+    assert hit.body == data and cache_listing(server)[image_id]["hits"] == 1
+    # An invalid file is removed by the periodic cleaner.
+    junk = Path(server.data_dir, "image-cache", "invalid", "0b6a0d2e-6f0a-4c55-8d2c-2f7c3f1b9c11")
+    junk.write_bytes(b"bad")
+    assert wait_for(lambda: not junk.exists()), server.logs()
+
+
+def test_the_pruner_brings_the_cache_back_under_a_lowered_limit(start_server):
+    server = start_server(auth="tokens", image_cache_max_size=1 << 20)
+    first, second = os.urandom(400_000), os.urandom(400_000)
+    ids = [create(server, "alice", data) for data in (first, second)]
+    for image_id in ids:
+        server.request("GET", f"/v2/images/{image_id}/file", user="alice")
+    assert set(cache_listing(server)) == set(ids)
+    data_dir = server.data_dir
+    server.stop()
+    # Restarted with a smaller limit: the pruner (first run at start) evicts the oldest.
+    server = start_server(auth="tokens", data_dir=data_dir, image_cache_max_size=500_000,
+                          settings={"pruner_interval": 0.5})
+    assert wait_for(lambda: list(cache_listing(server)) == [ids[1]]), cache_listing(server)

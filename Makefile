@@ -9,8 +9,9 @@ HOST     ?= 127.0.0.1
 PORT     ?= 9292
 DATA_DIR ?= var
 PYTEST_ARGS ?=
+BENCH_ARGS  ?=
 
-.PHONY: serve test venv clean-venv
+.PHONY: serve test bench venv clean-venv
 
 venv: $(STAMP)
 
@@ -25,6 +26,10 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The herd benchmark (not part of `make test`): make bench BENCH_ARGS='--size 1G --runs 3'
+bench: $(STAMP)
+	$(BIN)/python -m bench herd $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,103 @@
+"""``python -m bench <scenario> [options]``: run a benchmark, print its markdown report.
+
+The report goes to stdout (progress to stderr); ``--json PATH`` also writes
+every run's numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.units import parse_counts, parse_size
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(parse_counts(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    scenarios = parser.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
+
+    herd = scenarios.add_parser(
+        "herd", help="N clients at once for one uncached image: wall time and store reads",
+        description="N concurrent first downloads of one image: with single-flight fills the "
+        "image store is read once per herd.",
+    )
+    herd.add_argument("--size", type=_size, default="256M", help="image size, e.g. 64M, 256M, 1G (default 256M)")
+    herd.add_argument("--clients", type=_counts, default="1,8,32", help="herd sizes, comma-separated (default 1,8,32)")
+    herd.add_argument("--runs", type=_positive_int, default=5, help="timed herds per size (default 5)")
+    herd.add_argument("--timeout", type=_positive_float, default=600.0, help="seconds allowed per herd (default 600)")
+    herd.add_argument("--workers", type=_positive_int, default=2, help="gunicorn workers (default 2)")
+    herd.add_argument("--no-verify", dest="verify", action="store_false",
+                      help="skip the untimed sha256-checking herd before each size's runs")
+    herd.add_argument("--json", type=Path, metavar="PATH", help="also write every run's numbers as JSON")
+    herd.add_argument("--work-dir", type=Path, help="data dir and server log here (kept) instead of bench/.work/")
+    herd.add_argument("--keep", action="store_true", help="keep the work dir (data, server log) afterwards")
+    herd.set_defaults(run=_run_herd)
+    return parser
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _run_herd(args: argparse.Namespace) -> int:
+    from bench.herd import HerdConfig, render, run_herd
+
+    config = HerdConfig(
+        size=args.size, clients=args.clients, runs=args.runs, timeout=args.timeout,
+        workers=args.workers, verify=args.verify, work_dir=args.work_dir, keep=args.keep,
+    )
+    report = run_herd(config)
+    print(render(report), flush=True)
+    if args.json is not None:
+        data = report.as_dict()
+        data["command"] = ["python", "-m", "bench", *sys.argv[1:]]
+        args.json.write_text(json.dumps(_json_safe(data), indent=2) + "\n", encoding="utf-8")
+    return 1 if any(row.errors for row in report.rows) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""What every scenario's report shares: the machine's facts and markdown tables."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / (1 << 20), 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def imagecache_under_test() -> str:
+    """Which imagecache the servers run: ``<commit>`` of this repo (``+ uncommitted
+    changes`` when src/ differs from it), or the directory it is imported from."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", "import imagecache; print(imagecache.__file__)"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        package = Path(out.stdout.strip()).resolve().parent
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if not out.stdout.strip():
+        return "not importable"
+    if package != REPO / "src" / "imagecache":
+        return f"from {package}"
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown commit"
+    dirty = _git("status", "--porcelain", "--", "src")
+    return f"{commit} + uncommitted changes in src/" if dirty else commit
+
+
+def machine_facts() -> dict[str, Any]:
+    """CPU count and model, memory, Python, OS, date (UTC), the imagecache under test."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "cpus_usable": usable,
+        "cpu_model": _cpu_model(),
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "os": f"{platform.system()} {platform.release()}",
+        "imagecache": imagecache_under_test(),
+    }
+
+
+def facts_line(facts: dict[str, Any]) -> str:
+    cpus = f"{facts['cpus']} CPUs" + (
+        f" ({facts['cpus_usable']} usable)" if facts.get("cpus_usable") not in (None, facts["cpus"]) else ""
+    )
+    parts = [
+        facts["date"], f"{cpus}, {facts['cpu_model']}",
+        f"{facts['memory_gib']} GiB RAM" if facts.get("memory_gib") else None,
+        f"Python {facts['python']}", facts["os"],
+        f"imagecache {facts['imagecache']}" if facts.get("imagecache") else None,
+    ]
+    return " · ".join(part for part in parts if part)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None) -> str:
+    """A GitHub markdown table; ``align`` is one letter per column (l, r, c)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = {"l": ":---", "r": "---:", "c": ":---:"}
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(rule[a] for a in align) + " |",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+    return "\n".join(lines)

@@ -72,6 +72,10 @@ class Settings:
     tokens_file: str | None = None
     upstream_url: str | None = None
     upstream_timeout: float = 60.0
+    upstream_auth_token: str | None = None
+    """Token this node sends upstream for its own requests (prefetching, and
+    checking that a cached image still exists); an admin's or a service
+    user's that can read every image.  Unset: those requests go without one."""
     auth_cache_ttl: float = 5.0
     serve_stale_on_upstream_error: bool = False
     cleaner_interval: float = 3600.0
@@ -131,6 +135,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"log_level must be one of {', '.join(LOG_LEVELS)}, not {settings.log_level!r}"
         )
+    if settings.upstream_timeout <= 0:
+        raise ConfigError("upstream_timeout must be a positive number of seconds")
+    if settings.auth_cache_ttl < 0:
+        raise ConfigError("auth_cache_ttl must not be negative (0 disables the memo)")
     if settings.image_cache_driver == "central" and not settings.db_url:
         raise ConfigError("image_cache_driver 'central' needs db_url")
     if settings.auth_strategy == "tokens" and not settings.tokens_file:

@@ -9,7 +9,9 @@ Two strategies, chosen by ``auth_strategy``:
     ``X-Auth-Token`` is looked up in a static table read from a TOML file
     (``[tokens."<token>"]`` with ``project`` and ``roles``).  No token, or an
     unknown one, is a 401, except on the few paths clients fetch before they
-    authenticate (see :func:`is_open_path`).
+    authenticate (see :func:`is_open_path`).  In front of an upstream
+    (``forward_unknown``), the table only names this node's own admins and
+    any other token goes on, as a non-admin, for the upstream to judge.
 
 Either way the middleware puts a :class:`~imagecache.wsgi.context.RequestContext`
 into the environ; the layers behind it read nothing else.
@@ -189,6 +191,7 @@ class AuthMiddleware:
         tokens: TokenTable | None = None,
         *,
         default_project: str = DEV_PROJECT_ID,
+        forward_unknown: bool = False,
     ) -> None:
         if strategy not in AUTH_STRATEGIES:
             raise ConfigError(
@@ -200,12 +203,19 @@ class AuthMiddleware:
         self.strategy = strategy
         self.tokens = tokens
         self.default_project = default_project
+        #: In front of an upstream, a token this node does not know is the
+        #: upstream's to judge: the caller goes on as a non-admin with its
+        #: token (every image request is authorized upstream; only the local
+        #: cache management API needs a local admin).
+        self.forward_unknown = forward_unknown
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.strategy == "none":
             set_context(environ, self._development_context(environ))
             return self.app(environ, start_response)
         context = self._token_context(environ)
+        if context is None and self.forward_unknown:
+            context = RequestContext(auth_token=environ.get(TOKEN_HEADER) or None)
         if context is None:
             if is_open_path(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")):
                 set_context(environ, ANONYMOUS)
@@ -247,6 +257,8 @@ class AuthMiddleware:
             return None
         identity = self.tokens.lookup(raw)
         if identity is None:
+            if self.forward_unknown:
+                return None  # the upstream judges it
             log.info(
                 "rejected an unknown X-Auth-Token for %s %s",
                 environ.get("REQUEST_METHOD"),

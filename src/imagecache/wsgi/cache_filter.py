@@ -16,6 +16,7 @@ Every cache failure falls back to the app: the cache never fails a download.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -30,7 +31,7 @@ from imagecache.wsgi import image_routes
 from imagecache.wsgi.bodies import CachedFileBody, CountingBody, FillBody
 from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context
 from imagecache.wsgi.image_routes import Action, ImageRoute
-from imagecache.wsgi.image_source import ImageMeta, ImageSource
+from imagecache.wsgi.image_source import ImageMeta, ImageSource, upstream_failed
 from imagecache.wsgi.ranges import ByteRange, Unsatisfiable, parse_range
 
 LOG = logging.getLogger(__name__)
@@ -45,12 +46,27 @@ class CacheFilter:
     """The caching middleware (Glance's ``cache`` filter, rebuilt)."""
 
     def __init__(
-        self, app: WSGIApp, cache: ImageCache, source: ImageSource | None = None, metrics: Metrics | None = None
+        self,
+        app: WSGIApp,
+        cache: ImageCache,
+        source: ImageSource | None = None,
+        metrics: Metrics | None = None,
+        *,
+        proxy: bool = False,
+        serve_stale: bool = False,
+        service_token: str | None = None,
     ) -> None:
         self.app = app
         self.cache = cache
         self.source = source if source is not None else ImageSource(app)
         self.metrics = metrics if metrics is not None else cache.metrics
+        #: In front of an upstream, the local context decides nothing about
+        #: images: deactivated images are passed through for it to judge.
+        self.proxy = proxy
+        #: Serve hits without authorization while the upstream is unreachable.
+        self.serve_stale = serve_stale
+        #: Token of this node's own sub-requests (the "is it gone?" probe).
+        self.service_token = service_token
 
     @classmethod
     def for_app(cls, app: WSGIApp, cache: ImageCache, settings: Settings) -> CacheFilter:
@@ -59,8 +75,16 @@ class CacheFilter:
         Metadata answers are memoised only in front of an upstream, where each
         one costs a network round trip; the embedded app answers in-process.
         """
-        memo_ttl = settings.auth_cache_ttl if settings.upstream_url else 0.0
-        return cls(app, cache, ImageSource(app, memo_ttl=memo_ttl))
+        proxy = bool(settings.upstream_url)
+        memo_ttl = settings.auth_cache_ttl if proxy else 0.0
+        return cls(
+            app,
+            cache,
+            ImageSource(app, memo_ttl=memo_ttl),
+            proxy=proxy,
+            serve_stale=settings.serve_stale_on_upstream_error,
+            service_token=settings.upstream_auth_token,
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         route = image_routes.match(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
@@ -113,6 +137,8 @@ class CacheFilter:
         """The cached response, or None to treat the request as a miss."""
         image_id = route.image_id
         meta = self.source.metadata(request.environ, image_id)
+        if upstream_failed(meta.response):
+            return self._upstream_down(request, route, start_response)
         if not meta.found:
             if meta.status == 404 and self._gone(request.environ, image_id, meta):
                 self._evict(image_id, "the image no longer exists")
@@ -120,8 +146,8 @@ class CacheFilter:
         image = meta.image or {}
         if image.get("status") not in SERVABLE_STATUSES:
             return None
-        if image.get("status") == "deactivated" and not get_context(request.environ).is_admin:
-            return None  # the app answers 403, exactly as on a miss
+        if image.get("status") == "deactivated" and (self.proxy or not get_context(request.environ).is_admin):
+            return None  # the app answers (403 to non-admins), exactly as on a miss
         record = self.cache.get_cached_image(image_id)
         if record is not None and image.get("checksum") and record.checksum and record.checksum != image["checksum"]:
             self._evict(image_id, "its checksum no longer matches the image's")
@@ -149,6 +175,31 @@ class CacheFilter:
             return [(k, v) for k, v in head.headerlist if k.lower().startswith("x-image-meta-")]
         return [("Content-MD5", str(image["checksum"]))] if image.get("checksum") else []
 
+    def _upstream_down(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes]:
+        """A hit the upstream cannot authorize: 503, or the file itself if the operator allows it."""
+        image_id = route.image_id
+        if self.serve_stale:
+            try:
+                fh = self.cache.open_cached(image_id)
+            except (ImageNotCached, OSError):
+                pass
+            else:
+                LOG.warning("serving cached image %s unauthorized: the upstream is unreachable "
+                            "(serve_stale_on_upstream_error)", image_id)
+                record = self.cache.get_cached_image(image_id)
+                headers = [("Content-MD5", record.checksum)] if record is not None and record.checksum else []
+                return self._send_file(request, fh, image_id, headers, start_response)
+        self.metrics.cache_misses.inc()
+        body = json.dumps({"error": {
+            "code": 503, "title": "Service Unavailable",
+            "message": "The image is cached here, but the image service that authorizes access to it "
+                       "cannot be reached; try again later.",
+        }}).encode()
+        start_response("503 Service Unavailable", [
+            ("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Retry-After", "5"),
+        ])
+        return [body]
+
     def _gone(self, environ: Mapping[str, Any], image_id: str, meta: ImageMeta) -> bool:
         """Does the image really not exist (not merely hidden from this caller)?
 
@@ -159,7 +210,9 @@ class CacheFilter:
         if get_context(environ).is_admin:
             return True
         probe = {key: value for key, value in environ.items() if key != "HTTP_X_AUTH_TOKEN"}
-        probe[ENVIRON_KEY] = RequestContext.admin()
+        if self.service_token:
+            probe["HTTP_X_AUTH_TOKEN"] = self.service_token
+        probe[ENVIRON_KEY] = RequestContext.admin(auth_token=self.service_token)
         return self.source.metadata(probe, image_id).status == 404
 
     def _send_file(

@@ -112,9 +112,12 @@ class CacheManageFilter:
     @classmethod
     def for_app(cls, app: WSGIApp, cache: ImageCache) -> CacheManageFilter:
         """The filter over ``app`` as the server and paste build it: the
-        prefetcher reads images from ``app`` as an admin."""
+        prefetcher reads images from ``app`` as an admin, with the
+        ``upstream_auth_token`` when the app is an upstream that checks tokens."""
         source = ImageSource(app)
-        return cls(app, cache, source, Prefetcher(cache, source, RequestContext.admin()))
+        context = RequestContext.admin(auth_token=cache.settings.upstream_auth_token)
+        return cls(app, cache, source, Prefetcher(cache, source, context))
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         found = cache_routes.match(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
         if found is None:

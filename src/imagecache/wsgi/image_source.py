@@ -27,6 +27,16 @@ _FORWARDED = ("HTTP_X_AUTH_TOKEN", "HTTP_X_PROJECT_ID", "HTTP_X_TENANT_ID", "HTT
 _BASE = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme", "SCRIPT_NAME")
 
 
+#: Set by the upstream proxy app on the 502/504 it answers itself when the
+#: upstream cannot be reached, so an upstream's own 5xx is told apart.
+UPSTREAM_ERROR_HEADER = "X-Imagecache-Upstream-Error"
+
+
+def upstream_failed(response: Response) -> bool:
+    """Whether ``response`` says the upstream could not be reached (not that it answered)."""
+    return UPSTREAM_ERROR_HEADER in response.headers
+
+
 @dataclass(frozen=True)
 class ImageMeta:
     """The answer to "what is this image, for this caller?"."""

@@ -1,0 +1,111 @@
+"""The cache filter in front of an upstream: what it does when the upstream is down or decides."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import pytest
+import webob
+
+from imagecache import ImageCache, Settings
+from imagecache.wsgi.auth import AuthMiddleware, TokenIdentity, TokenTable
+from imagecache.wsgi.cache_filter import CacheFilter
+from imagecache.wsgi.context import RequestContext, get_context, set_context
+from imagecache.wsgi.image_source import UPSTREAM_ERROR_HEADER, ImageSource
+
+from .fake_images import FakeImageService
+
+
+class FlakyUpstream:
+    """The fake image service, or, while ``down``, the proxy's own 502 for an unreachable upstream."""
+
+    def __init__(self, service: FakeImageService) -> None:
+        self.service = service
+        self.down = False
+
+    def __call__(self, environ, start_response) -> Iterable[bytes]:
+        if self.down:
+            body = json.dumps({"error": {"code": 502, "message": "upstream unreachable"}}).encode()
+            start_response("502 Bad Gateway", [("Content-Type", "application/json"), (UPSTREAM_ERROR_HEADER, "unreachable")])
+            return [body]
+        return self.service(environ, start_response)
+
+
+def build(tmp_path, *, serve_stale: bool = False, service_token: str | None = None):
+    service = FakeImageService()
+    upstream = FlakyUpstream(service)
+    cache = ImageCache(Settings(data_dir=str(tmp_path / "d"), image_cache_min_free=0))
+    app = CacheFilter(upstream, cache, ImageSource(upstream), proxy=True, serve_stale=serve_stale,
+                      service_token=service_token)
+    return app, upstream, service, cache
+
+
+def get(app, path: str, context: RequestContext | None = None) -> webob.Response:
+    request = webob.Request.blank(path)
+    set_context(request.environ, context or RequestContext(project_id="p-admin", auth_token="t"))
+    response = request.get_response(app)
+    response.body  # noqa: B018 - read to the end, like a client
+    return response
+
+
+@pytest.mark.parametrize("serve_stale", [False, True])
+def test_a_hit_while_the_upstream_is_down(tmp_path, serve_stale):
+    app, upstream, service, cache = build(tmp_path, serve_stale=serve_stale)
+    image = service.add()
+    assert get(app, f"/v2/images/{image.image_id}/file").body == image.data
+    assert cache.is_cached(image.image_id)
+    upstream.down = True
+    answer = get(app, f"/v2/images/{image.image_id}/file")
+    if serve_stale:
+        assert answer.status_int == 200 and answer.body == image.data
+    else:
+        assert answer.status_int == 503 and "cannot be reached" in answer.json["error"]["message"]
+        assert answer.headers["Retry-After"]
+    assert cache.is_cached(image.image_id)  # an unreachable upstream never evicts
+
+
+def test_a_miss_while_the_upstream_is_down_is_its_502(tmp_path):
+    app, upstream, service, _ = build(tmp_path, serve_stale=True)
+    image = service.add()
+    upstream.down = True
+    answer = get(app, f"/v2/images/{image.image_id}/file")
+    assert answer.status_int == 502 and answer.headers[UPSTREAM_ERROR_HEADER] == "unreachable"
+
+
+def test_deactivated_images_are_left_to_the_upstream_even_for_local_admins(tmp_path):
+    app, _, service, cache = build(tmp_path)
+    image = service.add()
+    get(app, f"/v2/images/{image.image_id}/file")
+    image.status = "deactivated"
+    before = len(service.data_requests)
+    get(app, f"/v2/images/{image.image_id}/file", RequestContext.admin(auth_token="t"))
+    assert len(service.data_requests) == before + 1  # asked upstream, not served from the cache
+
+
+def test_the_gone_probe_uses_the_service_token(tmp_path):
+    app, _, service, cache = build(tmp_path, service_token="svc")
+    image = service.add()
+    get(app, f"/v2/images/{image.image_id}/file")
+    del service.images[image.image_id]  # deleted upstream, behind this node's back
+    answer = get(app, f"/v2/images/{image.image_id}/file")
+    assert answer.status_int == 404
+    assert "svc" in service.tokens_seen
+    assert not cache.is_cached(image.image_id)
+
+
+def echo(environ, start_response):
+    context = get_context(environ)
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"roles": list(context.roles), "token": context.auth_token}).encode()]
+
+
+def test_unknown_tokens_go_on_as_non_admins_in_front_of_an_upstream():
+    table = TokenTable({"local-admin": TokenIdentity("ops", ("admin",))})
+    app = AuthMiddleware(echo, "tokens", table, forward_unknown=True)
+    for token, expected in (("local-admin", ["admin"]), ("keystone-token", []), (None, [])):
+        request = webob.Request.blank("/v2/images", headers={"X-Auth-Token": token} if token else {})
+        answer = request.get_response(app)
+        assert answer.status_int == 200 and answer.json == {"roles": expected, "token": token}
+    strict = AuthMiddleware(echo, "tokens", table)
+    assert webob.Request.blank("/v2/images", headers={"X-Auth-Token": "keystone-token"}).get_response(strict).status_int == 401

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.http import Client, Download, Metrics, write_random_file
-from bench.report import facts_line, machine_facts, markdown_table
+from bench.report import facts_line, load_average, machine_facts, markdown_table
 from bench.server import ImagecacheServer
 from bench.stats import Summary, ratio
 from bench.units import MiB, format_size
@@ -233,6 +233,7 @@ def run_herd(config: HerdConfig, log: Log = _stderr) -> HerdReport:
                     runs.append(result)
                     log(_progress(result))
         excerpt = server.log_excerpt()
+        facts["loadavg_at_end"] = load_average()
         return HerdReport(
             config=config,
             facts=facts,
@@ -345,7 +346,9 @@ def render(report: HerdReport) -> str:
         "imagecache_fill_followers_total and imagecache_cache_hits_total deltas (medians). "
         + ("Before the timed runs of each N, one untimed herd checked every client's sha256. "
            if config.verify else "")
-        + f"Total {report.seconds:.0f} s.",
+        + f"Total {report.seconds:.0f} s"
+        + (f"; load {' '.join(f'{x:.2f}' for x in report.facts['loadavg_at_end'])} at the end."
+           if report.facts.get("loadavg_at_end") else "."),
     ]
     if report.server_log_excerpt:
         lines += ["", "Server log, warnings and errors:", "", "```", *report.server_log_excerpt, "```"]

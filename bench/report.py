@@ -62,6 +62,14 @@ def imagecache_under_test() -> str:
     return f"{commit} + uncommitted changes in src/" if dirty else commit
 
 
+def load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages: a busy machine makes every number slower."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def machine_facts() -> dict[str, Any]:
     """CPU count and model, memory, Python, OS, date (UTC), the imagecache under test."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -75,6 +83,7 @@ def machine_facts() -> dict[str, Any]:
         "implementation": sys.implementation.name,
         "os": f"{platform.system()} {platform.release()}",
         "imagecache": imagecache_under_test(),
+        "loadavg_at_start": load_average(),
     }
 
 
@@ -86,6 +95,8 @@ def facts_line(facts: dict[str, Any]) -> str:
         facts["date"], f"{cpus}, {facts['cpu_model']}",
         f"{facts['memory_gib']} GiB RAM" if facts.get("memory_gib") else None,
         f"Python {facts['python']}", facts["os"],
+        f"load {' '.join(f'{x:.2f}' for x in facts['loadavg_at_start'])} at start"
+        if facts.get("loadavg_at_start") else None,
         f"imagecache {facts['imagecache']}" if facts.get("imagecache") else None,
     ]
     return " · ".join(part for part in parts if part)

@@ -19,6 +19,7 @@ the store reads (``imagecache_upstream_bytes_total`` delta ÷ image size).
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 import tempfile
@@ -296,10 +297,8 @@ def summarise(runs: list[RunResult], size: int) -> list[HerdRow]:
             hits=Summary.of(run.hits for run in timed).median,
             errors=sum(len(run.errors) for run in mine),
         ))
-    if base is None and rows:
-        base = rows[0].wall.median / rows[0].clients if rows[0].clients else None  # no N=1: per-client scale
     for row in rows:
-        row.ratio = ratio(row.wall.median, base or 0.0)
+        row.ratio = ratio(row.wall.median, base or 0.0)  # NaN (shown "–") without an N=1 row
     return rows
 
 
@@ -319,7 +318,7 @@ def table(rows: list[HerdRow]) -> str:
             str(row.clients),
             str(row.runs),
             f"{row.wall.median:.3f} ({row.wall.min:.3f}–{row.wall.max:.3f})",
-            f"{row.ratio:.2f}",
+            f"{row.ratio:.2f}" if math.isfinite(row.ratio) else "–",
             f"{row.throughput_mib_s:,.0f}",
             reads(row.store_reads),
             f"{row.followers:g} · {row.hits:g}",

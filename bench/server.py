@@ -75,7 +75,7 @@ class ImagecacheServer:
         env: Mapping[str, str] | None = None,
         ready_timeout: float = READY_TIMEOUT,
     ) -> None:
-        self.work_dir = Path(work_dir)
+        self.work_dir = Path(work_dir).resolve()  # the server runs in it: relative paths would move
         self.data_dir = self.work_dir / "data"
         self.log_path = self.work_dir / "server.log"
         self.workers = workers

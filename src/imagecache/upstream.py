@@ -171,6 +171,8 @@ class UpstreamApp:
             if insecure
             else {"cert_reqs": "CERT_REQUIRED", "ca_certs": ca_file}
         )
+        if insecure and self.scheme == "https":
+            LOG.warning("the upstream %s is reached without verifying its TLS certificate (insecure)", self.where)
         self._pools = urllib3.PoolManager(num_pools=1, maxsize=pool_maxsize, block=False, retries=False, **tls)
 
     def __repr__(self) -> str:

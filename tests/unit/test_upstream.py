@@ -12,16 +12,18 @@ import io
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from imagecache.upstream import UPSTREAM_ERROR_HEADER, UpstreamApp, UpstreamBodyError
 
-from .upstream_helpers import Answer, Exchange, Upstream, call, echo, environ, free_port
+from .upstream_helpers import Answer, Exchange, Upstream, call, echo, environ, free_port, self_signed_certificate
 
 MiB = 1 << 20
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
@@ -442,6 +444,7 @@ def test_an_upstream_that_is_down_is_a_502(caplog: pytest.LogCaptureFixture) -> 
     assert len(records) == 3 and all(r.exc_info is None for r in records)
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_tls_to_a_plain_http_upstream_is_a_502(upstream: Upstream) -> None:
     proxy = UpstreamApp(f"https://127.0.0.1:{upstream.port}", timeout=5, insecure=True)
     try:
@@ -450,6 +453,45 @@ def test_tls_to_a_plain_http_upstream_is_a_502(upstream: Upstream) -> None:
         assert "TLS" in error_of(answer)["message"]
     finally:
         proxy.close()
+
+
+@pytest.fixture
+def tls_upstream(tmp_path: Path) -> Iterator[tuple[Upstream, Path]]:
+    pytest.importorskip("cryptography")
+    cert, key = self_signed_certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = Upstream(tls=context)
+    yield server, cert
+    server.stop()
+
+
+def test_https_upstream_verified_with_ca_file(tls_upstream: tuple[Upstream, Path]) -> None:
+    upstream, cert = tls_upstream
+    proxy = UpstreamApp(upstream.url + "/image", ca_file=str(cert), timeout=5)
+    try:
+        answer = call(proxy, environ("PUT", "/v2/images/x/file", body=b"over tls", RAW_URI="/v2/images/x/file"))
+        assert answer.json()["target"] == "/image/v2/images/x/file"
+        assert upstream.last.body == b"over tls"
+        assert upstream.last.header("X-Forwarded-Proto") == "http"  # what the client used, not the upstream
+    finally:
+        proxy.close()
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_https_upstream_with_an_unknown_certificate(tls_upstream: tuple[Upstream, Path]) -> None:
+    upstream, _ = tls_upstream
+    strict, insecure = UpstreamApp(upstream.url, timeout=5), UpstreamApp(upstream.url, timeout=5, insecure=True)
+    try:
+        refused = call(strict, environ("GET", "/v2/images"))
+        assert refused.status == 502 and refused.header(UPSTREAM_ERROR_HEADER) == "unreachable"
+        message = error_of(refused)["message"]
+        assert message.startswith(f"TLS with the image service at 127.0.0.1:{upstream.port} failed")
+        assert "certificate verify failed" in message
+        assert call(insecure, environ("GET", "/v2/images")).status == 200
+    finally:
+        strict.close()
+        insecure.close()
 
 
 def test_an_upstream_that_never_answers_is_a_504(upstream: Upstream) -> None:

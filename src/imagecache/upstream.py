@@ -421,8 +421,12 @@ def request_body(environ: Environ, headers: HTTPHeaderDict) -> tuple[Iterator[by
     the input ends.  A chunked body the server cannot delimit is refused
     (ClientBodyError) rather than read forever.
     """
-    stream: IO[bytes] = environ["wsgi.input"]
+    stream: IO[bytes] | None = environ.get("wsgi.input")
     length = environ.get("CONTENT_LENGTH")
+    if stream is None:  # a hand-made sub-request
+        if length and length != "0":
+            raise ClientBodyError(f"Content-Length {length!r} without a wsgi.input to read it from")
+        return None, False
     if length:
         try:
             size = int(length)

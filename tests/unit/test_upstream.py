@@ -151,6 +151,15 @@ def test_forwarded_host_and_proto_from_a_proxy_in_front_are_kept(app: UpstreamAp
     assert got.header("User-Agent") == "glanceclient"
 
 
+def test_a_sub_request_without_wsgi_input(app: UpstreamApp, upstream: Upstream) -> None:
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/v2/images/x", "SCRIPT_NAME": "", "QUERY_STRING": "",
+           "SERVER_NAME": "node", "SERVER_PORT": "9292", "wsgi.url_scheme": "http",
+           "HTTP_X_AUTH_TOKEN": "t"}
+    assert call(app, env).json()["target"] == "/image/v2/images/x"
+    assert upstream.last.header("X-Forwarded-Host") == "node:9292"
+    assert upstream.last.header("Via") == "1.1 imagecache" and "x-forwarded-for" not in upstream.last.names
+
+
 def test_an_empty_post_says_content_length_0(app: UpstreamApp, upstream: Upstream) -> None:
     call(app, environ("POST", "/v2/images/x/actions/deactivate", body=b"")).read()
     assert upstream.last.header("Content-Length") == "0"

@@ -99,7 +99,7 @@ main.add_command(manage)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML settings file (top-level keys or a [DEFAULT] table).")
 @click.option("--upstream", "upstream_url", metavar="URL",
-              help="Cache in front of this image API (not available yet).")
+              help="Be an edge cache in front of this image API (e.g. http://glance:9292).")
 @click.option("--auth", "auth_strategy", type=click.Choice(AUTH_STRATEGIES),
               help="none: everyone is admin; tokens: see --tokens-file.")
 @click.option("--tokens-file", type=click.Path(dir_okay=False),

@@ -6,7 +6,7 @@ The pipeline, outermost first::
       AuthMiddleware  sets the RequestContext, or 401
         CacheFilter         hits, fills and followers (see :func:`build_node`)
           CacheManageFilter the cache management API
-            app             the embedded images app (or, later, the upstream proxy)
+            app             the embedded images app, or the upstream proxy (--upstream)
 
 Each gunicorn worker builds its own pipeline after the fork, so nothing the
 app opens (sqlite connections, locks, threads) is ever shared across
@@ -29,11 +29,11 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
 
-from imagecache import images
-from imagecache.config import ConfigError, Settings
 from imagecache.cache import ImageCache
+from imagecache.config import ConfigError, Settings
 from imagecache.jobs.scheduler import PeriodicJobs
 from imagecache.metrics import Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
+from imagecache.origin import open_image_service
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.cache_manage import CacheManageFilter
@@ -121,15 +121,9 @@ class Healthcheck:
 
 
 def make_inner_app(settings: Settings) -> WSGIApplication:
-    """The app at the bottom of the pipeline: the embedded image service."""
-    if settings.upstream_url:
-        # The proxy app (imagecache.upstream) comes later; refusing beats
-        # silently serving the embedded store in its place.
-        raise ConfigError(
-            f"upstream mode (upstream_url={settings.upstream_url}) is not available yet; "
-            "run without --upstream to use the embedded image service"
-        )
-    return images.make_app(settings)
+    """The app at the bottom of the pipeline: the upstream proxy, or the embedded image service."""
+    app, _ = open_image_service(settings)  # lives as long as the worker
+    return app
 
 
 @dataclass(frozen=True)
@@ -168,7 +162,10 @@ def build_node(
     cache = ImageCache(settings, metrics=metrics)
     manage = CacheManageFilter.for_app(inner, cache)
     pipeline = AuthMiddleware(
-        CacheFilter.for_app(manage, cache, settings), strategy=settings.auth_strategy, tokens=tokens
+        CacheFilter.for_app(manage, cache, settings),
+        strategy=settings.auth_strategy,
+        tokens=tokens,
+        forward_unknown=bool(settings.upstream_url),
     )
     routes: dict[str, WSGIApplication] = {
         "/healthcheck": Healthcheck(settings.data_dir),
@@ -295,11 +292,12 @@ class ImagecacheApplication(BaseApplication):  # type: ignore[misc]
 def preflight(settings: Settings) -> TokenTable | None:
     """What the master checks before forking: every user mistake we can see.
 
-    Creates the data dir, reads the tokens file, refuses modes that do not
-    exist yet.  Raises :class:`ConfigError`; returns the token table.
+    Creates the data dir, reads the tokens file, checks the upstream URL.
+    Raises :class:`ConfigError`; returns the token table.
     """
     if settings.upstream_url:
-        make_inner_app(settings)  # raises the "not available yet" error
+        _, close = open_image_service(settings)  # a bad URL ends the command here, in one line
+        close()
     try:
         os.makedirs(settings.data_dir, exist_ok=True)
     except OSError as exc:

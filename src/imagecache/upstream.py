@@ -69,6 +69,8 @@ VIA_PSEUDONYM = "imagecache"
 
 #: Hop-by-hop fields (RFC 9110 §7.6.1, plus the obsolete ones still seen),
 #: never forwarded either way; so is every field named in ``Connection``.
+#: Response headers the WSGI server sets itself.
+_SERVER_SET = frozenset({"date", "server"})
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding",
     "upgrade", "proxy-authorization", "proxy-authenticate", "trailer",
@@ -472,9 +474,11 @@ def response_headers(headers: HTTPHeaderDict, via: str) -> list[tuple[str, str]]
 
     Transfer-Encoding goes (the WSGI server frames the body again), and with
     it any Content-Length, which a chunked message must not be judged by.
+    Date and Server go too: gunicorn always sends its own, and two of each
+    would reach the client.
     """
     chunked = "Transfer-Encoding" in headers
-    dropped = HOP_BY_HOP | _connection_tokens(", ".join(headers.getlist("Connection")))
+    dropped = HOP_BY_HOP | _SERVER_SET | _connection_tokens(", ".join(headers.getlist("Connection")))
     if chunked:
         dropped = dropped | {"content-length"}
     kept = [(name, value) for name, value in headers.items() if name.lower() not in dropped and name.lower() != "via"]

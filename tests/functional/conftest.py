@@ -273,6 +273,8 @@ class RunningServer:
     tokens: AuthTokens | None = None
     tokens_file: Path | None = None
     argv: list[str] = field(default_factory=list)
+    #: For an edge node (``--upstream``): the server it forwards to.
+    upstream: RunningServer | None = None
 
     @property
     def port(self) -> int:
@@ -482,6 +484,29 @@ def start_session_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
 def tokens_server(start_module_server: Any) -> RunningServer:
     """A module's ``--auth tokens`` server: ``.tokens.admin``/``alice``/``bob``."""
     return start_module_server(auth="tokens")
+
+
+def start_edge(start: Any, upstream: RunningServer, **options: Any) -> RunningServer:
+    """An ``imagecache serve --upstream`` node in front of ``upstream``, sharing its tokens.
+
+    The edge knows the same tokens locally (its admins manage its cache) and
+    presents the upstream's admin token for its own sub-requests.
+    """
+    assert upstream.tokens is not None and upstream.tokens_file is not None
+    settings = {"upstream_auth_token": upstream.tokens.token("admin"), **options.pop("settings", {})}
+    edge = start(auth="tokens", tokens=upstream.tokens, tokens_file=upstream.tokens_file,
+                 upstream=upstream.url, settings=settings, **options)
+    edge.upstream = upstream
+    return edge
+
+
+@pytest.fixture(scope="module", params=["embedded", "edge"])
+def cache_node(request: pytest.FixtureRequest, start_module_server: Any) -> RunningServer:
+    """A module's ``--auth tokens`` node with a cache: the embedded image service,
+    then an edge node in front of such a server (every test runs against both)."""
+    if request.param == "embedded":
+        return start_module_server(auth="tokens")
+    return start_edge(start_module_server, start_module_server(auth="tokens"))
 
 
 @pytest.fixture(scope="module")

@@ -46,28 +46,28 @@ def data() -> bytes:
     return os.urandom(3 << 20) + b"tail"
 
 
-def test_miss_then_hit_is_counted(tokens_server, data):
-    image_id = create(tokens_server, "alice", data)
-    first = tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice")
+def test_miss_then_hit_is_counted(cache_node, data):
+    image_id = create(cache_node, "alice", data)
+    first = cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice")
     assert first.status == 200 and first.body == data
     assert first.headers["content-md5"] == hashlib.md5(data).hexdigest()
-    assert wait_cached(tokens_server, image_id)["hits"] == 0
+    assert wait_cached(cache_node, image_id)["hits"] == 0
     for _ in range(2):
-        hit = tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice")
+        hit = cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice")
         assert hit.status == 200 and hit.body == data
         assert hit.headers["content-md5"] == hashlib.md5(data).hexdigest()
-    entry = cache_listing(tokens_server)[image_id]
+    entry = cache_listing(cache_node)[image_id]
     assert entry["hits"] == 2 and entry["size"] == len(data)
-    cached = os.path.join(tokens_server.data_dir, "image-cache", image_id)
+    cached = os.path.join(cache_node.data_dir, "image-cache", image_id)
     assert open(cached, "rb").read() == data
 
 
 @pytest.mark.parametrize("spec", ["bytes=0-0", "bytes=100-200", "bytes=-5", "bytes=3000000-", "bytes=10-99999999"])
-def test_range_from_a_cached_image(tokens_server, data, spec):
-    image_id = create(tokens_server, "alice", data)
-    tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice")
-    hits_before = wait_cached(tokens_server, image_id)["hits"]
-    answer = tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice", headers={"Range": spec})
+def test_range_from_a_cached_image(cache_node, data, spec):
+    image_id = create(cache_node, "alice", data)
+    cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice")
+    hits_before = wait_cached(cache_node, image_id)["hits"]
+    answer = cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice", headers={"Range": spec})
     first, _, last = spec[len("bytes="):].partition("-")
     if first == "":
         expected = data[-int(last):]
@@ -75,62 +75,62 @@ def test_range_from_a_cached_image(tokens_server, data, spec):
         expected = data[int(first): int(last) + 1 if last else None]
     assert answer.status == 206 and answer.body == expected
     assert answer.headers["content-range"].endswith(f"/{len(data)}")
-    assert cache_listing(tokens_server)[image_id]["hits"] == hits_before + 1
+    assert cache_listing(cache_node)[image_id]["hits"] == hits_before + 1
 
 
-def test_unsatisfiable_range_on_a_cached_image_is_416(tokens_server, data):
-    image_id = create(tokens_server, "alice", data)
-    tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice")
-    wait_cached(tokens_server, image_id)
-    answer = tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice",
+def test_unsatisfiable_range_on_a_cached_image_is_416(cache_node, data):
+    image_id = create(cache_node, "alice", data)
+    cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice")
+    wait_cached(cache_node, image_id)
+    answer = cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice",
                                    headers={"Range": f"bytes={len(data)}-"})
     assert answer.status == 416 and answer.headers["content-range"] == f"bytes */{len(data)}"
 
 
-def test_a_private_image_of_another_project_is_404_even_when_cached(tokens_server, data):
-    image_id = create(tokens_server, "alice", data)
-    tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice")
-    wait_cached(tokens_server, image_id)
-    assert tokens_server.request("GET", f"/v2/images/{image_id}/file", user="bob").status == 404
-    assert tokens_server.request("GET", f"/v1/images/{image_id}", user="bob").status == 404
-    assert image_id in cache_listing(tokens_server)  # bob's 404 evicted nothing
+def test_a_private_image_of_another_project_is_404_even_when_cached(cache_node, data):
+    image_id = create(cache_node, "alice", data)
+    cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice")
+    wait_cached(cache_node, image_id)
+    assert cache_node.request("GET", f"/v2/images/{image_id}/file", user="bob").status == 404
+    assert cache_node.request("GET", f"/v1/images/{image_id}", user="bob").status == 404
+    assert image_id in cache_listing(cache_node)  # bob's 404 evicted nothing
 
 
-def test_deactivated_is_403_for_a_member_even_when_cached(tokens_server, data):
-    image_id = create(tokens_server, "alice", data)
-    tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice")
-    wait_cached(tokens_server, image_id)
-    assert tokens_server.request("POST", f"/v2/images/{image_id}/actions/deactivate", user="admin").status == 204
-    assert tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice").status == 403
-    admin = tokens_server.request("GET", f"/v2/images/{image_id}/file", user="admin")
+def test_deactivated_is_403_for_a_member_even_when_cached(cache_node, data):
+    image_id = create(cache_node, "alice", data)
+    cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice")
+    wait_cached(cache_node, image_id)
+    assert cache_node.request("POST", f"/v2/images/{image_id}/actions/deactivate", user="admin").status == 204
+    assert cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice").status == 403
+    admin = cache_node.request("GET", f"/v2/images/{image_id}/file", user="admin")
     assert admin.status == 200 and admin.body == data
-    assert tokens_server.request("POST", f"/v2/images/{image_id}/actions/reactivate", user="admin").status == 204
-    assert tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice").body == data
+    assert cache_node.request("POST", f"/v2/images/{image_id}/actions/reactivate", user="admin").status == 204
+    assert cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice").body == data
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
-def test_image_delete_evicts(tokens_server, data, version):
-    image_id = create(tokens_server, "alice", data)
-    tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice")
-    wait_cached(tokens_server, image_id)
-    assert tokens_server.request("DELETE", f"/{version}/images/{image_id}", user="alice").status in (200, 204)
-    assert image_id not in cache_listing(tokens_server)
-    assert not os.path.exists(os.path.join(tokens_server.data_dir, "image-cache", image_id))
+def test_image_delete_evicts(cache_node, data, version):
+    image_id = create(cache_node, "alice", data)
+    cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice")
+    wait_cached(cache_node, image_id)
+    assert cache_node.request("DELETE", f"/{version}/images/{image_id}", user="alice").status in (200, 204)
+    assert image_id not in cache_listing(cache_node)
+    assert not os.path.exists(os.path.join(cache_node.data_dir, "image-cache", image_id))
 
 
-def test_legacy_v1_download_is_cached_with_v1_headers(tokens_server, data):
-    image_id = create(tokens_server, "alice", data)
-    miss = tokens_server.request("GET", f"/v1/images/{image_id}", user="alice")
+def test_legacy_v1_download_is_cached_with_v1_headers(cache_node, data):
+    image_id = create(cache_node, "alice", data)
+    miss = cache_node.request("GET", f"/v1/images/{image_id}", user="alice")
     assert miss.status == 200 and miss.body == data
-    wait_cached(tokens_server, image_id)
-    hit = tokens_server.request("GET", f"/v1/images/{image_id}", user="alice")
+    wait_cached(cache_node, image_id)
+    hit = cache_node.request("GET", f"/v1/images/{image_id}", user="alice")
     assert hit.status == 200 and hit.body == data
     for header in ("x-image-meta-id", "x-image-meta-checksum", "x-image-meta-size", "x-image-meta-status"):
         assert hit.headers[header] == miss.headers[header]
-    assert cache_listing(tokens_server)[image_id]["hits"] == 1
+    assert cache_listing(cache_node)[image_id]["hits"] == 1
 
 
-def test_cache_api_is_admin_only(tokens_server):
+def test_cache_api_is_admin_only(cache_node):
     some_id = str(uuid.uuid4())
     calls = [
         ("GET", "/v2/cache"), ("PUT", f"/v2/cache/{some_id}"), ("DELETE", f"/v2/cache/{some_id}"),
@@ -138,31 +138,31 @@ def test_cache_api_is_admin_only(tokens_server):
         ("GET", "/v1/cached_images"), ("GET", "/v2/queued_images"),
     ]
     for method, path in calls:
-        assert tokens_server.request(method, path, user="alice").status == 403, path
-        assert tokens_server.request(method, path).status == 401, path
+        assert cache_node.request(method, path, user="alice").status == 403, path
+        assert cache_node.request(method, path).status == 401, path
 
 
-def test_queue_prefetches_and_clear_targets(tokens_server, data):
-    image_id = create(tokens_server, "alice", data)
-    assert tokens_server.request("PUT", f"/v2/cache/{image_id}", user="admin").status == 202
-    assert wait_cached(tokens_server, image_id)["size"] == len(data)  # nobody downloaded it
-    assert tokens_server.request("PUT", f"/v2/cache/{uuid.uuid4()}", user="admin").status == 404
+def test_queue_prefetches_and_clear_targets(cache_node, data):
+    image_id = create(cache_node, "alice", data)
+    assert cache_node.request("PUT", f"/v2/cache/{image_id}", user="admin").status == 202
+    assert wait_cached(cache_node, image_id)["size"] == len(data)  # nobody downloaded it
+    assert cache_node.request("PUT", f"/v2/cache/{uuid.uuid4()}", user="admin").status == 404
     queued = str(uuid.uuid4())
-    assert tokens_server.request("PUT", f"/v1/queued_images/{queued}", user="admin").status == 200
-    assert queued in tokens_server.request("GET", "/v2/queued_images", user="admin").json()["queued_images"]
-    bad = tokens_server.request("DELETE", "/v2/cache", user="admin", headers={"x-image-cache-clear-target": "all"})
+    assert cache_node.request("PUT", f"/v1/queued_images/{queued}", user="admin").status == 200
+    assert queued in cache_node.request("GET", "/v2/queued_images", user="admin").json()["queued_images"]
+    bad = cache_node.request("DELETE", "/v2/cache", user="admin", headers={"x-image-cache-clear-target": "all"})
     assert bad.status == 400
-    assert tokens_server.request("DELETE", "/v2/cache", user="admin",
+    assert cache_node.request("DELETE", "/v2/cache", user="admin",
                                  headers={"x-image-cache-clear-target": "queue"}).status == 204
-    listing = tokens_server.request("GET", "/v2/cache", user="admin").json()
+    listing = cache_node.request("GET", "/v2/cache", user="admin").json()
     assert listing["queued_images"] == [] and image_id in {e["image_id"] for e in listing["cached_images"]}
-    assert tokens_server.request("DELETE", "/v2/cache", user="admin").status == 204
-    assert cache_listing(tokens_server) == {}
+    assert cache_node.request("DELETE", "/v2/cache", user="admin").status == 204
+    assert cache_listing(cache_node) == {}
 
 
-def test_clean_and_prune_answer(tokens_server):
-    assert tokens_server.request("POST", "/v2/cache/clean", user="admin").status == 200
-    pruned = tokens_server.request("POST", "/v2/cache/prune", user="admin")
+def test_clean_and_prune_answer(cache_node):
+    assert cache_node.request("POST", "/v2/cache/clean", user="admin").status == 200
+    pruned = cache_node.request("POST", "/v2/cache/prune", user="admin")
     assert pruned.status == 200 and set(pruned.json()) == {"total_files_pruned", "total_bytes_pruned"}
 
 
@@ -170,16 +170,16 @@ def test_clean_and_prune_answer(tokens_server):
     "/v2/images/..%2f..%2fetc%2fpasswd/file", "/v2/images/not-a-uuid/file", "/v2/cache/..%2fcache.db",
     "/v1/cached_images/%2e%2e", "/v2/cache/12345678-1234-1234-1234-12345678zzzz",
 ])
-def test_bad_ids_are_4xx(tokens_server, path):
+def test_bad_ids_are_4xx(cache_node, path):
     for method in ("GET", "PUT", "DELETE"):
-        answer = tokens_server.request(method, path, user="admin")
+        answer = cache_node.request(method, path, user="admin")
         assert 400 <= answer.status < 500, (method, path, answer.status)
 
 
-def test_bad_range_headers_never_5xx(tokens_server, data):
-    image_id = create(tokens_server, "alice", data)
-    tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice")
-    wait_cached(tokens_server, image_id)
+def test_bad_range_headers_never_5xx(cache_node, data):
+    image_id = create(cache_node, "alice", data)
+    cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice")
+    wait_cached(cache_node, image_id)
     for spec in ["bytes=", "bytes=5-1", "bytes=a-b", "items=0-1", "bytes=0-1,3-4", "bytes=--1", "x" * 5000]:
-        answer = tokens_server.request("GET", f"/v2/images/{image_id}/file", user="alice", headers={"Range": spec})
+        answer = cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice", headers={"Range": spec})
         assert answer.status == 200 and answer.body == data, spec

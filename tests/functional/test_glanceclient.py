@@ -19,7 +19,7 @@ GLANCE = os.path.join(os.path.dirname(sys.executable), "glance")
 
 
 @pytest.fixture
-def glance(tokens_server: RunningServer, tmp_path):
+def glance(cache_node: RunningServer, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
 
@@ -27,8 +27,8 @@ def glance(tokens_server: RunningServer, tmp_path):
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(home),
-            "OS_IMAGE_URL": tokens_server.url,
-            "OS_AUTH_TOKEN": tokens_server.tokens.token(user),
+            "OS_IMAGE_URL": cache_node.url,
+            "OS_AUTH_TOKEN": cache_node.tokens.token(user),
         }
         done = subprocess.run([GLANCE, *args], env=env, capture_output=True, text=True, timeout=120)
         if check:
@@ -58,7 +58,7 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def test_glanceclient_image_and_cache_commands(glance, tokens_server, tmp_path):
+def test_glanceclient_image_and_cache_commands(glance, cache_node, tmp_path):
     source = tmp_path / "disk.raw"
     source.write_bytes(os.urandom(2 << 20))
     made = glance("--os-image-api-version", "2", "image-create", "--name", "gc", "--disk-format", "raw",
@@ -72,21 +72,21 @@ def test_glanceclient_image_and_cache_commands(glance, tokens_server, tmp_path):
         out = tmp_path / f"out{n}"
         glance("image-download", "--file", str(out), image_id, user="alice")
         assert out.read_bytes() == source.read_bytes()
-        wait_for(lambda: image_id in cached_ids(tokens_server))
+        wait_for(lambda: image_id in cached_ids(cache_node))
 
     assert image_id in glance("cache-list").stdout
     assert glance("cache-list", user="alice", check=False).returncode != 0  # admin only
 
     glance("cache-delete", image_id)
-    assert image_id not in cached_ids(tokens_server)
+    assert image_id not in cached_ids(cache_node)
     glance("cache-queue", image_id)  # queued, then prefetched promptly
-    wait_for(lambda: image_id in cached_ids(tokens_server))
+    wait_for(lambda: image_id in cached_ids(cache_node))
     glance("cache-clear", "--target", "cache")
-    assert cached_ids(tokens_server) == set()
+    assert cached_ids(cache_node) == set()
     other = field(glance("image-create", "--name", "q", "--disk-format", "raw", "--container-format", "bare").stdout, "id")
-    tokens_server.request("PUT", f"/v1/queued_images/{other}", user="admin")
+    cache_node.request("PUT", f"/v1/queued_images/{other}", user="admin")
     glance("cache-clear", "--target", "queue")
-    assert tokens_server.request("GET", "/v2/cache", user="admin").json()["queued_images"] == []
+    assert cache_node.request("GET", "/v2/cache", user="admin").json()["queued_images"] == []
     glance("cache-clean")
     glance("cache-prune")
     glance("image-delete", image_id, user="alice")

@@ -179,10 +179,10 @@ def test_tokens_auth_needs_a_tokens_file(tmp_path: Path) -> None:
     assert_one_line_error(result, "tokens_file")
 
 
-def test_upstream_is_refused_until_it_exists(tmp_path: Path) -> None:
-    args = serve_args(tmp_path, "--upstream", "http://127.0.0.1:1")
-    result = run_imagecache(*args, cwd=tmp_path)
-    assert_one_line_error(result, "not available yet")
+@pytest.mark.parametrize("url", ["ftp://glance:9292", "http://", "http://glance:9292/?x=1", "glance:9292"])
+def test_a_bad_upstream_url_is_one_line(tmp_path: Path, url: str) -> None:
+    result = run_imagecache(*serve_args(tmp_path, "--upstream", url), cwd=tmp_path)
+    assert_one_line_error(result, "upstream_url")
 
 
 def test_bad_size(tmp_path: Path) -> None:

@@ -249,10 +249,10 @@ def test_prefetch_without_an_image_service_is_a_usage_error(settings, cache) -> 
     assert not os.path.exists(os.path.join(settings.data_dir, "images.db"))
 
 
-def test_prefetch_refuses_upstream_mode(settings) -> None:
-    result = run(*on(settings, "prefetch"), env={"IMAGECACHE_UPSTREAM_URL": "http://glance:9292"})
+def test_prefetch_refuses_a_bad_upstream_url(settings) -> None:
+    result = run(*on(settings, "prefetch"), env={"IMAGECACHE_UPSTREAM_URL": "ftp://glance:9292"})
     assert result.exit_code == 2
-    assert "not available yet" in one_line(result.output)
+    assert "upstream_url" in one_line(result.output)
 
 
 # -- all of them --------------------------------------------------------------------------------

@@ -87,11 +87,14 @@ def test_everything_else_goes_through_auth_to_the_app(settings: Settings) -> Non
     assert response.json == {"path": "/v2/images", "roles": ["admin"]}
 
 
-def test_upstream_mode_is_refused_clearly(settings: Settings) -> None:
-    with pytest.raises(ConfigError, match="not available yet"):
-        server.make_inner_app(settings.replace(upstream_url="http://glance:9292"))
-    with pytest.raises(ConfigError, match="not available yet"):
-        server.preflight(settings.replace(upstream_url="http://glance:9292"))
+def test_upstream_mode_puts_the_proxy_at_the_bottom(settings: Settings) -> None:
+    from imagecache.upstream import UpstreamApp
+
+    assert isinstance(server.make_inner_app(settings.replace(upstream_url="http://glance:9292")), UpstreamApp)
+    for bad in ("ftp://glance", "http://user:secret@glance:9292"):
+        with pytest.raises(ConfigError, match="upstream_url") as refused:
+            server.preflight(settings.replace(upstream_url=bad))
+        assert "secret" not in str(refused.value)
 
 
 def test_preflight_creates_the_data_dir_and_loads_tokens(tmp_path: Path) -> None:

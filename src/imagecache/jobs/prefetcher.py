@@ -29,18 +29,17 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from imagecache.cache import ImageCache, ImageVerificationError
 from imagecache.cache.layout import validate_image_id
-from imagecache.config import ConfigError, Settings
+from imagecache.config import Settings
 from imagecache.jobs.base import CacheApp
+from imagecache.origin import open_image_service
 from imagecache.wsgi.bodies import CountingBody
 from imagecache.wsgi.context import RequestContext, set_context
 from imagecache.wsgi.image_source import ImageSource, WSGIApp
 
-if TYPE_CHECKING:
-    from imagecache.images import ImagesApp
 
 LOG = logging.getLogger(__name__)
 
@@ -117,22 +116,6 @@ class _ProgressBody:
             close()
 
 
-def embedded_image_app(settings: Settings) -> ImagesApp:
-    """The embedded image service over ``settings.data_dir``, for a prefetch outside the server.
-
-    Refuses upstream mode (as the server does for now) rather than silently
-    reading the local store in its place.
-    """
-    if settings.upstream_url:
-        raise ConfigError(
-            f"upstream mode (upstream_url={settings.upstream_url}) is not available yet; "
-            "prefetching reads the embedded image service"
-        )
-    from imagecache import images  # only a prefetch from settings needs the image service
-
-    return images.make_app(settings)
-
-
 class Prefetcher(CacheApp):
     """Fetches queued images into the cache, as ``context`` (normally an admin)."""
 
@@ -168,20 +151,20 @@ class Prefetcher(CacheApp):
     ) -> Prefetcher:
         """A prefetcher from settings alone, as ``imagecache prefetch`` needs.
 
-        ``app`` is the image service to read from (default: the embedded one
-        over ``settings.data_dir``, in-process); ``context`` whom to read as
-        (default: an admin).  What it opens itself (the cache, the embedded
+        ``app`` is the image service to read from (default: the upstream
+        proxy in edge mode, else the embedded one over ``settings.data_dir``,
+        in-process); ``context`` whom to read as (default: an admin, with
+        ``upstream_auth_token``).  What it opens itself (the cache, the embedded
         service's database) :meth:`close` closes.
         """
         closers: list[Callable[[], None]] = []
         if app is None:
-            embedded = embedded_image_app(settings)
-            closers.append(embedded.db.close)
-            app = embedded
+            app, close = open_image_service(settings)
+            closers.append(close)
         prefetcher = cls(
             cache if cache is not None else ImageCache(settings),
             ImageSource(app),
-            context if context is not None else RequestContext.admin(),
+            context if context is not None else RequestContext.admin(auth_token=settings.upstream_auth_token),
             max_concurrent=max_concurrent,
         )
         prefetcher._owns_cache = cache is None

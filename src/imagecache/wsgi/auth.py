@@ -206,7 +206,8 @@ class AuthMiddleware:
         #: In front of an upstream, a token this node does not know is the
         #: upstream's to judge: the caller goes on as a non-admin with its
         #: token (every image request is authorized upstream; only the local
-        #: cache management API needs a local admin).
+        #: cache management API needs a local admin).  No token at all is
+        #: still a 401 here.
         self.forward_unknown = forward_unknown
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -214,8 +215,8 @@ class AuthMiddleware:
             set_context(environ, self._development_context(environ))
             return self.app(environ, start_response)
         context = self._token_context(environ)
-        if context is None and self.forward_unknown:
-            context = RequestContext(auth_token=environ.get(TOKEN_HEADER) or None)
+        if context is None and self.forward_unknown and environ.get(TOKEN_HEADER):
+            context = RequestContext(auth_token=environ[TOKEN_HEADER])
         if context is None:
             if is_open_path(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")):
                 set_context(environ, ANONYMOUS)

@@ -342,6 +342,12 @@ def test_for_settings_shares_a_given_cache_and_app(cache, service, settings) -> 
     assert cache.is_cached(image.image_id)  # still open: it was not the prefetcher's to close
 
 
-def test_for_settings_refuses_upstream_mode(settings) -> None:
-    with pytest.raises(ConfigError, match="not available yet"):
-        Prefetcher.for_settings(settings.replace(upstream_url="http://glance:9292"))
+def test_for_settings_reads_the_upstream_in_edge_mode(settings) -> None:
+    from imagecache.upstream import UpstreamApp
+
+    edge = settings.replace(upstream_url="http://glance:9292", upstream_auth_token="svc")
+    with Prefetcher.for_settings(edge) as prefetcher:
+        assert isinstance(prefetcher.source.app, UpstreamApp)
+        assert prefetcher.context.auth_token == "svc" and prefetcher.context.is_admin
+    with pytest.raises(ConfigError, match="upstream_url"):
+        Prefetcher.for_settings(settings.replace(upstream_url="ftp://glance"))

@@ -1,0 +1,35 @@
+"""The image service a node reads images from: the embedded one, or an upstream.
+
+One choice, made from the settings, for the server's pipeline and for the
+command-line prefetcher alike (so ``imagecache prefetch`` on an edge node
+reads the upstream, never a local store that is not there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from imagecache.config import ConfigError, Settings
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def open_image_service(settings: Settings) -> tuple[WSGIApp, Callable[[], None]]:
+    """(the images app, how to close it) for ``settings``.
+
+    ``upstream_url`` set: a proxy to it (a bad URL is a ConfigError);
+    otherwise the embedded image service over ``settings.data_dir``.
+    """
+    if settings.upstream_url:
+        from imagecache.upstream import UpstreamApp
+
+        try:
+            proxy = UpstreamApp(settings.upstream_url, timeout=settings.upstream_timeout)
+        except ValueError as exc:
+            raise ConfigError(f"upstream_url: {exc}") from None
+        return proxy, proxy.close
+    from imagecache import images
+
+    embedded = images.make_app(settings)
+    return embedded, embedded.db.close

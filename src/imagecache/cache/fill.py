@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 
 from imagecache.cache.hashing import ThreadedHash
-from imagecache.cache.layout import CacheLayout
+from imagecache.cache.layout import CacheLayout, names_open_file
 from imagecache.cache.verify import Digest
 
 _ACQUIRE_ATTEMPTS = 5
@@ -57,15 +57,10 @@ class FillWriter:
             except BlockingIOError:
                 os.close(fd)
                 return None
-            try:
-                current = os.stat(path)
-            except FileNotFoundError:
+            if not names_open_file(path, fd):
                 os.close(fd)
                 continue
             mine = os.fstat(fd)
-            if (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
-                os.close(fd)
-                continue
             if layout.exists(image_id):  # published while we were locking
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
@@ -121,12 +116,7 @@ class FillWriter:
         self.close()
 
     def _path_is_mine(self) -> bool:
-        try:
-            current = os.stat(self.layout.incomplete_path(self.image_id))
-        except FileNotFoundError:
-            return False
-        mine = os.fstat(self.fd)
-        return (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev)
+        return names_open_file(self.layout.incomplete_path(self.image_id), self.fd)
 
     def close(self) -> None:
         if not self._closed:
@@ -171,14 +161,9 @@ def remove_if_stalled(path: str, untouched_since: float) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # a live writer holds it
-        mine = os.fstat(fd)
-        try:
-            current = os.stat(path)
-        except FileNotFoundError:
-            return False
-        if (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
+        if not names_open_file(path, fd):
             return False  # replaced since we opened it: someone else's file now
-        if mine.st_mtime >= untouched_since:
+        if os.fstat(fd).st_mtime >= untouched_since:
             return False
         os.unlink(path)
         return True

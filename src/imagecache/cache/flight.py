@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from imagecache.cache.errors import FillFailed, ImageVerificationError
 from imagecache.cache.fill import FillWriter
-from imagecache.cache.layout import CacheLayout
+from imagecache.cache.layout import CacheLayout, names_open_file
 
 LOG = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class ReaderMark:
         for _ in range(5):
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             fcntl.flock(fd, fcntl.LOCK_SH)
-            if _same_file(fd, path):
+            if names_open_file(path, fd):
                 self._fd = fd
                 return
             os.close(fd)  # removed by a finishing fill while we locked it: use the new one
@@ -87,15 +87,6 @@ class ReaderMark:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
-
-
-def _same_file(fd: int, path: str) -> bool:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _anyone_reading(path: str) -> bool:
@@ -129,8 +120,6 @@ class TailReader:
         self.offset = 0
         self._fd = fd
         self._mark = mark
-        st = os.fstat(fd)
-        self._inode = (st.st_dev, st.st_ino)
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -183,11 +172,7 @@ class TailReader:
         return _State.GONE
 
     def _names_me(self, path: str) -> bool:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return False
-        return (st.st_dev, st.st_ino) == self._inode
+        return names_open_file(path, self._fd)
 
     def close(self) -> None:
         if not self._closed:

@@ -166,6 +166,20 @@ class CacheLayout:
             os.close(fd)  # closing releases the flock
 
 
+def names_open_file(path: str, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd``.
+
+    Locks are taken on open files but decisions are about paths: a lock on a
+    file that was since renamed or replaced says nothing about the path.
+    """
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino)
+
+
 def fsync_dir(path: str) -> None:
     """Persist a directory entry change (a rename) across a power loss."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -14,18 +14,6 @@ from imagecache import ImageCache, Settings
 DRIVERS = ["sqlite", "xattr"]
 
 
-class FakeClock:
-    """A settable clock, so LRU and stall tests need no sleeping."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
 
 @dataclass(frozen=True)
 class Image:
@@ -51,11 +39,6 @@ def make_image(size: int = 200_000, seed: int | None = None) -> Image:
     image_id = str(uuid.uuid4())
     block = hashlib.sha256((seed if seed is not None else image_id).__str__().encode()).digest()
     return Image(image_id, (block * (size // len(block) + 1))[:size])
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture(params=DRIVERS)

@@ -10,27 +10,11 @@ from imagecache import ImageCache, Settings
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi.context import RequestContext
 from imagecache.wsgi.image_source import ImageSource
+from tests.unit.conftest import FakeClock
 from tests.unit.wsgi.fake_images import FakeImageService
 
 ADMIN = RequestContext.admin(project_id="p-admin", auth_token="admin-token")
 
-
-class FakeClock:
-    """A settable wall clock, so LRU and stall tests need no sleeping."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
@@ -44,11 +28,6 @@ def cache(settings: Settings, clock: FakeClock) -> Iterator[ImageCache]:
     cache = ImageCache(settings, clock=clock)
     yield cache
     cache.close()
-
-
-@pytest.fixture
-def service() -> FakeImageService:
-    return FakeImageService()
 
 
 @pytest.fixture

@@ -36,11 +36,6 @@ def cache(tmp_path) -> Iterator[ImageCache]:
 
 
 @pytest.fixture
-def service() -> FakeImageService:
-    return FakeImageService()
-
-
-@pytest.fixture
 def prefetcher(cache: ImageCache, service: FakeImageService) -> Iterator[Prefetcher]:
     prefetcher = Prefetcher(cache, ImageSource(service), RequestContext.admin())
     yield prefetcher

@@ -89,10 +89,10 @@ def _make_driver(name: str, layout: CacheLayout, settings: Settings) -> Driver:
         return XattrDriver(layout)
     if name == "central":
         try:
-            from imagecache.cache.drivers.central import CentralDriver  # type: ignore[import-not-found]
+            from imagecache.cache.drivers.central import CentralDriver
         except ImportError as exc:
             raise DriverConfigError(f"the central driver is not available: {exc}") from exc
-        return CentralDriver(layout, settings)  # type: ignore[no-any-return]
+        return CentralDriver(layout, settings)
     raise DriverConfigError(f"unknown image cache driver {name!r}")
 
 
@@ -125,13 +125,17 @@ class ImageCache:
 
     # -- the driver -----------------------------------------------------------
     def init_driver(self) -> None:
-        """Load and configure the configured driver; fall back to sqlite if it cannot work."""
+        """Load and configure the configured driver; xattr falls back to sqlite if it cannot work.
+
+        Only xattr falls back: a node configured for the central index must
+        not quietly keep a private one that no other node can see.
+        """
         name = self.settings.image_cache_driver
         try:
             self.driver = _make_driver(name, self.layout, self.settings)
             self.configure_driver()
         except DriverConfigError as exc:
-            if name == "sqlite":
+            if name != "xattr":
                 raise
             LOG.warning("image cache driver %r cannot be used (%s); falling back to sqlite", name, exc)
             self.driver = _make_driver("sqlite", self.layout, self.settings)
@@ -175,6 +179,11 @@ class ImageCache:
     def get_queued_images(self) -> list[str]:
         """Queued image ids, oldest queued first."""
         return self.driver.queued()
+
+    def get_cached_nodes(self, image_id: str) -> list[str] | None:
+        """Reference URLs of the live nodes caching ``image_id``; None when the index has no nodes."""
+        cached_nodes = getattr(self.driver, "cached_nodes", None)
+        return None if cached_nodes is None else list(cached_nodes(validate_image_id(image_id)))
 
     # -- the queue ------------------------------------------------------------
     def queue_image(self, image_id: str) -> bool:

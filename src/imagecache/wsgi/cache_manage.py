@@ -213,17 +213,20 @@ class CacheManageFilter:
         return empty_response(204)
 
     def cached_nodes(self, request: Request, image_id: str) -> Response:
-        """GET /v2/cache/nodes/{id}: the nodes caching an image (central index only).
+        """GET /v2/cache/nodes/{id}: the reference URLs of the live nodes caching an image.
 
-        Like Glance, 409 when the cache has no central index to ask.
+        As in Glance: a JSON list of URLs (empty when no node caches it); 409
+        when this node has no central index to ask; 404 when the image service
+        does not know the image (whatever the index holds).  Nodes silent for
+        ``node_stale_after`` seconds are left out.
         """
-        get_nodes: Callable[[str], list[str]] | None = getattr(self.cache, "get_cached_nodes", None)
-        if get_nodes is None:
+        nodes = self.cache.get_cached_nodes(image_id)
+        if nodes is None:
             return error_response(409, "Centralized caching is not enabled.")
         meta = self.source.metadata(request.environ, image_id)
         if meta.status != 200:
             return meta.response
-        return json_response(list(get_nodes(image_id)))
+        return json_response(nodes)
 
     # -- legacy: {prefix}/cached_images, {prefix}/queued_images ----------------------
     def list_cached(self, request: Request) -> Response:

@@ -16,6 +16,7 @@ from imagecache.cache.drivers.base import CachedImage, Driver
 from imagecache.cache.drivers.sqlite import SqliteDriver
 from imagecache.cache.drivers.xattr import XattrDriver
 from imagecache.cache.layout import CacheLayout
+from tests.unit.central.pg import central_contract_driver
 
 
 def _publish(layout: CacheLayout, image_id: str, size: int) -> None:
@@ -27,6 +28,8 @@ def _publish(layout: CacheLayout, image_id: str, size: int) -> None:
 DRIVER_FACTORIES: dict[str, Callable[[CacheLayout], Driver]] = {
     "sqlite": lambda layout: SqliteDriver(layout),
     "xattr": lambda layout: XattrDriver(layout),
+    # PostgreSQL at IMAGECACHE_TEST_DB_URL, a scratch schema per test (skips without one, fails under CI=true).
+    "central": central_contract_driver,
 }
 
 

@@ -63,6 +63,7 @@ class Settings:
     node_url: str | None = None
     """This node's reference URL in the central index."""
     node_stale_after: float = 300.0
+    """Seconds without a heartbeat after which a node counts as stale (left out of node listings)."""
 
     # -- the server ----------------------------------------------------------
     bind_host: str = "127.0.0.1"
@@ -139,6 +140,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("upstream_timeout must be a positive number of seconds")
     if settings.auth_cache_ttl < 0:
         raise ConfigError("auth_cache_ttl must not be negative (0 disables the memo)")
+    if settings.node_stale_after <= 0:
+        raise ConfigError("node_stale_after must be a positive number of seconds")
     if settings.image_cache_driver == "central" and not settings.db_url:
         raise ConfigError("image_cache_driver 'central' needs db_url")
     if settings.auth_strategy == "tokens" and not settings.tokens_file:

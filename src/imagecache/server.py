@@ -29,9 +29,9 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
 
-from imagecache.cache import ImageCache
+from imagecache.cache import CacheError, ImageCache
 from imagecache.config import ConfigError, Settings
-from imagecache.jobs.scheduler import PeriodicJobs
+from imagecache.jobs.scheduler import Job, PeriodicJobs
 from imagecache.metrics import Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
 from imagecache.origin import open_image_service
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
@@ -280,13 +280,30 @@ class ImagecacheApplication(BaseApplication):  # type: ignore[misc]
         try:
             app = self.app_factory(self.settings) if self.app_factory is not None else None
             node = build_node(self.settings, app=app, tokens=self.tokens, metrics=metrics)
-        except ConfigError as exc:
+        except (ConfigError, CacheError) as exc:
             # gunicorn prints an AppImportError as one line and stops.
             raise AppImportError(f"imagecache: {exc}") from None
         # Every worker runs the timer; a lock per job in the cache dir lets one
         # of them run each job once per interval.
         node.jobs.start()
+        start_heartbeat(node.cache)
         return node.app
+
+
+def start_heartbeat(cache: ImageCache) -> PeriodicJobs | None:
+    """Keep this node alive in the central index (other drivers have no nodes: None).
+
+    A job of its own thread, so a long prune never delays a heartbeat; one
+    worker beats per interval, as for the other jobs.
+    """
+    beat = getattr(cache.driver, "heartbeat", None)
+    if beat is None:
+        return None
+    interval = float(getattr(cache.driver, "heartbeat_interval", cache.settings.node_stale_after / 3))
+    jobs = PeriodicJobs(cache.settings.image_cache_dir, [Job("heartbeat", interval, beat)],
+                        thread_name="imagecache-heartbeat")
+    jobs.start()
+    return jobs
 
 
 def preflight(settings: Settings) -> TokenTable | None:
@@ -305,11 +322,20 @@ def preflight(settings: Settings) -> TokenTable | None:
     if not os.access(settings.data_dir, os.W_OK | os.X_OK):
         raise ConfigError(f"data dir {settings.data_dir} is not writable")
     # Crash recovery, once, before any worker serves: the index is made to
-    # agree with the files (see ImageCache.reconcile).
+    # agree with the files (see ImageCache.reconcile).  A central index is
+    # checked (schema at head) and this node registered as alive.
     try:
-        ImageCache(settings, reconcile=True).close()
+        cache = ImageCache(settings, reconcile=True)
+        try:
+            beat = getattr(cache.driver, "heartbeat", None)
+            if beat is not None:
+                beat()
+        finally:
+            cache.close()
     except OSError as exc:
         raise ConfigError(f"cannot use image cache dir {settings.image_cache_dir}: {exc.strerror}") from None
+    except CacheError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         reset_multiprocess_dir(metrics_dir(settings))
     except OSError as exc:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from imagecache.cli_db import db
 from imagecache.cli_manage import manage
 from imagecache.config import AUTH_STRATEGIES, DRIVER_NAMES, ConfigError, Settings, load_settings
 
@@ -87,6 +88,7 @@ def main() -> None:
 
 
 main.add_command(manage)
+main.add_command(db)
 
 
 @main.command()

@@ -438,8 +438,22 @@ class CacheClient:
         return f"{scheme}://{host}:{self.port}{self.doc_root}"
 
     def url(self, action: str) -> str:
-        """The URL of ``action`` (``/cached_images``...) under the doc root."""
+        """The URL of ``action`` (``/cached_images``...) under the doc root; a full URL is kept."""
+        if action.startswith(("http://", "https://")):
+            return action
         return f"{self.base_url}/{action.lstrip('/')}"
+
+    def api_url(self, path: str) -> str:
+        """The URL of ``path`` (``/v2/cache/...``) beside the doc root, for routes only /v2 has.
+
+        The doc root's version segment is replaced, any prefix before it kept
+        (``/image/v1`` -> ``/image/v2/...``).
+        """
+        root = self.doc_root
+        last = root.rsplit("/", 1)[-1]
+        if _VERSION_SEGMENT.fullmatch(last):
+            root = root[: -len(last) - 1]
+        return f"{self.base_url[: len(self.base_url) - len(self.doc_root)]}{root}/{path.lstrip('/')}"
 
     def configure_from_url(self, url: str) -> None:
         """Point the client at ``url`` (the catalog's image endpoint).
@@ -579,6 +593,19 @@ class CacheClient:
     def delete_all_queued_images(self) -> int:
         """Empty the queue; the number of ids the server removed."""
         return int(self._field("DELETE", "/queued_images", "num_deleted", int))
+
+    def get_cached_nodes(self, image_id: str) -> list[str]:
+        """Reference URLs of the live nodes caching an image (``GET /v2/cache/nodes/{id}``).
+
+        An :class:`HTTPStatusError` with status 409 when the node has no
+        central index, :class:`NotFound` when the image service does not know
+        the image.
+        """
+        url = self.api_url(f"/v2/cache/nodes/{quote_image_id(image_id)}")
+        data = self._json("GET", url)
+        if not isinstance(data, list) or not all(isinstance(node, str) for node in data):
+            raise InvalidResponse(f"GET {url} answered with something else than a list of URLs: {str(data)[:200]}")
+        return list(data)
 
 
 def _innermost(error: BaseException) -> str:

@@ -4,7 +4,8 @@ Glance's ``glance-cache-manage`` as a click group: the same commands
 (``list-cached``, ``list-queued``, ``queue-image``, ``delete-cached-image``,
 ``delete-all-cached-images``, ``delete-queued-image``,
 ``delete-all-queued-images``) and option names, speaking to a node through
-:class:`imagecache.client.CacheClient`.
+:class:`imagecache.client.CacheClient`; and ``list-nodes ID``, where an image
+is cached across the nodes sharing a central index.
 
 Output: tables for people (rich), ``--json`` for scripts: then stdout holds
 exactly one JSON document and every message goes to stderr.  Exit status: 0
@@ -325,6 +326,29 @@ def list_queued(ctx: click.Context, as_json: bool) -> None:
         click.echo("No queued images.")
     else:
         print_table([("ID", "left")], [(str(image_id),) for image_id in queued])
+
+
+@manage.command("list-nodes")
+@click.argument("image_id", metavar="ID")
+@json_flag
+@click.pass_context
+def list_nodes(ctx: click.Context, image_id: str, as_json: bool) -> None:
+    """List the nodes that cache an image (a node with the central index).
+
+    Only live nodes are listed: a node silent for node_stale_after seconds is
+    left out (``imagecache db nodes`` shows every node and its state).
+    """
+    if not image_id:
+        raise click.BadParameter("an image id must not be empty", ctx, param_hint="ID")
+    state = session(ctx, as_json)
+    with client_errors():
+        nodes = state.client().get_cached_nodes(image_id)
+    if state.as_json:
+        print_json(nodes)
+    elif not nodes:
+        click.echo(f"Image {image_id} is not cached on any live node.")
+    else:
+        print_table([("Node reference URL", "left")], [(node,) for node in nodes])
 
 
 def _non_empty(ctx: click.Context, param: click.Parameter, ids: tuple[str, ...]) -> tuple[str, ...]:

@@ -65,7 +65,44 @@ def build_parser() -> argparse.ArgumentParser:
     herd.add_argument("--work-dir", type=Path, help="data dir and server log here (kept) instead of bench/.work/")
     herd.add_argument("--keep", action="store_true", help="keep the work dir (data, server log) afterwards")
     herd.set_defaults(run=_run_herd)
+
+    glance = scenarios.add_parser(
+        "glance-up", help="real Glance 33 on a free loopback port (its own venv), until Ctrl-C",
+        description="Build bench/.glance-venv once (glance==33.0.0, gunicorn, Python 3.11), write a config "
+        "(sqlite, file store, the paste flavor), glance-manage db_sync, and run gunicorn "
+        "glance.wsgi.api:application on 127.0.0.1 until Ctrl-C or SIGTERM.",
+    )
+    _glance_options(glance)
+    glance.add_argument("--flavor", choices=("none", "caching", "cachemanagement"), default="none",
+                        help="Glance's own image cache: none (default), caching, or cachemanagement")
+    glance.add_argument("--image-cache-max-size", type=_size, help="Glance's image_cache_max_size, e.g. 10G")
+    glance.add_argument("--workers", type=_positive_int, default=1, help="gunicorn workers (default 1)")
+    glance.add_argument("--seconds", type=_positive_float, help="stop after this many seconds instead of at Ctrl-C")
+    glance.add_argument("--work-dir", type=Path, help="config, database, images and logs here (kept)")
+    glance.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
+    glance.set_defaults(run=_run_glance_up)
+
+    edge = scenarios.add_parser(
+        "edge-check", help="real Glance 33 + an imagecache edge node in front of it: a PASS/FAIL checklist",
+        description="Start Glance (no cache flavor) and imagecache serve --upstream <glance> (2 workers) on "
+        "loopback, then check uploads, misses, hits, Range, a herd, deactivate/reactivate/delete, the edge's "
+        "cache API, python-glanceclient and a stopped Glance through the edge. Exit status 1 if an item fails.",
+    )
+    _glance_options(edge)
+    edge.add_argument("--size", type=_size, default="16M", help="main and herd image size (default 16M)")
+    edge.add_argument("--herd", type=_positive_int, default=8, help="concurrent first downloads (default 8)")
+    edge.add_argument("--workers", type=_positive_int, default=2, help="the edge's gunicorn workers (default 2)")
+    edge.add_argument("--work-dir", type=Path, help="servers' data and logs here (kept)")
+    edge.add_argument("--keep", action="store_true", help="keep the work dir (logs, data) afterwards")
+    edge.set_defaults(run=_run_edge_check)
     return parser
+
+
+def _glance_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--glance-auth", dest="glance_auth", choices=("noauth", "tokens"), default="tokens",
+                        help="tokens (default): Glance's keystone pipeline with a static-token stand-in for "
+                        "authtoken, so admins and members are real; noauth: everyone is admin")
+    parser.add_argument("--python", help="Python 3.11 for Glance's venv (default: $GLANCE_PYTHON or python3.11)")
 
 
 def _json_safe(value: Any) -> Any:
@@ -92,6 +129,29 @@ def _run_herd(args: argparse.Namespace) -> int:
         data["command"] = ["python", "-m", "bench", *sys.argv[1:]]
         args.json.write_text(json.dumps(_json_safe(data), indent=2) + "\n", encoding="utf-8")
     return 1 if any(row.errors for row in report.rows) else 0
+
+
+def _run_glance_up(args: argparse.Namespace) -> int:
+    from bench.glance import glance_up
+
+    return glance_up(
+        flavor=args.flavor, auth=args.glance_auth, workers=args.workers,
+        image_cache_max_size=args.image_cache_max_size, seconds=args.seconds,
+        work_dir=args.work_dir, keep=args.keep, python=args.python,
+    )
+
+
+def _run_edge_check(args: argparse.Namespace) -> int:
+    from bench.edge_check import EdgeCheckConfig, run_edge_check
+
+    try:
+        return run_edge_check(EdgeCheckConfig(
+            size=args.size, herd=args.herd, glance_auth=args.glance_auth, edge_workers=args.workers,
+            work_dir=args.work_dir, keep=args.keep, python=args.python,
+        ))
+    except KeyboardInterrupt:
+        print("edge-check: interrupted; both servers stopped", file=sys.stderr)
+        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:

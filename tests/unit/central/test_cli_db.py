@@ -1,0 +1,140 @@
+"""``imagecache db``: upgrade, check, nodes and forget-node against a scratch schema."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from imagecache.cli import main
+from imagecache.db.engine import database_url
+from imagecache.db.migrate import head_revision, schema_state, upgrade
+
+from .pg import engine_for
+
+
+def db(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, ["db", *args], input=input, env=env, catch_exceptions=False)
+
+
+def test_upgrade_creates_the_schema_then_has_nothing_to_do(empty_db_url) -> None:
+    assert db("check", "--db-url", empty_db_url).exit_code == 1
+    first = db("upgrade", "--db-url", empty_db_url)
+    assert first.exit_code == 0, first.output
+    assert f"from an empty schema to revision {head_revision()}" in first.stdout
+    again = db("upgrade", "--db-url", empty_db_url)
+    assert again.exit_code == 0 and "already at revision" in again.stdout
+    checked = db("check", "--db-url", empty_db_url)
+    assert checked.exit_code == 0 and "at this imagecache's revision" in checked.stdout
+
+
+def test_upgrades_at_once_take_turns(empty_db_url) -> None:
+    engines = [engine_for(empty_db_url) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def run(engine) -> None:  # type: ignore[no-untyped-def]
+        try:
+            upgrade(engine)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    with engines[0].connect() as connection:
+        assert schema_state(connection).at_head
+    for engine in engines:
+        engine.dispose()
+
+
+def test_the_url_may_come_from_a_config_file_or_the_environment(empty_db_url, tmp_path: Path) -> None:
+    config = tmp_path / "imagecache.toml"
+    config.write_text(f"db_url = '{empty_db_url}'\n")
+    assert db("upgrade", "--config", str(config)).exit_code == 0
+    assert db("check", env={"IMAGECACHE_DB_URL": empty_db_url}).exit_code == 0
+
+
+def test_sql_prints_the_upgrade_without_running_it(empty_db_url) -> None:
+    result = db("upgrade", "--sql", "--db-url", empty_db_url)
+    assert result.exit_code == 0
+    assert "CREATE TABLE nodes" in result.stdout and "CREATE TABLE cached_images" in result.stdout
+    assert db("check", "--db-url", empty_db_url).exit_code == 1  # nothing was run
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        ([], 2, "no database: give --db-url"),
+        (["--db-url", "sqlite:///x.db"], 2, "needs PostgreSQL"),
+        (["--db-url", "postgresql://nobody@127.0.0.1:1/none"], 1, "127.0.0.1:1"),
+    ],
+)
+@pytest.mark.parametrize("command", ["upgrade", "check", "nodes"])
+def test_problems_are_one_line(command: str, args: list[str], code: int, fragment: str) -> None:
+    result = db(command, *args, env={"IMAGECACHE_DB_URL": ""})
+    assert result.exit_code == code
+    assert len(result.stderr.strip().splitlines()) == 1 and fragment in result.stderr
+
+
+def test_commands_on_a_schema_not_at_head_say_to_upgrade(empty_db_url) -> None:
+    for args in (["nodes"], ["forget-node", "http://a:9292", "-f"]):
+        result = db(*args, "--db-url", empty_db_url)
+        assert result.exit_code == 1 and "imagecache db upgrade" in result.stderr
+
+
+def test_nodes_lists_states_and_what_each_node_caches(make_driver, db_url) -> None:
+    from imagecache.cache.drivers.base import CachedImage
+
+    live, quiet = make_driver("http://live:9292"), make_driver("http://quiet:9292")
+    live.heartbeat()
+    live.add(CachedImage("11111111-1111-4111-8111-111111111111", 3 << 20, 0, 1.0, 1.0))
+    live.add(CachedImage("22222222-2222-4222-8222-222222222222", 1 << 20, 0, 1.0, 1.0))
+    quiet.add(CachedImage("11111111-1111-4111-8111-111111111111", 3 << 20, 0, 1.0, 1.0))
+    listing = db("nodes", "--db-url", db_url, "--json")
+    assert listing.exit_code == 0
+    assert [(n["url"], n["state"], n["cached_images"], n["size"]) for n in json.loads(listing.stdout)] == [
+        ("http://live:9292", "live", 2, 4 << 20),
+        ("http://quiet:9292", "never", 1, 3 << 20),
+    ]
+    table = db("nodes", "--db-url", db_url)
+    assert "http://live:9292" in table.stdout and "4.0 MiB" in table.stdout and "never" in table.stdout
+    engine = engine_for(db_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE nodes SET last_seen = now() - interval '1 hour' WHERE last_seen IS NOT NULL")
+    engine.dispose()
+    assert {n["state"] for n in json.loads(db("nodes", "--db-url", db_url, "--json").stdout)} == {"stale", "never"}
+
+
+def test_no_nodes(db_url) -> None:
+    assert db("nodes", "--db-url", db_url).stdout.strip() == "No nodes."
+
+
+def test_forget_node_asks_first_and_deletes_its_rows(make_driver, db_url) -> None:
+    from imagecache.cache.drivers.base import CachedImage
+
+    gone = make_driver("http://gone:9292")
+    gone.add(CachedImage("11111111-1111-4111-8111-111111111111", 10, 0, 1.0, 1.0))
+    gone.queue("22222222-2222-4222-8222-222222222222")
+    declined = db("forget-node", "http://gone:9292", "--db-url", db_url, input="n\n")
+    assert declined.exit_code == 1 and "nothing deleted" in declined.stderr
+    done = db("forget-node", "http://gone:9292/", "--db-url", db_url, "--force")
+    assert done.exit_code == 0 and "its 1 cached image record" in done.stdout
+    engine = engine_for(db_url)
+    with engine.connect() as connection:
+        counts = [connection.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one()
+                  for t in ("nodes", "cached_images", "queued_images")]
+    engine.dispose()
+    assert counts == [0, 0, 0]
+    unknown = db("forget-node", "http://gone:9292", "--db-url", db_url, "-f")
+    assert unknown.exit_code == 1 and "no node" in unknown.stderr
+
+
+def test_database_url_keeps_the_schema_option() -> None:
+    url = database_url("postgresql://u@h/db?options=-csearch_path%3Dic")
+    assert url.query == {"options": "-csearch_path=ic"}

@@ -27,6 +27,8 @@ from tests.unit.central.pg import scratch_schema
 from .conftest import RunningServer, ServerFactory, free_port, run_imagecache, start_edge
 from .test_cache_http import create
 
+pytestmark = pytest.mark.postgres
+
 GLANCE = os.path.join(os.path.dirname(sys.executable), "glance")
 #: Seconds of silence before a node is stale: short, so the test can watch it happen.
 STALE_AFTER = 2

@@ -14,6 +14,15 @@ from imagecache.cache.layout import CacheLayout
 
 from .pg import central_settings, scratch_schema
 
+#: Fixtures that need PostgreSQL: a test using one is marked ``postgres`` (``-m "not postgres"`` leaves it out).
+POSTGRES_FIXTURES = frozenset({"db_url", "empty_db_url", "make_driver", "make_cache"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
+
 
 @pytest.fixture
 def db_url() -> Iterator[str]:

@@ -75,11 +75,11 @@ def test_eight_workers_of_one_node_on_one_image_lose_no_hit(make_driver, db_url,
     node = make_driver("http://busy:9292")
     image_id = str(uuid.uuid4())
     node.add(CachedImage(image_id, 10, 0, 1.0, 1.0))
-    total, wall = run_workers(db_url, tmp_path, [("http://busy:9292", [image_id], 250)] * 8)
+    total, wall = run_workers(db_url, tmp_path, [("http://busy:9292", [image_id], 150)] * 8)
     got = node.get(image_id)
-    assert got.hits == total == 2000
-    assert got.last_accessed == 1_000.0 + 249  # the latest hit wins, whatever the order
-    print(f"\n8 processes x 250 hits on one row: {total / wall:.0f} hits/s ({wall:.2f} s)")
+    assert got.hits == total == 1200
+    assert got.last_accessed == 1_000.0 + 149  # the latest hit wins, whatever the order
+    print(f"\n8 processes x 150 hits on one row: {total / wall:.0f} hits/s ({wall:.2f} s)")
 
 
 def test_workers_of_several_nodes_on_several_images_in_any_order(make_driver, db_url, tmp_path) -> None:
@@ -90,11 +90,10 @@ def test_workers_of_several_nodes_on_several_images_in_any_order(make_driver, db
         for image_id in images:
             driver.add(CachedImage(image_id, 10, 0, 1.0, 1.0))
     # Two workers per node, each going through the three images in its own shuffled order.
-    plan = [(url, images, 150) for url in node_urls for _ in range(2)]
+    plan = [(url, images, 90) for url in node_urls for _ in range(2)]
     total, wall = run_workers(db_url, tmp_path, plan)
-    assert total == 1200
+    assert total == 720
     for url in node_urls:
         driver = make_driver(url)
-        assert sum(driver.get(image_id).hits for image_id in images) == 300
-        assert {driver.get(image_id).hits for image_id in images} == {100}
-    print(f"\n4 nodes x 2 processes x 150 hits over 3 rows each: {total / wall:.0f} hits/s ({wall:.2f} s)")
+        assert [driver.get(image_id).hits for image_id in images] == [60, 60, 60]
+    print(f"\n4 nodes x 2 processes x 90 hits over 3 rows each: {total / wall:.0f} hits/s ({wall:.2f} s)")

@@ -138,8 +138,8 @@ def _validate(settings: Settings) -> None:
         )
     if settings.upstream_timeout <= 0:
         raise ConfigError("upstream_timeout must be a positive number of seconds")
-    if settings.auth_cache_ttl < 0:
-        raise ConfigError("auth_cache_ttl must not be negative (0 disables the memo)")
+    if not 0 <= settings.auth_cache_ttl <= 3600:
+        raise ConfigError("auth_cache_ttl must be between 0 (no memo) and 3600 seconds")
     if settings.node_stale_after <= 0:
         raise ConfigError("node_stale_after must be a positive number of seconds")
     if settings.image_cache_driver == "central" and not settings.db_url:

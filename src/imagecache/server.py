@@ -37,6 +37,7 @@ from imagecache.origin import open_image_service
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.cache_manage import CacheManageFilter
+from imagecache.wsgi.versions import CacheVersions
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,8 @@ def build_node(
         tokens = load_tokens_file(settings.tokens_file)
     metrics = metrics if metrics is not None else Metrics()
     inner = app if app is not None else make_inner_app(settings)
+    if settings.upstream_url:
+        inner = CacheVersions(inner)  # this node serves the cache API, whatever the upstream has
     cache = ImageCache(settings, metrics=metrics)
     manage = CacheManageFilter.for_app(inner, cache)
     pipeline = AuthMiddleware(

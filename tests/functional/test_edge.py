@@ -75,3 +75,25 @@ def test_the_edge_manages_its_own_cache(start_server):
     assert edge.request("GET", "/v2/cache", user="alice").status == 403
     assert edge.request("DELETE", f"/v2/cache/{image_id}", user="admin").status == 204
     assert image_id not in cache_listing(edge)
+
+
+def statuses_in_parallel(server: RunningServer, path: str, user: str, n: int = 24) -> list[int]:
+    """``n`` GETs at once: enough overlap that both workers answer some of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: server.request("GET", path, user=user).status, range(n)))
+
+
+def test_a_deactivate_through_the_edge_holds_in_every_worker_at_once(start_server):
+    upstream = start_server(auth="tokens")
+    edge = start_edge(start_server, upstream, workers=2, settings={"auth_cache_ttl": 60})
+    data = os.urandom(100_000)
+    image_id = create(edge, "alice", data)
+    path = f"/v2/images/{image_id}/file"
+    for _ in range(3):  # every worker memoises alice's right to the image
+        assert set(statuses_in_parallel(edge, path, "alice")) == {200}
+    assert edge.request("POST", f"/v2/images/{image_id}/actions/deactivate", user="admin").status == 204
+    assert set(statuses_in_parallel(edge, path, "alice")) == {403}
+    assert edge.request("POST", f"/v2/images/{image_id}/actions/reactivate", user="admin").status == 204
+    assert set(statuses_in_parallel(edge, path, "alice")) == {200}

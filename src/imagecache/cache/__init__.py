@@ -61,6 +61,8 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 READ_CHUNK = 1 << 20
+#: Seconds a change mark is kept (far above any sensible auth_cache_ttl).
+CHANGE_MARK_LIFETIME = 3600.0
 
 
 class CleanResult(NamedTuple):
@@ -526,6 +528,8 @@ class ImageCache:
         if stall_time is None:
             stall_time = self.settings.image_cache_stall_time
         invalid = sum(1 for facts in list(self.layout.invalid()) if self.layout.remove_invalid(facts.image_id))
+        # Change marks only matter for as long as an authorization answer is memoised.
+        self.layout.forget_changes(self._clock() - CHANGE_MARK_LIFETIME)
         return CleanResult(invalid, self._remove_stalled(stall_time))
 
     def _remove_stalled(self, stall_time: float) -> int:

@@ -72,11 +72,39 @@ class CacheLayout:
         self.incomplete_dir = os.path.join(self.root, "incomplete")
         self.invalid_dir = os.path.join(self.root, "invalid")
         self.queue_dir = os.path.join(self.root, "queue")
+        #: One empty file per image changed through this node; its mtime is
+        #: when.  Hidden: not part of Glance's layout, and scans skip it.
+        self.changes_dir = os.path.join(self.root, ".changed")
 
     def ensure(self) -> None:
         """Create the directories (idempotent, safe for concurrent processes)."""
-        for path in (self.root, self.incomplete_dir, self.invalid_dir, self.queue_dir):
+        for path in (self.root, self.incomplete_dir, self.invalid_dir, self.queue_dir, self.changes_dir):
             os.makedirs(path, exist_ok=True)
+
+    # -- change marks ---------------------------------------------------------
+    def mark_changed(self, image_id: str) -> None:
+        """Record that the image changed now, for every worker process to see."""
+        path = os.path.join(self.changes_dir, validate_image_id(image_id))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.utime(fd)
+        finally:
+            os.close(fd)
+
+    def changed_at(self, image_id: str) -> float | None:
+        """When the image was last marked changed (epoch seconds), or None."""
+        try:
+            return os.stat(os.path.join(self.changes_dir, validate_image_id(image_id))).st_mtime
+        except FileNotFoundError:
+            return None
+
+    def forget_changes(self, older_than: float) -> int:
+        """Remove change marks made before ``older_than`` (epoch seconds)."""
+        return sum(
+            _unlink(os.path.join(self.changes_dir, facts.image_id))
+            for facts in list(self._scan(self.changes_dir))
+            if facts.mtime < older_than
+        )
 
     # -- paths (ids are validated here, once) ---------------------------------
     def path(self, image_id: str) -> str:

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from imagecache.cache import CleanResult, ImageCache
+from imagecache.cache import CHANGE_MARK_LIFETIME, CleanResult, ImageCache
 from imagecache.cache.fill import remove_if_stalled
 from imagecache.config import Settings
 from imagecache.jobs.base import CacheApp
@@ -47,6 +47,7 @@ class Cleaner(CacheApp):
     def run(self) -> CleanResult:
         """Clean once: (invalid files removed, stalled files removed)."""
         result = CleanResult(self.remove_invalid(), self.remove_stalled())
+        self.cache.layout.forget_changes(self._clock() - CHANGE_MARK_LIFETIME)
         if result.total:
             LOG.info("cleaner: removed %d invalid and %d stalled files", *result)
         return result

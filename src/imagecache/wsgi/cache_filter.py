@@ -80,7 +80,7 @@ class CacheFilter:
         return cls(
             app,
             cache,
-            ImageSource(app, memo_ttl=memo_ttl),
+            ImageSource(app, memo_ttl=memo_ttl, changes=cache.layout if memo_ttl > 0 else None),
             proxy=proxy,
             serve_stale=settings.serve_stale_on_upstream_error,
             service_token=settings.upstream_auth_token,

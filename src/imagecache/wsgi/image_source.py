@@ -10,15 +10,18 @@ image's status, checksums and data.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from webob import Request, Response
 
 from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context, set_context
+
+LOG = logging.getLogger(__name__)
 
 WSGIApp = Callable[..., Iterable[bytes]]
 
@@ -57,16 +60,45 @@ def sub_environ(environ: Mapping[str, Any], *, context: RequestContext | None = 
     return base
 
 
-class ImageSource:
-    """Sub-requests to the image app: metadata (with a short TTL memo) and data."""
+class ChangeLog(Protocol):
+    """Where "this image changed" is recorded so that every worker process sees it."""
 
-    def __init__(self, app: WSGIApp, *, memo_ttl: float = 0.0, memo_size: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
+    def mark_changed(self, image_id: str) -> None: ...
+
+    def changed_at(self, image_id: str) -> float | None: ...
+
+
+#: A memoised answer fetched this close before a change mark counts as older
+#: than it: file timestamps come from a coarser clock than time.time().
+_MARK_SLACK = 0.05
+
+
+class ImageSource:
+    """Sub-requests to the image app: metadata (with a short TTL memo) and data.
+
+    The memo is per process; ``changes`` (the cache directory's change marks)
+    lets a change made through one worker void the other workers' memos too.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        memo_ttl: float = 0.0,
+        memo_size: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+        changes: ChangeLog | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.app = app
         self._memo_ttl = memo_ttl
         self._memo_size = memo_size
-        self._memo: dict[tuple[Any, str], tuple[float, ImageMeta]] = {}
+        # key -> (monotonic time, wall time, answer) of the fetch
+        self._memo: dict[tuple[Any, str], tuple[float, float, ImageMeta]] = {}
         self._lock = threading.Lock()
         self._clock = clock
+        self._changes = changes
+        self._wall_clock = wall_clock
 
     def metadata(self, environ: Mapping[str, Any], image_id: str) -> ImageMeta:
         """``GET /v2/images/{id}`` as the caller of ``environ``."""
@@ -74,21 +106,36 @@ class ImageSource:
         if self._memo_ttl > 0:
             with self._lock:
                 hit = self._memo.get(key)
-            if hit is not None and self._clock() - hit[0] < self._memo_ttl:
-                return hit[1]
+            if hit is not None and self._clock() - hit[0] < self._memo_ttl and not self._changed_since(image_id, hit[1]):
+                return hit[2]
+        wall = self._wall_clock()
         meta = self._fetch_metadata(environ, image_id)
         if self._memo_ttl > 0 and meta.status in (200, 401, 403, 404):
             with self._lock:
                 if len(self._memo) >= self._memo_size:
                     self._memo.clear()  # bounded: a rare full reset beats unbounded growth
-                self._memo[key] = (self._clock(), meta)
+                self._memo[key] = (self._clock(), wall, meta)
         return meta
 
+    def _changed_since(self, image_id: str, fetched_at: float) -> bool:
+        if self._changes is None:
+            return False
+        try:
+            marked = self._changes.changed_at(image_id)
+        except (OSError, ValueError):
+            return True  # cannot tell: ask again
+        return marked is not None and marked >= fetched_at - _MARK_SLACK
+
     def forget(self, image_id: str) -> None:
-        """Drop memoised answers for an image (after it changed or was deleted)."""
+        """Drop memoised answers for an image (after it changed or was deleted), in every worker."""
         with self._lock:
             for key in [k for k in self._memo if k[1] == image_id]:
                 del self._memo[key]
+        if self._changes is not None:
+            try:
+                self._changes.mark_changed(image_id)
+            except (OSError, ValueError):
+                LOG.warning("could not mark image %s as changed for the other workers", image_id, exc_info=True)
 
     def _fetch_metadata(self, environ: Mapping[str, Any], image_id: str) -> ImageMeta:
         request = Request.blank(f"/v2/images/{image_id}", environ=sub_environ(environ))

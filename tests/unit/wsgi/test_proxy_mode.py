@@ -110,3 +110,22 @@ def test_unknown_tokens_go_on_as_non_admins_in_front_of_an_upstream():
     assert webob.Request.blank("/v2/images").get_response(app).status_int == 401  # no token at all
     strict = AuthMiddleware(echo, "tokens", table)
     assert webob.Request.blank("/v2/images", headers={"X-Auth-Token": "keystone-token"}).get_response(strict).status_int == 401
+
+
+def test_a_change_through_one_worker_voids_every_workers_memo(tmp_path):
+    """Two ImageSources stand for two gunicorn workers sharing one cache directory."""
+    from imagecache.cache.layout import CacheLayout
+
+    layout = CacheLayout(str(tmp_path / "cache"))
+    layout.ensure()
+    service = FakeImageService()
+    image = service.add()
+    first, second = (ImageSource(service, memo_ttl=60, changes=layout) for _ in range(2))
+    environ = {"HTTP_X_AUTH_TOKEN": "t"}
+    set_context(environ, RequestContext(project_id="p-admin", auth_token="t"))
+    assert first.metadata(environ, image.image_id).image["status"] == "active"
+    image.status = "deactivated"
+    assert first.metadata(environ, image.image_id).image["status"] == "active"  # memoised
+    second.forget(image.image_id)  # the deactivate went through the other worker
+    assert first.metadata(environ, image.image_id).image["status"] == "deactivated"
+    assert layout.forget_changes(older_than=float("inf")) == 1

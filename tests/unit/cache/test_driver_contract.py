@@ -33,7 +33,8 @@ DRIVER_FACTORIES: dict[str, Callable[[CacheLayout], Driver]] = {
 }
 
 
-@pytest.fixture(params=sorted(DRIVER_FACTORIES))
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.postgres) if name == "central" else name
+                        for name in sorted(DRIVER_FACTORIES)])
 def env(request, tmp_path) -> Iterator[tuple[Driver, CacheLayout]]:
     layout = CacheLayout(str(tmp_path / "cache"))
     layout.ensure()

@@ -326,10 +326,17 @@ class EdgeCheck:
         via, direct = self.edge.call("GET", "/versions", None), self.glance.call("GET", "/versions", None)
         expect(via.status == direct.status, f"/versions: edge {via.status}, Glance {direct.status}")
         ids = lambda r: [v["id"] for v in r.json()["versions"]]  # noqa: E731
-        expect(ids(via) == ids(direct), f"/versions differ: edge {ids(via)} vs Glance {ids(direct)}")
-        cache_api = "listed" if "v2.14" in ids(via) else "NOT listed (Glance has no image_cache_dir)"
-        return (f"{via.status}, {len(ids(via))} versions, same as Glance's (via: {via.headers.get('via')}); "
-                f"v2.14, the cache API the edge serves itself: {cache_api}")
+        # The edge serves the cache API itself, so it adds the versions a Glance
+        # with a cache lists (v2.14, v2.16, v2.18) to whatever its upstream lists.
+        cache_versions = {"v2.14", "v2.16", "v2.18"}
+        expect(set(ids(via)) == set(ids(direct)) | cache_versions,
+               f"/versions: edge {ids(via)} is not Glance's {ids(direct)} plus {sorted(cache_versions)}")
+        current = [v["id"] for v in via.json()["versions"] if v.get("status") == "CURRENT"]
+        expect(current == ["v2.18"], f"/versions: CURRENT on the edge is {current}, not v2.18")
+        added = sorted(set(ids(via)) - set(ids(direct)))
+        return (f"{via.status}, {len(ids(via))} versions: Glance's {len(ids(direct))} plus the cache API's "
+                f"{', '.join(added) or 'none (Glance lists them itself)'}; CURRENT v2.18 "
+                f"(via: {via.headers.get('via')})")
 
     def create_upload(self) -> str:
         self.need()

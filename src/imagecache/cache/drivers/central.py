@@ -195,26 +195,35 @@ class CentralDriver(Driver):
     def _node(self) -> int:
         """This node's id, registering the node (never seen yet) if it has no row."""
         if self._node_id is None:
-            statement = (
-                insert(nodes)
-                .values(url=self.node_url)
-                .on_conflict_do_update(index_elements=[nodes.c.url], set_={"url": nodes.c.url})
-                .returning(nodes.c.id)
-            )
+            find = select(nodes.c.id).where(nodes.c.url == self.node_url)
             with self._begin() as connection:
-                self._node_id = int(connection.execute(statement).scalar_one())
+                found = connection.execute(find).scalar_one_or_none()
+                self._node_id = int(found) if found is not None else self._register(connection, None)
         return self._node_id
 
-    def heartbeat(self) -> None:
-        """Mark this node alive now (by the database's clock); registers it if needed."""
+    def _register(self, connection: Connection, last_seen: Any) -> int:
+        """Insert this node, or find the row another process inserted meanwhile."""
         statement = (
             insert(nodes)
-            .values(url=self.node_url, last_seen=func.now())
-            .on_conflict_do_update(index_elements=[nodes.c.url], set_={"last_seen": func.now()})
+            .values(url=self.node_url, last_seen=last_seen)
+            .on_conflict_do_update(
+                index_elements=[nodes.c.url],
+                set_={"last_seen": func.coalesce(last_seen, nodes.c.last_seen)},
+            )
             .returning(nodes.c.id)
         )
+        return int(connection.execute(statement).scalar_one())
+
+    def heartbeat(self) -> None:
+        """Mark this node alive now (by the database's clock); registers it if needed.
+
+        An update first: an upsert would draw a new id from the sequence at
+        every beat, of every node.
+        """
+        beat = update(nodes).where(nodes.c.url == self.node_url).values(last_seen=func.now()).returning(nodes.c.id)
         with self._begin() as connection:
-            self._node_id = int(connection.execute(statement).scalar_one())
+            found = connection.execute(beat).scalar_one_or_none()
+            self._node_id = int(found) if found is not None else self._register(connection, func.now())
 
     def cached_nodes(self, image_id: str) -> list[str]:
         """URLs of the live nodes (heard from within ``node_stale_after``) that cache ``image_id``."""

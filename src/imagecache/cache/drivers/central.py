@@ -181,9 +181,10 @@ class CentralDriver(Driver):
         if problem is not None:
             raise DriverConfigError(problem)
         try:
-            self._node()
+            node_id = self._node()
         except CentralIndexError as exc:
             raise DriverConfigError(str(exc)) from None
+        LOG.debug("central index at %s: this node is %s (id %d)", shown(self.url), self.node_url, node_id)
 
     def close(self) -> None:
         with self._lock:

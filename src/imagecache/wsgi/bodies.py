@@ -7,12 +7,13 @@ holds in close(), which WSGI servers call whatever happened.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import BinaryIO
 
-from imagecache.cache import FillFailed, TailReader
+from imagecache.cache import FillFailed, ImageVerificationError, TailReader
 
 LOG = logging.getLogger(__name__)
 
@@ -100,6 +101,15 @@ class CountingBody:
             close()
 
 
+class ResponseAborted(ConnectionResetError):
+    """Cut a response off on purpose (the image failed verification mid-stream).
+
+    A ConnectionResetError with errno ECONNRESET: the WSGI server drops the
+    client's connection, so the transfer is visibly broken, and logs no
+    traceback for what the fill has already logged as an error.
+    """
+
+
 class FillBody:
     """An image streamed from a fill in progress, finished from the app if the fill stops.
 
@@ -132,6 +142,9 @@ class FillBody:
                 self._on_cache_bytes(len(chunk))
                 yield chunk
             return
+        except ImageVerificationError as exc:
+            # Logged once by the fill; here only the response is cut off.
+            raise ResponseAborted(errno.ECONNRESET, f"aborted the response: {exc}") from exc
         except FillFailed as exc:
             LOG.warning("%s; sending the rest from the image service", exc)
             offset = exc.offset

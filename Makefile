@@ -27,9 +27,11 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The herd benchmark (not part of `make test`): make bench BENCH_ARGS='--size 1G --runs 3'
+# The benchmarks (never part of `make test`): every scenario against imagecache,
+# Glance 33 and the limit, written to bench/RESULTS.md (~15 min; see bench/README.md).
+# make bench BENCH_ARGS='--scenarios hit,miss --targets imagecache,limit --output -'
 bench: $(STAMP)
-	$(BIN)/python -m bench herd $(BENCH_ARGS)
+	$(BIN)/python -m bench all --runs 5 $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -95,7 +95,63 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--work-dir", type=Path, help="servers' data and logs here (kept)")
     edge.add_argument("--keep", action="store_true", help="keep the work dir (logs, data) afterwards")
     edge.set_defaults(run=_run_edge_check)
+
+    everything = scenarios.add_parser(
+        "all", help="every scenario against imagecache, Glance 33 and the limit; writes bench/RESULTS.md",
+        description="Start imagecache (2 workers, tokens), real Glance 33 with its cache (2 workers, tokens) and "
+        "the raw-socket limit on loopback, run hit, miss, herd, small-request, memory and index-at-scale "
+        "scenarios against each (runs interleaved), and write the table with ratios to bench/RESULTS.md.",
+    )
+    everything.add_argument("--runs", type=_positive_int, default=5, help="runs per figure (default 5)")
+    everything.add_argument("--size", type=_size, default="1G", help="hit/miss/memory image size (default 1G)")
+    everything.add_argument("--herd-size", type=_size, default="256M", help="herd image size (default 256M)")
+    everything.add_argument("--herd-clients", type=_counts, default="8,32", help="herd sizes (default 8,32)")
+    everything.add_argument("--small-seconds", type=_positive_float, default=5.0,
+                            help="seconds per wrk run (default 5)")
+    everything.add_argument("--index-entries", type=_positive_int, default=100_000,
+                            help="cached entries for the index rows (default 100000)")
+    everything.add_argument("--index-prune", type=_positive_int, default=1_000,
+                            help="entries prune() must evict (default 1000)")
+    everything.add_argument("--targets", type=_names(("imagecache", "glance", "limit")),
+                            default="imagecache,glance,limit", help="comma-separated (default all three)")
+    everything.add_argument("--scenarios", type=_names(("miss", "hit", "herd", "small", "memory", "index")),
+                            default="miss,hit,herd,small,memory,index", help="comma-separated (default all)")
+    everything.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "RESULTS.md",
+                            help="the markdown report (default bench/RESULTS.md); '-' for stdout only")
+    everything.add_argument("--json", type=Path, metavar="PATH",
+                            default=Path(__file__).resolve().parent / ".work" / "all-results.json",
+                            help="every run's numbers as JSON (default bench/.work/all-results.json)")
+    everything.add_argument("--wait-load", type=float, default=180.0, metavar="SECONDS",
+                            help="wait up to this long for the 1-min load average to drop below the CPU count "
+                            "before starting (default 180; 0: don't wait)")
+    everything.add_argument("--work-dir", type=Path, help="servers' data and logs here (kept)")
+    everything.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
+    everything.add_argument("--python", help="Python 3.11 for Glance's venv (default: $GLANCE_PYTHON or python3.11)")
+    everything.set_defaults(run=_run_all)
+
+    prof = scenarios.add_parser(
+        "profile", help="py-spy (cProfile for prune) of imagecache under one scenario's load; a text summary",
+        description="Start imagecache serve (2 workers, tokens), run one scenario's load and sample every worker "
+        "with py-spy; write the share of samples per function and per area to bench/profiles/<scenario>.txt.",
+    )
+    prof.add_argument("scenario", choices=("small", "miss", "hit", "prune"))
+    prof.add_argument("--seconds", type=_positive_float, default=20.0, help="sampling time (default 20)")
+    prof.add_argument("--rate", type=_positive_int, default=100, help="samples per second (default 100)")
+    prof.add_argument("--size", type=_size, default="1G", help="image size for miss/hit (default 1G)")
+    prof.add_argument("--output", type=Path, help="default bench/profiles/<scenario>.txt")
+    prof.set_defaults(run=_run_profile)
     return parser
+
+
+def _names(allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+        unknown = [name for name in names if name not in allowed]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)} (got {text!r})")
+        return names
+
+    return parse
 
 
 def _glance_options(parser: argparse.ArgumentParser) -> None:
@@ -129,6 +185,34 @@ def _run_herd(args: argparse.Namespace) -> int:
         data["command"] = ["python", "-m", "bench", *sys.argv[1:]]
         args.json.write_text(json.dumps(_json_safe(data), indent=2) + "\n", encoding="utf-8")
     return 1 if any(row.errors for row in report.rows) else 0
+
+
+def _run_all(args: argparse.Namespace) -> int:
+    from bench.compare import CompareConfig, command_line, run_compare, write_outputs
+
+    output = None if str(args.output) == "-" else args.output
+    config = CompareConfig(
+        runs=args.runs, size=args.size, herd_size=args.herd_size, herd_clients=args.herd_clients,
+        small_seconds=args.small_seconds, index_entries=args.index_entries, index_prune=args.index_prune,
+        targets=args.targets, scenarios=args.scenarios, work_dir=args.work_dir, keep=args.keep,
+        python=args.python, output=output, json_path=args.json, wait_load=args.wait_load,
+        command=command_line(sys.argv[1:]),
+    )
+    results, info = run_compare(config)
+    print(write_outputs(config, results, info), flush=True)
+    return 1 if any(cell.errors for cell in results.cells.values()) else 0
+
+
+def _run_profile(args: argparse.Namespace) -> int:
+    from bench.profile import PROFILES, profile_prune, profile_server
+
+    output = args.output or PROFILES / f"{args.scenario}.txt"
+    if args.scenario == "prune":
+        path = profile_prune(100_000, 1_000, output)
+    else:
+        path = profile_server(args.scenario, args.seconds, args.rate, output, args.size)
+    print(path.read_text(encoding="utf-8"), flush=True)
+    return 0
 
 
 def _run_glance_up(args: argparse.Namespace) -> int:

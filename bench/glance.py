@@ -298,10 +298,19 @@ class GlanceServer:
         self.out_log = self.work_dir / "glance.out"  # stdout and stderr (warnings printed at import)
         self.argv: list[str] = []
         self._popen: subprocess.Popen[bytes] | None = None
+        #: db_sync runs on the first start only; a restart reuses the database.
+        self.db_synced = False
+        #: Seconds from launching gunicorn to the first answer of the last start.
+        self.ready_seconds: float | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """gunicorn's master pid, also the process group of its workers (None when stopped)."""
+        return self._popen.pid if self._popen is not None else None
 
     def token(self, role: str) -> str | None:
         """The first token whose roles include ``role`` (tokens mode), else None."""
@@ -392,8 +401,9 @@ class GlanceServer:
         for attempt in range(3):
             self.port = free_port(self.host)
             self.write_config()  # worker_self_reference_url names the port
-            if attempt == 0:
+            if not self.db_synced:
                 self.db_sync()
+                self.db_synced = True
             self.argv = [
                 str(self.venv.bin / "gunicorn"),
                 "--bind", f"{self.host}:{self.port}",
@@ -409,12 +419,14 @@ class GlanceServer:
             with open(self.out_log, "ab") as out:
                 out.write(f"--- {' '.join(self.argv)}\n".encode())
                 out.flush()
+                launched = time.monotonic()
                 self._popen = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=self.work_dir,
                     env=self.environment(), start_new_session=True,
                 )
             try:
                 self._wait_until_ready()
+                self.ready_seconds = time.monotonic() - launched
                 self.log_fn(f"glance: {self.url} up in {time.monotonic() - started:.1f} s "
                             f"(flavor {self.paste_flavor or 'default'}, {self.workers} worker(s), logs in {self.work_dir})")
                 return self
@@ -434,7 +446,7 @@ class GlanceServer:
                 raise GlanceError(f"Glance (gunicorn) exited with status {self._popen.returncode}\n{self.log_tails()}")
             if self.answers():
                 return
-            time.sleep(0.2)
+            time.sleep(0.05)
         raise GlanceError(f"Glance did not answer GET /versions within {self.ready_timeout:.0f} s\n{self.log_tails()}")
 
     def answers(self, path: str = "/versions") -> bool:

@@ -45,10 +45,14 @@ class Answer:
 class Client:
     """Requests to one server at ``host:port``."""
 
-    def __init__(self, host: str, port: int, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self, host: str, port: int, timeout: float = TIMEOUT, headers: dict[str, str] | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
+        #: Sent with every request (e.g. ``X-Auth-Token``); a call's own headers win.
+        self.headers = dict(headers or {})
 
     def connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(
@@ -61,7 +65,7 @@ class Client:
     ) -> Answer:
         connection = self.connection(timeout)
         try:
-            connection.request(method, path, body=body, headers=headers or {})
+            connection.request(method, path, body=body, headers={**self.headers, **(headers or {})})
             response = connection.getresponse()
             return Answer(response.status, response.read())
         finally:
@@ -194,7 +198,7 @@ class Download:
             if self._aborted:
                 connection.close()
         try:
-            connection.request("GET", f"/v2/images/{self.image_id}/file")
+            connection.request("GET", f"/v2/images/{self.image_id}/file", headers=self.client.headers)
             response = connection.getresponse()
             self.status = response.status
             length = response.getheader("Content-Length")

@@ -91,6 +91,11 @@ class ImagecacheServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The gunicorn master's pid, which is also the process group of its workers (None when stopped)."""
+        return self._popen.pid if self._popen is not None else None
+
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> ImagecacheServer:
         """Launch and wait for /healthcheck; a port taken meanwhile is retried."""
@@ -136,7 +141,7 @@ class ImagecacheServer:
                 )
             if self.healthy():
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise ServerDidNotStart(
             f"imagecache serve did not answer /healthcheck within {self.ready_timeout:.0f} s; "
             f"log:\n{self.log()[-4000:]}"

@@ -56,3 +56,65 @@ def test_the_command_line_rejects_bad_sizes_and_counts(capsys) -> None:
         else:  # pragma: no cover
             raise AssertionError(f"{argv} was accepted")
     assert "error" in capsys.readouterr().err
+
+
+# -- the comparison (python -m bench all): every module imports, one tiny run --------------
+
+import importlib  # noqa: E402
+
+BENCH_MODULES = (
+    "bench.compare", "bench.edge_check", "bench.glance", "bench.glance_auth", "bench.herd", "bench.http",
+    "bench.index", "bench.limit", "bench.procs", "bench.profile", "bench.report", "bench.results",
+    "bench.server", "bench.stats", "bench.targets", "bench.units", "bench.wrk",
+)
+
+
+def test_every_bench_module_imports() -> None:
+    for name in BENCH_MODULES:
+        assert importlib.import_module(name) is not None
+
+
+def test_a_tiny_comparison_runs_against_imagecache_and_the_limit(tmp_path: Path) -> None:
+    from bench.compare import CompareConfig, render, run_compare
+    from bench.results import ROWS
+
+    config = CompareConfig(
+        runs=1, size=1 * MiB, targets=("imagecache", "limit"), scenarios=("miss", "hit", "index"),
+        index_entries=200, index_prune=10, work_dir=tmp_path / "all", output=None,
+    )
+    results, info = run_compare(config, log=lambda message: None)
+
+    for row in ("hit1", "hit8", "miss"):
+        for target in ("imagecache", "limit"):
+            cell = results.cells[(row, target)]
+            assert cell.errors == [] and len(cell.values) == 1 and cell.values[0] > 0, (row, target, cell)
+    for row in ("index_list", "index_prune", "index_reconcile", "index_start"):
+        cell = results.cells[(row, "imagecache")]
+        assert cell.errors == [] and len(cell.values) == 1, (row, cell)
+    assert results.cells[("index_list", "limit")].text == "n/a"
+    text = render(config, results, info)
+    assert "| row | unit | better | imagecache | Glance 33.0.0 | limit |" in text
+    assert any(line.startswith("| " + ROWS[0].title) for line in text.splitlines())
+    assert "not run" in text  # Glance was left out of this run
+
+
+def test_the_helpers_read_what_they_are_given() -> None:
+    from bench.limit import _file_for
+    from bench.profile import summarise_collapsed
+    from bench.results import Cell, Results, furthest_from_limit, render_cell, ROW_BY_KEY
+    from bench.wrk import lua_script
+
+    assert _file_for("/r", "/v2/images/abc/file") == "/r/abc" and _file_for("/r", "/..") is None
+    summary = summarise_collapsed([
+        "process 1:\"x\";run (gunicorn/workers/gthread.py:1);record_hit (imagecache/cache/drivers/sqlite.py:9) 3",
+        "process 1:\"x\";run (gunicorn/workers/gthread.py:1) 1",
+    ])
+    assert summary.samples == 4 and summary.areas["sqlite (the index)"] == 3
+    assert 'wrk.headers["X-Auth-Token"] = "t"' in lua_script(["/a", "/b"], {"X-Auth-Token": "t"})
+    results = Results()
+    for target, value in (("imagecache", 1.0), ("limit", 4.0)):
+        results.add("hit1", target, value)
+    results.add("miss", "imagecache", 1.0)
+    results.add("miss", "limit", 2.0)
+    assert furthest_from_limit(results)[0].key == "hit1"
+    assert render_cell(Cell(text="n/a"), ROW_BY_KEY["index_list"]) == "n/a"

@@ -1,0 +1,92 @@
+"""A server's processes, from /proc: who they are, their memory, their reads.
+
+Every server a benchmark starts leads its own session (``start_new_session``),
+so its processes (gunicorn's master and workers, or the limit server) are
+the members of one process group.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live processes whose process group is ``pgid``."""
+    found: list[int] = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 2 and int(fields[2]) == pgid:
+            found.append(int(name))
+    return sorted(found)
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Resident set size summed over ``pids`` (shared pages count once per process)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as fh:
+                total += int(fh.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def io_counters(pids: list[int]) -> dict[str, int]:
+    """``/proc/<pid>/io`` summed over ``pids`` (rchar, read_bytes, ...)."""
+    totals: dict[str, int] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/io") as fh:
+                for line in fh:
+                    key, _, value = line.partition(":")
+                    totals[key] = totals.get(key, 0) + int(value)
+        except (OSError, ValueError):
+            pass
+    return totals
+
+
+@dataclass
+class RssSampler:
+    """Samples the RSS of a process group every ``interval`` s on a thread (``with``)."""
+
+    pgid: int
+    interval: float = 0.05
+    rescan: float = 1.0  # seconds between looks for new processes
+    peak: int = 0
+    samples: list[int] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        pids = group_pids(self.pgid)
+        scanned = time.monotonic()
+        while not self._stop.is_set():
+            if time.monotonic() - scanned > self.rescan:
+                pids, scanned = group_pids(self.pgid), time.monotonic()
+            value = rss_bytes(pids)
+            self.samples.append(value)
+            self.peak = max(self.peak, value)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)

@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--seconds", type=_positive_float, default=20.0, help="sampling time (default 20)")
     prof.add_argument("--rate", type=_positive_int, default=100, help="samples per second (default 100)")
     prof.add_argument("--size", type=_size, default="1G", help="image size for miss/hit (default 1G)")
-    prof.add_argument("--output", type=Path, help="default bench/profiles/<scenario>.txt")
+    prof.add_argument("--gil", action="store_true", help="sample only the GIL holder (py-spy --gil)")
+    prof.add_argument("--output", type=Path, help="default bench/profiles/<scenario>[-gil].txt")
     prof.set_defaults(run=_run_profile)
     return parser
 
@@ -206,11 +207,11 @@ def _run_all(args: argparse.Namespace) -> int:
 def _run_profile(args: argparse.Namespace) -> int:
     from bench.profile import PROFILES, profile_prune, profile_server
 
-    output = args.output or PROFILES / f"{args.scenario}.txt"
+    output = args.output or PROFILES / f"{args.scenario}{'-gil' if args.gil else ''}.txt"
     if args.scenario == "prune":
         path = profile_prune(100_000, 1_000, output)
     else:
-        path = profile_server(args.scenario, args.seconds, args.rate, output, args.size)
+        path = profile_server(args.scenario, args.seconds, args.rate, output, args.size, gil=args.gil)
     print(path.read_text(encoding="utf-8"), flush=True)
     return 0
 

@@ -318,6 +318,7 @@ def scenario_memory(ctx: Context) -> None:
                 if batch.errors:
                     raise RuntimeError("; ".join(batch.errors[:3]))
                 results.add("memory", name, sampler.peak / MiB)
+                ctx.extra.setdefault(f"memory_growth_mib_{name}", []).append((sampler.peak - idle) / MiB)
                 ctx.extra.setdefault(f"memory_samples_{name}", []).append(len(sampler.samples))
                 ctx.log(f"bench: memory run {run + 1}: {name} peak {sampler.peak / MiB:.0f} MiB "
                         f"(idle {idle / MiB:.0f} MiB, {len(sampler.samples)} samples, "
@@ -605,10 +606,11 @@ def render(config: CompareConfig, results: Results, info: dict[str, Any]) -> str
     furthest = furthest_from_limit(results)
     if furthest is not None:
         row, share = furthest
-        lines += [f"Furthest from its limit, among the rows whose limit is the raw socket or the hash functions: "
-                  f"**{row.title}**: imagecache reaches {share:.1%} of the limit (profile: `bench/profiles/`). "
-                  "The index rows' limits are filesystem floors (no index at all), the herd walls' a scaling "
-                  "figure; see the notes.", ""]
+        lines += [f"Slowest relative to its limit, among the time and throughput rows whose limit is the raw socket "
+                  f"or the hash functions: **{row.title}**: imagecache reaches {share:.1%} of the limit (profile: "
+                  "`bench/profiles/`). Left out of that pick: the index rows, whose limits are filesystem floors "
+                  "(no index at all); the herd walls, whose limit is a scaling figure; memory, a footprint "
+                  "(see its growth over idle under Secondary figures).", ""]
     lines += [
         "## How each row was measured",
         "",
@@ -659,6 +661,10 @@ def render(config: CompareConfig, results: Results, info: dict[str, Any]) -> str
         idle = extra.get(f"idle_rss_mib_{name}")
         if idle:
             secondary.append(f"- idle RSS before the memory runs, {TARGET_TITLES[name]}: {_median_range(idle, 0)} MiB")
+        growth = extra.get(f"memory_growth_mib_{name}")
+        if growth:
+            secondary.append(f"- RSS growth under the {config.memory_clients} downloads (peak − idle), "
+                             f"{TARGET_TITLES[name]}: {_median_range(growth, 1)} MiB")
     for name, walls in (extra.get("herd1_wall_s") or {}).items():
         secondary.append(f"- herd N=1 wall (the base), {TARGET_TITLES[name]}: {_median_range(walls, 3)} s")
     for key, values in sorted(extra.items()):

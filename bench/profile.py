@@ -144,7 +144,7 @@ def render_summary(summary: Summary, title: str, context: list[str], top: int = 
     def pct(n: int) -> str:
         return f"{100 * n / summary.samples:5.1f} %" if summary.samples else "  –"
 
-    out = [title, "=" * len(title), "", *context, "", f"{summary.samples} samples (CPU only: idle threads left out).", ""]
+    out = [title, "=" * len(title), "", *context, "", f"{summary.samples} samples.", ""]
     out += ["By area (the innermost frame that names one):", ""]
     out += [f"  {pct(n)}  {area}" for area, n in summary.areas.most_common()]
     out += ["", f"Top {top} functions by self time (the sampled frame itself):", ""]
@@ -198,7 +198,9 @@ def _load_big(target: ImagecacheTarget, work: Path, seconds: float, log: Log, *,
             + ", ".join(f"{r:.2f}" for r in rates) + " GB/s"]
 
 
-def profile_server(scenario: str, seconds: float, rate: int, output: Path, size: int, log: Log = _stderr) -> Path:
+def profile_server(
+    scenario: str, seconds: float, rate: int, output: Path, size: int, log: Log = _stderr, *, gil: bool = False
+) -> Path:
     py_spy = ensure_py_spy(log)
     WORK_ROOT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"profile-{scenario}-", dir=WORK_ROOT))
@@ -212,7 +214,8 @@ def profile_server(scenario: str, seconds: float, rate: int, output: Path, size:
             setup_and_load = lambda s: _load_big(target, work, s, log, miss=scenario == "miss", size=size)  # noqa: E731
         # The setup runs inside the load function: start py-spy only once it is under way.
         argv = [py_spy, "record", "--pid", str(target.pgid), "--subprocesses", "--rate", str(rate),
-                "--format", "raw", "--nonblocking", "--output", str(raw), "--duration", str(int(seconds))]
+                "--format", "raw", "--nonblocking", "--output", str(raw), "--duration", str(int(seconds)),
+                *(["--gil"] if gil else [])]
         holder: dict[str, list[str]] = {}
 
         def load() -> None:
@@ -236,6 +239,9 @@ def profile_server(scenario: str, seconds: float, rate: int, output: Path, size:
         summary = summarise_collapsed(raw.read_text(encoding="utf-8", errors="replace").splitlines())
         context = [
             f"imagecache serve, 2 workers × 8 threads, --auth tokens; scenario {scenario!r}.",
+            ("samples: only the thread holding the GIL in each worker (--gil): where the interpreter's time goes"
+             if gil else "samples: every thread py-spy does not see as idle (on a CPU, or waiting in a call it "
+             "does not count as idle, e.g. a lock)"),
             *holder.get("context", ["load: (did not finish)"]),
             f"profiler: {' '.join(['py-spy', *argv[1:]])}",
             f"load average during the profile: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",

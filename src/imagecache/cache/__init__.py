@@ -454,6 +454,10 @@ class ImageCache:
                 writer.discard()
             raise ImageVerificationError(f"image {writer.image_id}: {problem}")
         try:
+            writer.mark_verified()  # readers may finish now; the publish follows
+        except OSError:
+            LOG.warning("could not mark image %s verified; its readers wait for the publish", writer.image_id)
+        try:
             with self.layout.publish_lock():
                 if not self._make_room(digest.size, protect=writer.image_id, already_on_disk=True):
                     LOG.info("no room for image %s (%d bytes); not caching it", writer.image_id, digest.size)

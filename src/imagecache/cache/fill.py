@@ -21,6 +21,13 @@ from imagecache.cache.layout import CacheLayout, names_open_file
 from imagecache.cache.verify import Digest
 
 _ACQUIRE_ATTEMPTS = 5
+#: An incomplete file's mode while it is being written (O_CREAT's umask can
+#: only take bits away, so a new file can never look verified) ...
+FILLING_MODE = 0o600
+#: ... and once its bytes are verified: readers see the change with fstat on
+#: their own descriptor, with no path involved, before the (slow) fsync and
+#: publish.  The published file keeps it.
+VERIFIED_MODE = 0o644
 
 
 class FillWriter:
@@ -51,7 +58,15 @@ class FillWriter:
         for _ in range(_ACQUIRE_ATTEMPTS):
             if layout.exists(image_id):
                 return None
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILLING_MODE)
+            except PermissionError:
+                # Left unwritable by someone else; unlink it only if no writer is on it.
+                if is_locked(path):
+                    return None
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -73,6 +88,7 @@ class FillWriter:
                     os.unlink(path)
                 os.close(fd)
                 continue
+            os.fchmod(fd, FILLING_MODE)  # an empty file reused from a crash may have any mode
             return cls(layout, image_id, fd, hash_algo)
         return None
 
@@ -95,6 +111,10 @@ class FillWriter:
             os_hash_algo=self._hash_algo,
             os_hash_value=self._multihash.hexdigest(),
         )
+
+    def mark_verified(self) -> None:
+        """Tell every reader the bytes are good, before the publish (fsync, rename) finishes."""
+        os.fchmod(self.fd, VERIFIED_MODE)
 
     def publish(self) -> None:
         """fsync and rename into the cache; the lock is kept until close()."""

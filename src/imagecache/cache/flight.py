@@ -10,7 +10,10 @@ gunicorn workers:
 
 * a reader tells a live fill by the writer's lock (a shared lock attempt
   on its own descriptor fails);
-* completion is the publish rename: the reader's inode is now at ``<id>``;
+* completion is the writer marking the file verified (its mode becomes
+  ``VERIFIED_MODE``, seen by ``fstat`` on the reader's own descriptor) just
+  before the slow part of the publish (fsync, rename), or the publish rename
+  itself (the reader's inode is now at ``<id>``);
 * a verification failure is the rename to ``invalid/<id>``: the reader
   raises :class:`ImageVerificationError` so its response is aborted;
 * anything else (the writer died, the disk filled up, the fill was
@@ -18,7 +21,7 @@ gunicorn workers:
   :class:`FillFailed` with how far it got, and its caller fetches the rest
   elsewhere.
 
-A reader never hands out an image's last byte before the publish, so a
+A reader never hands out an image's last byte before it is verified, so a
 client can never receive a complete-looking image that then fails
 verification.  Readers hold a shared lock on ``incomplete/<id>.readers``
 while they read; the fill gives up (``fill_abandon_after``) only when
@@ -32,12 +35,13 @@ import enum
 import fcntl
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
 from imagecache.cache.errors import FillFailed, ImageVerificationError
-from imagecache.cache.fill import FillWriter
+from imagecache.cache.fill import VERIFIED_MODE, FillWriter
 from imagecache.cache.layout import CacheLayout, names_open_file
 
 LOG = logging.getLogger(__name__)
@@ -60,6 +64,7 @@ class FillResult(enum.Enum):
 
 class _State(enum.Enum):
     FILLING = "filling"
+    VERIFIED = "verified"  # or published: every byte is written and good
     PUBLISHED = "published"
     INVALID = "invalid"
     GONE = "gone"
@@ -105,10 +110,10 @@ def _anyone_reading(path: str) -> bool:
 
 
 class TailReader:
-    """Streams an image's incomplete file as it grows, until it is published.
+    """Streams an image's incomplete file as it grows, until it is verified.
 
     Iterating yields the bytes; it ends normally only once the writer has
-    published (and every byte was read), raises ImageVerificationError when
+    verified the file (and every byte was read), raises ImageVerificationError when
     the file was moved to ``invalid/`` and FillFailed when the writer stopped
     otherwise.  Always close() it (WSGI servers close response bodies).
     """
@@ -123,15 +128,15 @@ class TailReader:
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
-        published = False
+        complete = False
         delay = POLL_MIN
         while True:
             limit = READ_CHUNK
             if self.size is not None:
-                # Hold the last byte back until the publish proves the image good.
-                end = self.size if published else self.size - 1
+                # Hold the last byte back until the writer has verified the image.
+                end = self.size if complete else self.size - 1
                 limit = min(limit, end - self.offset)
-                if limit <= 0 and published:
+                if limit <= 0 and complete:
                     return
             data = os.pread(self._fd, limit, self.offset) if limit > 0 else b""
             if data:
@@ -139,13 +144,13 @@ class TailReader:
                 delay = POLL_MIN
                 yield data
                 continue
-            if published:
+            if complete:
                 if self.size is not None and self.offset < self.size:
-                    raise FillFailed(self.image_id, self.offset, "the published file is shorter than the image")
+                    raise FillFailed(self.image_id, self.offset, "the verified file is shorter than the image")
                 return
             state = self._state()
-            if state is _State.PUBLISHED:
-                published = True
+            if state in (_State.PUBLISHED, _State.VERIFIED):
+                complete = True
                 continue
             if state is _State.INVALID:
                 raise ImageVerificationError(f"image {self.image_id} failed verification while being cached")
@@ -155,6 +160,8 @@ class TailReader:
             delay = min(delay * 2, POLL_MAX)
 
     def _state(self) -> _State:
+        if stat.S_IMODE(os.fstat(self._fd).st_mode) == VERIFIED_MODE:
+            return _State.VERIFIED
         if self._names_me(self.layout.path(self.image_id)):
             return _State.PUBLISHED
         if self._names_me(self.layout.invalid_path(self.image_id)):

@@ -135,7 +135,7 @@ def test_a_mismatch_aborts_every_reader_before_the_last_byte(tmp_path):
     assert cache.metrics.fills.labels(result="failed")._value.get() == 1
 
 
-def test_the_last_byte_waits_for_the_publish(tmp_path):
+def test_the_last_byte_waits_for_the_verification(tmp_path):
     cache = ImageCache(_settings(str(tmp_path / "c")))
     image = make_image(300_000)
     release = threading.Event()
@@ -289,3 +289,18 @@ def test_clean_and_reconcile_never_remove_a_live_fill_however_old(tmp_path):
     assert read_all(reader) == image.data
     fill.thread.join(10)
     assert cache.is_cached(image.image_id)
+
+
+def test_readers_finish_once_verified_without_waiting_for_the_publish(tmp_path):
+    cache = ImageCache(_settings(str(tmp_path / "c")))
+    image = make_image(1 << 20)
+    with cache.layout.publish_lock():  # the publish (make room, fsync, rename) cannot happen yet
+        fill = claim(cache, image)
+        reader = fill.start(iter([image.data]))
+        follower = cache.follow(image.image_id, len(image.data))
+        assert read_all(reader) == image.data
+        assert read_all(follower) == image.data
+        assert not cache.is_cached(image.image_id)
+    fill.thread.join(10)
+    assert cache.is_cached(image.image_id)
+    assert os.stat(cache.layout.path(image.image_id)).st_mode & 0o777 == 0o644

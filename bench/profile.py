@@ -109,6 +109,11 @@ class Summary:
     inclusive: collections.Counter[str]
     areas: collections.Counter[str]
     leaf_areas: collections.Counter[str]
+    stacks: collections.Counter[str]
+
+
+#: Innermost frames kept per stack in the "heaviest stacks" list.
+STACK_DEPTH = 6
 
 
 def summarise_collapsed(lines: list[str]) -> Summary:
@@ -116,6 +121,7 @@ def summarise_collapsed(lines: list[str]) -> Summary:
     inclusive: collections.Counter[str] = collections.Counter()
     areas: collections.Counter[str] = collections.Counter()
     leaf_areas: collections.Counter[str] = collections.Counter()
+    stacks: collections.Counter[str] = collections.Counter()
     total = 0
     for line in lines:
         line = line.rstrip()
@@ -137,7 +143,8 @@ def summarise_collapsed(lines: list[str]) -> Summary:
             inclusive[name] += count
         areas[area_of(raw)] += count
         leaf_areas[area_of(raw[-1:])] += count
-    return Summary(total, self_counts, inclusive, areas, leaf_areas)
+        stacks[" ← ".join(reversed(stack[-STACK_DEPTH:]))] += count
+    return Summary(total, self_counts, inclusive, areas, leaf_areas, stacks)
 
 
 def render_summary(summary: Summary, title: str, context: list[str], top: int = 25) -> str:
@@ -151,6 +158,8 @@ def render_summary(summary: Summary, title: str, context: list[str], top: int = 
     out += [f"  {pct(n)}  {name}" for name, n in summary.self_counts.most_common(top)]
     out += ["", f"Top {top} functions by inclusive time (anywhere on the stack):", ""]
     out += [f"  {pct(n)}  {name}" for name, n in summary.inclusive.most_common(top)]
+    out += ["", f"Heaviest {top // 2} stacks (innermost {STACK_DEPTH} frames, innermost first):", ""]
+    out += [f"  {pct(n)}  {name}" for name, n in summary.stacks.most_common(top // 2)]
     return "\n".join(out) + "\n"
 
 
@@ -249,7 +258,6 @@ def profile_server(
         text = render_summary(summary, f"Profile of imagecache serve under '{scenario}'", context)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-        shutil.copyfile(raw, output.with_suffix(".collapsed.txt"))
         return output
     finally:
         target.close()

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from .test_cache_http import cache_listing, create
+from .test_cache_http import cache_listing, create, wait_cached
 
 
 def wait_for(condition, timeout: float = 20.0) -> bool:
@@ -43,6 +43,7 @@ def test_the_pruner_brings_the_cache_back_under_a_lowered_limit(start_server):
     ids = [create(server, "alice", data) for data in (first, second)]
     for image_id in ids:
         server.request("GET", f"/v2/images/{image_id}/file", user="alice")
+        wait_cached(server, image_id)  # the publish follows the response by a moment
     assert set(cache_listing(server)) == set(ids)
     data_dir = server.data_dir
     server.stop()

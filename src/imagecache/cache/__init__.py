@@ -515,9 +515,17 @@ class ImageCache:
             excess = total - self.settings.image_cache_max_size
             if excess <= 0:
                 return 0, 0
-            records = list(self.driver.lru())
-            sizes = {r.image_id: r.size for r in records}
-            victims = select_victims(((r.image_id, r.size) for r in records), excess) or list(sizes)
+            sizes: dict[str, int] = {}
+
+            def lru_order() -> Iterator[tuple[str, int]]:
+                # Read only as far as the eviction goes, remembering what was read.
+                for record in self.driver.lru():
+                    sizes[record.image_id] = record.size
+                    yield record.image_id, record.size
+
+            victims = select_victims(lru_order(), excess)
+            if victims is None:  # everything was read and still not enough: evict it all
+                victims = list(sizes)
             pruned = bytes_pruned = 0
             for image_id in victims:
                 if self.delete_cached_image(image_id):

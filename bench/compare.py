@@ -45,7 +45,7 @@ from typing import Any
 from bench.http import Download, write_random_file
 from bench.limit import hash_rates, test_data
 from bench.procs import RssSampler, rss_bytes
-from bench.report import facts_line, load_average, machine_facts
+from bench.report import facts_line, load_average, machine_facts, repo_relative
 from bench.results import ROW_BY_KEY, TARGET_TITLES, Results, footnotes, furthest_from_limit, runs_listing, table
 from bench.targets import GlanceTarget, ImagecacheTarget, LimitTarget, Target, describe
 from bench.units import GiB, KiB, MiB, format_size
@@ -695,7 +695,7 @@ def render(config: CompareConfig, results: Results, info: dict[str, Any]) -> str
 
 
 def write_outputs(config: CompareConfig, results: Results, info: dict[str, Any]) -> str:
-    text = render(config, results, info)
+    text = repo_relative(render(config, results, info))
     if config.output is not None:
         config.output.write_text(text, encoding="utf-8")
     if config.json_path is not None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.http import write_random_file
+from bench.report import repo_relative
 from bench.targets import ImagecacheTarget
 from bench.units import GiB, KiB, format_size
 
@@ -255,7 +256,7 @@ def profile_server(
             f"profiler: {' '.join(['py-spy', *argv[1:]])}",
             f"load average during the profile: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         ]
-        text = render_summary(summary, f"Profile of imagecache serve under '{scenario}'", context)
+        text = repo_relative(render_summary(summary, f"Profile of imagecache serve under '{scenario}'", context))
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
         return output
@@ -293,7 +294,7 @@ def profile_prune(entries: int, prune: int, output: Path, log: Log = _stderr) ->
         stats.sort_stats("tottime").print_stats(20)
         stats.sort_stats("cumulative").print_stats(20)
         text = (f"cProfile of ImageCache.prune() evicting {files} of {entries:,} entries: {seconds:.3f} s "
-                f"(under the profiler)\n\n" + buffer.getvalue().replace(str(work), "<work>"))
+                f"(under the profiler)\n\n" + repo_relative(buffer.getvalue().replace(str(work), "<work>")))
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
         return output

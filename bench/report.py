@@ -14,6 +14,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 
 
+def repo_relative(text: str) -> str:
+    """``text`` with this checkout's absolute path written as ``.``.
+
+    Committed reports (RESULTS.md, profiles) must not name the machine they
+    were made on; paths inside the repository stay meaningful relative to it.
+    """
+    return text.replace(str(REPO) + os.sep, "./").replace(str(REPO), ".")
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -118,3 +118,12 @@ def test_the_helpers_read_what_they_are_given() -> None:
     results.add("miss", "limit", 2.0)
     assert furthest_from_limit(results)[0].key == "hit1"
     assert render_cell(Cell(text="n/a"), ROW_BY_KEY["index_list"]) == "n/a"
+
+
+def test_committed_reports_name_no_machine_path() -> None:
+    from bench.report import REPO, repo_relative
+
+    line = f"--data-dir {REPO}/bench/.work/x --tokens-file {REPO / 'tokens.toml'} at {REPO}"
+    assert repo_relative(line) == "--data-dir ./bench/.work/x --tokens-file ./tokens.toml at ."
+    for report in [REPO / "bench" / "RESULTS.md", *(REPO / "bench" / "profiles").glob("*")]:
+        assert str(REPO) not in report.read_text(encoding="utf-8"), report.name

@@ -30,19 +30,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import shlex
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.http import Download, write_random_file
+from bench.http import Batch, release_together, write_random_file
 from bench.limit import hash_rates, test_data
 from bench.procs import RssSampler, rss_bytes
 from bench.report import facts_line, load_average, machine_facts, repo_relative
@@ -116,60 +114,10 @@ class Context:
 # -- downloads -------------------------------------------------------------------------
 
 
-@dataclass
-class Batch:
-    """N downloads released together."""
-
-    wall: float
-    downloads: list[Download]
-    errors: list[str]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(d.nbytes for d in self.downloads)
-
-
 def download_batch(target: Target, image_id: str, n: int, size: int, timeout: float,
                    verify: str | None = None) -> Batch:
-    """``n`` concurrent downloads (threads released by a barrier); every client must get ``size`` bytes."""
-    downloads = [Download(target.client, image_id, verify=verify is not None, timeout=timeout) for _ in range(n)]
-    barrier = threading.Barrier(n)
-
-    def go(download: Download) -> None:
-        try:
-            barrier.wait(timeout)
-        except threading.BrokenBarrierError:
-            download.error = "the barrier broke"
-            return
-        download()
-
-    threads = [threading.Thread(target=go, args=(d,), daemon=True) for d in downloads]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    if any(thread.is_alive() for thread in threads):
-        barrier.abort()
-        for download in downloads:
-            download.abort()
-        for thread in threads:
-            thread.join(10)
-    errors = []
-    for i, d in enumerate(downloads):
-        problem = d.error
-        if problem is None and d.nbytes != size:
-            problem = f"received {d.nbytes} of {size} bytes"
-        if problem is None and verify is not None and d.sha256 != verify:
-            problem = "wrong sha256"
-        if problem is None and d.finished is None:
-            problem = "still running after the timeout"
-        if problem:
-            errors.append(f"client {i}: {problem}")
-    starts = [d.started for d in downloads if d.started is not None]
-    ends = [d.finished for d in downloads if d.finished is not None]
-    wall = max(ends) - min(starts) if starts and ends else math.nan
-    return Batch(wall, downloads, errors)
+    """``n`` concurrent downloads from ``target`` (see :func:`bench.http.release_together`)."""
+    return release_together(target.client, image_id, n, size, timeout, expected_sha256=verify)
 
 
 def settled_hits(target: Target, image_id: str, expected: float | None = None, timeout: float = 5.0) -> float:

@@ -74,7 +74,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from bench.server import HOST, free_port
+from bench.server import HOST, free_port, stop_group
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -469,18 +469,7 @@ class GlanceServer:
         popen, self._popen = self._popen, None
         if popen is None:
             return None
-        pgid = popen.pid  # start_new_session: gunicorn's master leads its own group
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        try:
-            status: int | None = popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            status = None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        if status is None:
-            status = popen.wait(timeout)
-        return status
+        return stop_group(popen, timeout)
 
     def __enter__(self) -> GlanceServer:
         return self.start()

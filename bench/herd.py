@@ -23,14 +23,13 @@ import math
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.http import Client, Download, Metrics, write_random_file
+from bench.http import Client, release_together, write_random_file
 from bench.report import facts_line, load_average, machine_facts, markdown_table
 from bench.server import ImagecacheServer
 from bench.stats import Summary, ratio
@@ -135,43 +134,8 @@ def herd_once(
     """Evict, release ``n`` downloads together, wait, measure (see the module doc)."""
     client.evict(image_id)
     before = client.metrics()
-    downloads = [Download(client, image_id, verify=expected_sha256 is not None, timeout=timeout) for _ in range(n)]
-    barrier = threading.Barrier(n)
-
-    def go(download: Download) -> None:
-        try:
-            barrier.wait(timeout)
-        except threading.BrokenBarrierError:
-            download.error = "the barrier broke before the start"
-            return
-        download()
-
-    threads = [threading.Thread(target=go, args=(d,), name=f"herd-{i}", daemon=True) for i, d in enumerate(downloads)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    if any(thread.is_alive() for thread in threads):
-        barrier.abort()
-        for download in downloads:
-            download.abort()
-        for thread in threads:
-            thread.join(10)
-    errors: list[str] = []
-    for i, download in enumerate(downloads):
-        problem = download.error
-        if problem is None and download.nbytes != size:
-            problem = f"received {download.nbytes} of {size} bytes"
-        if problem is None and expected_sha256 is not None and download.sha256 != expected_sha256:
-            problem = f"sha256 {download.sha256} is not the uploaded data's"
-        if problem is None and download.finished is None:
-            problem = "still running after the timeout"
-        if problem is not None:
-            errors.append(f"client {i}: {problem}")
-    starts = [d.started for d in downloads if d.started is not None]
-    ends = [d.finished for d in downloads if d.finished is not None]
-    wall = (max(ends) - min(starts)) if starts and ends else float("nan")
+    batch = release_together(client, image_id, n, size, timeout, expected_sha256=expected_sha256)
+    errors, wall = batch.errors, batch.wall
     if not errors:
         client.wait_cached(image_id)  # the fill is over: its counts are final
     delta = client.metrics() - before
@@ -192,7 +156,7 @@ def herd_once(
         misses=delta.get("imagecache_cache_misses_total"),
         served_cache_bytes=delta.get("imagecache_served_bytes_total", source="cache"),
         served_upstream_bytes=delta.get("imagecache_served_bytes_total", source="upstream"),
-        client_seconds=[round(d.seconds, 4) for d in downloads if d.seconds is not None],
+        client_seconds=[round(d.seconds, 4) for d in batch.downloads if d.seconds is not None],
     )
 
 

@@ -234,6 +234,66 @@ class Download:
                 pass
 
 
+@dataclass
+class Batch:
+    """N downloads released together."""
+
+    wall: float
+    downloads: list[Download]
+    errors: list[str]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(d.nbytes for d in self.downloads)
+
+
+def release_together(client: Client, image_id: str, n: int, size: int, timeout: float, *,
+                     expected_sha256: str | None = None) -> Batch:
+    """``n`` concurrent downloads (threads released by a barrier); every client must get ``size`` bytes.
+
+    wall = first start to last finish; the errors name each client that got
+    less, the wrong bytes (when ``expected_sha256`` is given) or no end.
+    """
+    downloads = [Download(client, image_id, verify=expected_sha256 is not None, timeout=timeout) for _ in range(n)]
+    barrier = threading.Barrier(n)
+
+    def go(download: Download) -> None:
+        try:
+            barrier.wait(timeout)
+        except threading.BrokenBarrierError:
+            download.error = "the barrier broke before the start"
+            return
+        download()
+
+    threads = [threading.Thread(target=go, args=(d,), name=f"client-{i}", daemon=True) for i, d in enumerate(downloads)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(thread.is_alive() for thread in threads):
+        barrier.abort()
+        for download in downloads:
+            download.abort()
+        for thread in threads:
+            thread.join(10)
+    errors: list[str] = []
+    for i, download in enumerate(downloads):
+        problem = download.error
+        if problem is None and download.nbytes != size:
+            problem = f"received {download.nbytes} of {size} bytes"
+        if problem is None and expected_sha256 is not None and download.sha256 != expected_sha256:
+            problem = f"sha256 {download.sha256} is not the uploaded data's"
+        if problem is None and download.finished is None:
+            problem = "still running after the timeout"
+        if problem is not None:
+            errors.append(f"client {i}: {problem}")
+    starts = [d.started for d in downloads if d.started is not None]
+    ends = [d.finished for d in downloads if d.finished is not None]
+    wall = (max(ends) - min(starts)) if starts and ends else float("nan")
+    return Batch(wall, downloads, errors)
+
+
 def write_random_file(path: str | os.PathLike[str], size: int, chunk: int = 8 * CHUNK) -> str:
     """``size`` random bytes into ``path``; their sha256 (hex)."""
     digest = hashlib.sha256()

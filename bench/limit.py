@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from bench.server import HOST, free_port
+from bench.server import HOST, free_port, stop_group
 
 CHUNK = 1 << 20
 READY_TIMEOUT = 15.0
@@ -169,14 +169,7 @@ class LimitServer:
         popen, self._popen = self._popen, None
         if popen is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, signal.SIGTERM)
-        try:
-            popen.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(popen.pid, signal.SIGKILL)
-            popen.wait(10)
+        stop_group(popen, 10)
 
     def __enter__(self) -> LimitServer:
         return self.start()

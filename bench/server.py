@@ -63,6 +63,27 @@ def clean_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def stop_group(popen: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """SIGTERM a server's process group, wait, SIGKILL what is left; the leader's exit status.
+
+    Every server a benchmark starts leads its own session, so its group holds
+    the master and its workers (or the limit server alone).
+    """
+    pgid = popen.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    try:
+        status: int | None = popen.wait(timeout)
+    except subprocess.TimeoutExpired:
+        status = None
+    # Whatever is left of the group (a stuck master, orphaned workers) goes now.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    if status is None:
+        status = popen.wait(timeout)
+    return status
+
+
 class ImagecacheServer:
     """``imagecache serve --auth none`` in ``work_dir``; a context manager."""
 
@@ -163,19 +184,7 @@ class ImagecacheServer:
         popen, self._popen = self._popen, None
         if popen is None:
             return None
-        pgid = popen.pid  # start_new_session: the master leads its own group
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        try:
-            status = popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            status = None
-        # Whatever is left of the group (a stuck master, orphaned workers) goes now.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        if status is None:
-            status = popen.wait(timeout)
-        return status
+        return stop_group(popen, timeout)
 
     def __enter__(self) -> ImagecacheServer:
         return self.start()

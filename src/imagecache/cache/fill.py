@@ -149,19 +149,31 @@ class FillWriter:
                 os.close(self.fd)
 
 
-def is_locked(path: str) -> bool:
-    """True when a live writer holds the lock on ``path``."""
+def open_if_locked(path: str) -> int | None:
+    """A read-only descriptor of ``path`` while a live writer holds its lock, else None.
+
+    The probe is a shared lock attempt, released at once when it succeeds
+    (no writer); the caller owns the descriptor it gets.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return False
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+        return fd  # a live writer holds it
+    os.close(fd)  # closing also drops the shared lock we just took
+    return None
+
+
+def is_locked(path: str) -> bool:
+    """True when a live writer holds the lock on ``path``."""
+    fd = open_if_locked(path)
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
 
 
 def remove_if_stalled(path: str, untouched_since: float) -> bool:

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from imagecache.cache.errors import FillFailed, ImageVerificationError
-from imagecache.cache.fill import VERIFIED_MODE, FillWriter
+from imagecache.cache.fill import VERIFIED_MODE, FillWriter, open_if_locked
 from imagecache.cache.layout import CacheLayout, names_open_file
 
 LOG = logging.getLogger(__name__)
@@ -191,18 +191,9 @@ class TailReader:
 
 def open_reader(layout: CacheLayout, image_id: str, size: int | None) -> TailReader | None:
     """A reader of the fill in progress for ``image_id``, or None when there is none."""
-    path = layout.incomplete_path(image_id)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        pass  # a live writer: follow it
-    else:
-        os.close(fd)  # no writer (or it just finished): nothing to follow
-        return None
+    fd = open_if_locked(layout.incomplete_path(image_id))
+    if fd is None:
+        return None  # no writer (or it just finished): nothing to follow
     try:
         mark = ReaderMark(readers_path(layout, image_id))
     except OSError:

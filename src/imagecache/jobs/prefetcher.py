@@ -90,30 +90,19 @@ def _discard(body: Iterator[bytes]) -> None:
         close()
 
 
-class _ProgressBody:
-    """The data body, reporting each chunk; close() reaches the body even if never iterated."""
+def _reporting(count: Callable[[int], None], image_id: str, size: int | None,
+               progress: ProgressCallback) -> Callable[[int], None]:
+    """``count``, also telling ``progress`` how far the image has come (from 0 now)."""
+    done = 0
+    progress(image_id, 0, size)
 
-    def __init__(self, body: Iterator[bytes], image_id: str, size: int | None, progress: ProgressCallback) -> None:
-        self._body = body
-        self._image_id = image_id
-        self._size = size
-        self._progress = progress
-        self._done = 0
-        progress(image_id, 0, size)
+    def each_chunk(n: int) -> None:
+        nonlocal done
+        count(n)
+        done += n
+        progress(image_id, done, size)
 
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        chunk = next(self._body)
-        self._done += len(chunk)
-        self._progress(self._image_id, self._done, self._size)
-        return chunk
-
-    def close(self) -> None:
-        close = getattr(self._body, "close", None)
-        if close is not None:
-            close()
+    return each_chunk
 
 
 class Prefetcher(CacheApp):
@@ -231,9 +220,10 @@ class Prefetcher(CacheApp):
         size = _int_or_none(image.get("size"))
         if size is None:
             size = _int_or_none(lowered.get("content-length"))
-        body = CountingBody(body, self.cache.metrics.upstream_bytes.inc)
+        on_bytes: Callable[[int], None] = self.cache.metrics.upstream_bytes.inc
         if progress is not None:
-            body = _ProgressBody(body, image_id, size, progress)
+            on_bytes = _reporting(on_bytes, image_id, size, progress)
+        body = CountingBody(body, on_bytes)
         try:
             cached = self.cache.cache_image_iter(
                 image_id,

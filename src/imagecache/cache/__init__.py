@@ -413,13 +413,21 @@ class ImageCache:
     def _fill(
         self, writer: FillWriter, image_iter: Iterable[bytes], expected: Expected, outcome: _FillOutcome
     ) -> Iterator[bytes]:
-        """Yield every chunk while the writer keeps it; publish verified bytes at the end."""
+        """Yield every chunk while the writer keeps it; publish verified bytes at the end.
+
+        The last chunk is held back until the image is published (or has
+        failed verification, which raises instead): a consumer that has every
+        byte finds the image cached, and never holds a wrong image whole.
+        """
         active: FillWriter | None = writer
+        held: bytes | None = None
         try:
             for chunk in image_iter:
                 if active is not None:
                     active = self._write_or_drop(active, chunk, expected)
-                yield chunk
+                if held is not None:
+                    yield held
+                held = chunk
         except BaseException:
             # The source failed or the consumer went away: keep nothing.
             if active is not None:
@@ -430,11 +438,13 @@ class ImageCache:
             _close(image_iter)
         if active is None:
             self._count_fill(FillResult.FAILED)
-            return
-        try:
-            outcome.published = self._finish(active, expected)
-        finally:
-            self._count_fill(FillResult.COMPLETED if outcome.published else FillResult.FAILED)
+        else:
+            try:
+                outcome.published = self._finish(active, expected)
+            finally:
+                self._count_fill(FillResult.COMPLETED if outcome.published else FillResult.FAILED)
+        if held is not None:
+            yield held
 
     def _write_or_drop(self, writer: FillWriter, chunk: bytes, expected: Expected) -> FillWriter | None:
         if self._accept_chunk(writer, chunk, expected):
@@ -454,10 +464,7 @@ class ImageCache:
                 writer.discard()
             raise ImageVerificationError(f"image {writer.image_id}: {problem}")
         try:
-            writer.mark_verified()  # readers may finish now; the publish follows
-        except OSError:
-            LOG.warning("could not mark image %s verified; its readers wait for the publish", writer.image_id)
-        try:
+            writer.sync()  # outside the publish lock: other fills publish meanwhile
             with self.layout.publish_lock():
                 if not self._make_room(digest.size, protect=writer.image_id, already_on_disk=True):
                     LOG.info("no room for image %s (%d bytes); not caching it", writer.image_id, digest.size)
@@ -477,6 +484,7 @@ class ImageCache:
                         os_hash_value=digest.os_hash_value,
                     )
                 )
+            self._release_readers(writer)
             return True
         except Exception:  # noqa: BLE001 - a cache failure never fails the download
             LOG.exception("could not publish image %s", writer.image_id)
@@ -484,6 +492,20 @@ class ImageCache:
             return self.layout.exists(writer.image_id)
         finally:
             writer.close()
+
+    @staticmethod
+    def _release_readers(writer: FillWriter) -> None:
+        """Readers may hand out the last byte: the image is on disk and listed.
+
+        Read-your-writes: a client holding the whole image finds it in
+        ``GET /v2/cache`` and can delete it.  Should the mark fail, readers
+        finish when the writer lets go of its lock a moment later.
+        """
+        try:
+            writer.mark_verified()
+        except OSError:
+            LOG.warning("could not mark image %s published; its readers finish at the writer's close",
+                        writer.image_id)
 
     # -- size limits -----------------------------------------------------------
     def _make_room(self, incoming: int, *, protect: str | None = None, already_on_disk: bool = False) -> bool:

@@ -19,14 +19,15 @@ from collections.abc import Callable
 from imagecache.cache.hashing import ThreadedHash
 from imagecache.cache.layout import CacheLayout, names_open_file
 from imagecache.cache.verify import Digest
+from imagecache.cache.writeback import Writeback
 
 _ACQUIRE_ATTEMPTS = 5
 #: An incomplete file's mode while it is being written (O_CREAT's umask can
 #: only take bits away, so a new file can never look verified) ...
 FILLING_MODE = 0o600
-#: ... and once its bytes are verified: readers see the change with fstat on
-#: their own descriptor, with no path involved, before the (slow) fsync and
-#: publish.  The published file keeps it.
+#: ... and once it is published and indexed: readers see the change with
+#: fstat on their own descriptor, with no path involved, and only then hand
+#: out the image's last byte.  The published file keeps it.
 VERIFIED_MODE = 0o644
 
 
@@ -41,6 +42,7 @@ class FillWriter:
         self._md5 = ThreadedHash("md5")  # on a second core, beside the multihash
         self._hash_algo = hash_algo
         self._multihash = hashlib.new(hash_algo)
+        self._writeback = Writeback(fd)
         self._closed = False
         #: Called once, just before the lock is released (whatever the outcome).
         self.on_release: Callable[[], None] | None = None
@@ -103,6 +105,7 @@ class FillWriter:
         self._md5.update(chunk)
         self._multihash.update(chunk)
         self.size += len(chunk)
+        self._writeback.written(self.size)
 
     def digest(self) -> Digest:
         return Digest(
@@ -112,13 +115,17 @@ class FillWriter:
             os_hash_value=self._multihash.hexdigest(),
         )
 
-    def mark_verified(self) -> None:
-        """Tell every reader the bytes are good, before the publish (fsync, rename) finishes."""
-        os.fchmod(self.fd, VERIFIED_MODE)
+    def sync(self) -> None:
+        """Make the bytes durable (short: the writeback ran along the fill)."""
+        os.fsync(self.fd)
 
     def publish(self) -> None:
-        """fsync and rename into the cache; the lock is kept until close()."""
-        self.layout.publish(self.fd, self.image_id)
+        """Rename the synced file into the cache; the lock is kept until close()."""
+        self.layout.publish(self.image_id)
+
+    def mark_verified(self) -> None:
+        """Tell every reader the image is published and indexed: they may finish."""
+        os.fchmod(self.fd, VERIFIED_MODE)
 
     def invalidate(self) -> None:
         """Move the file to ``invalid/`` and release it."""

@@ -10,10 +10,11 @@ gunicorn workers:
 
 * a reader tells a live fill by the writer's lock (a shared lock attempt
   on its own descriptor fails);
-* completion is the writer marking the file verified (its mode becomes
-  ``VERIFIED_MODE``, seen by ``fstat`` on the reader's own descriptor) just
-  before the slow part of the publish (fsync, rename), or the publish rename
-  itself (the reader's inode is now at ``<id>``);
+* completion is the writer marking the file done (its mode becomes
+  ``VERIFIED_MODE``, seen by ``fstat`` on the reader's own descriptor) once
+  it is verified, durable, renamed to ``<id>`` and in the index, or, should
+  the mark fail, the lock released with the file at ``<id>``: a client that
+  has the last byte finds the image cached (read-your-writes);
 * a verification failure is the rename to ``invalid/<id>``: the reader
   raises :class:`ImageVerificationError` so its response is aborted;
 * anything else (the writer died, the disk filled up, the fill was
@@ -64,8 +65,8 @@ class FillResult(enum.Enum):
 
 class _State(enum.Enum):
     FILLING = "filling"
-    VERIFIED = "verified"  # or published: every byte is written and good
-    PUBLISHED = "published"
+    VERIFIED = "verified"  # published and indexed: the writer says so
+    PUBLISHED = "published"  # at <id> with the writer gone (it could not say so)
     INVALID = "invalid"
     GONE = "gone"
 
@@ -162,16 +163,14 @@ class TailReader:
     def _state(self) -> _State:
         if stat.S_IMODE(os.fstat(self._fd).st_mode) == VERIFIED_MODE:
             return _State.VERIFIED
-        if self._names_me(self.layout.path(self.image_id)):
-            return _State.PUBLISHED
         if self._names_me(self.layout.invalid_path(self.image_id)):
             return _State.INVALID
         try:
             fcntl.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _State.FILLING
+            return _State.FILLING  # still writing, or renamed and being indexed
         fcntl.flock(self._fd, fcntl.LOCK_UN)
-        # The writer renames before it lets go of the lock: look again.
+        # The writer renames before it lets go of the lock: look at where it put the file.
         if self._names_me(self.layout.path(self.image_id)):
             return _State.PUBLISHED
         if self._names_me(self.layout.invalid_path(self.image_id)):

@@ -173,9 +173,12 @@ class CacheLayout:
     def remove_invalid(self, image_id: str) -> bool:
         return _unlink(self.invalid_path(image_id))
 
-    def publish(self, fd: int, image_id: str) -> None:
-        """Make an incomplete file the verified one: fsync, atomic rename, fsync dir."""
-        os.fsync(fd)
+    def publish(self, image_id: str) -> None:
+        """Make an incomplete file the verified one: atomic rename, fsync dir.
+
+        The caller has made the file's data durable first (fsync), so a
+        power loss never leaves a published name on unwritten bytes.
+        """
         os.rename(self.incomplete_path(image_id), self.path(image_id))
         fsync_dir(self.root)
 

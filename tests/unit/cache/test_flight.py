@@ -14,6 +14,7 @@ import pytest
 from imagecache import ImageCache, Settings
 from imagecache.cache import FillFailed, ImageVerificationError
 from imagecache.cache.flight import readers_path
+from tests.support.waiting import wait_until
 
 from .conftest import Image, make_image
 
@@ -291,16 +292,29 @@ def test_clean_and_reconcile_never_remove_a_live_fill_however_old(tmp_path):
     assert cache.is_cached(image.image_id)
 
 
-def test_readers_finish_once_verified_without_waiting_for_the_publish(tmp_path):
+def test_readers_finish_only_once_the_image_is_published_and_listed(tmp_path):
+    """Read-your-writes: whoever has the last byte finds the image cached and listed."""
     cache = ImageCache(_settings(str(tmp_path / "c")))
     image = make_image(1 << 20)
-    with cache.layout.publish_lock():  # the publish (make room, fsync, rename) cannot happen yet
+    results: dict[str, bytes] = {}
+    with cache.layout.publish_lock():  # the publish (make room, rename, index) cannot happen yet
         fill = claim(cache, image)
         reader = fill.start(iter([image.data]))
         follower = cache.follow(image.image_id, len(image.data))
-        assert read_all(reader) == image.data
-        assert read_all(follower) == image.data
+        threads = [
+            threading.Thread(target=lambda name=name, r=r: results.__setitem__(name, read_all(r)))
+            for name, r in (("reader", reader), ("follower", follower))
+        ]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: reader.offset == follower.offset == len(image.data) - 1, "both to hold the last byte")
+        assert not results  # the last byte waits for the publish, which waits for us
         assert not cache.is_cached(image.image_id)
-    fill.thread.join(10)
+    for thread in threads:
+        thread.join(30)
+    assert results == {"reader": image.data, "follower": image.data}
+    # No waiting here: the readers ended after the image was published and indexed.
     assert cache.is_cached(image.image_id)
+    assert [record.image_id for record in cache.get_cached_images()] == [image.image_id]
     assert os.stat(cache.layout.path(image.image_id)).st_mode & 0o777 == 0o644
+    fill.thread.join(10)

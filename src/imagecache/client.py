@@ -581,7 +581,7 @@ class CacheClient:
         return int(self._field("DELETE", "/cached_images", "num_deleted", int))
 
     def queue_image_for_caching(self, image_id: str) -> bool:
-        """Queue an image for the prefetcher."""
+        """Queue an image; the server starts caching it at once."""
         self.do_request("PUT", f"/queued_images/{quote_image_id(image_id)}")
         return True
 

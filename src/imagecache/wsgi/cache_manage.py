@@ -9,7 +9,9 @@ other request to the app behind it, untouched:
 * the legacy routes ``glance-cache-manage`` used, under ``/v1`` and ``/v2``:
   ``{prefix}/cached_images[/{id}]`` and ``{prefix}/queued_images[/{id}]``.
 
-Every route is for admins only.  Whether an image exists, and whether the
+Every route is for admins only (403 otherwise; on an edge node, 401 for a
+token the upstream rejects).  Queueing an image, by any route, starts
+caching it at once.  Whether an image exists, and whether the
 caller may see it, is asked of the app behind (a metadata sub-request with
 the caller's credentials), never decided here.
 
@@ -35,6 +37,7 @@ from imagecache.wsgi import cache_routes
 from imagecache.wsgi.cache_routes import Matched, Route, Unrouted, WrongMethod
 from imagecache.wsgi.context import RequestContext, get_context
 from imagecache.wsgi.image_source import ImageSource
+from imagecache.wsgi.token_check import UpstreamTokenCheck
 
 LOG = logging.getLogger(__name__)
 
@@ -83,11 +86,20 @@ def record(image: CachedImage) -> dict[str, Any]:
 class CacheManageFilter:
     """Answers the cache management routes; everything else goes to ``app``."""
 
-    def __init__(self, app: WSGIApp, cache: ImageCache, source: ImageSource, prefetcher: Prefetcher) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        cache: ImageCache,
+        source: ImageSource,
+        prefetcher: Prefetcher,
+        token_check: UpstreamTokenCheck | None = None,
+    ) -> None:
         self.app = app
         self.cache = cache
         self.source = source
         self.prefetcher = prefetcher
+        #: In front of an upstream: tells a token it rejects (401) from a non-admin's (403).
+        self.token_check = token_check
         # Dispatch by table: routes on the collection, and routes on one image.
         self._collection: Mapping[Route, Callable[[Request], Response]] = {
             Route.CACHE_STATE: self.cache_state,
@@ -114,9 +126,11 @@ class CacheManageFilter:
         """The filter over ``app`` as the server and paste build it: the
         prefetcher reads images from ``app`` as an admin, with the
         ``upstream_auth_token`` when the app is an upstream that checks tokens."""
+        settings = cache.settings
         source = ImageSource(app)
-        context = RequestContext.admin(auth_token=cache.settings.upstream_auth_token)
-        return cls(app, cache, source, Prefetcher(cache, source, context))
+        context = RequestContext.admin(auth_token=settings.upstream_auth_token)
+        token_check = UpstreamTokenCheck(source, ttl=settings.auth_cache_ttl) if settings.upstream_url else None
+        return cls(app, cache, source, Prefetcher(cache, source, context), token_check)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         found = cache_routes.match(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
@@ -132,6 +146,12 @@ class CacheManageFilter:
             allowed = ", ".join(found.allowed)
             return error_response(405, f"Method not allowed here; use {allowed}.", {"Allow": allowed})
         if not get_context(request.environ).is_admin:
+            if self.token_check is not None and self.token_check.rejects(request.environ):
+                return error_response(
+                    401,
+                    "The request you have made requires authentication: send a valid token in X-Auth-Token.",
+                    {"WWW-Authenticate": 'Token realm="imagecache"'},
+                )
             return error_response(403, "You are not permitted to manage the image cache.")
         try:
             return self._dispatch(request, found)
@@ -192,11 +212,20 @@ class CacheManageFilter:
             return error_response(502, "The image service gave an unreadable answer about this image.")
         if meta.image.get("status") != "active":
             return error_response(400, "Only images with status active can be targeted for queueing.")
+        self._queue_and_fetch(request, image_id)
+        return empty_response(202)
+
+    def _queue_and_fetch(self, request: Request, image_id: str) -> None:
+        """Queue the image and start caching it now, whatever the route.
+
+        One fetch per image at a time and a bounded number overall (the
+        prefetcher's rules); what a restart interrupts stays queued for the
+        periodic prefetcher.  The fetch acts as the admin who asked: their
+        token also works upstream.
+        """
         queued = self.cache.queue_image(image_id)
         if queued or self.cache.is_queued(image_id):
-            # The background fetch acts as the admin who asked: their token also works upstream.
             self.prefetcher.fetch_soon(image_id, get_context(request.environ))
-        return empty_response(202)
 
     def delete_cache_entry(self, request: Request, image_id: str) -> Response:
         """DELETE /v2/cache/{id}: drop the image from the cache and from the queue.
@@ -246,11 +275,13 @@ class CacheManageFilter:
         return json_response({"num_deleted": self.cache.delete_all_queued_images()})
 
     def queue_legacy(self, request: Request, image_id: str) -> Response:
-        """PUT {prefix}/queued_images/{id}: queue only, unchecked, as Glance did.
+        """PUT {prefix}/queued_images/{id}: queue, unchecked as Glance did, and cache it now.
 
-        The image is looked at (and fetched) by the next prefetcher run.
+        As in Glance 2026, a queued image is cached at once, not at the next
+        prefetcher run; an image that cannot be fetched (unknown, not active)
+        stays queued, as before.
         """
-        self.cache.queue_image(image_id)
+        self._queue_and_fetch(request, image_id)
         return _legacy_done()
 
     def delete_queued(self, request: Request, image_id: str) -> Response:

@@ -359,13 +359,22 @@ def test_legacy_delete_all_queued(api, cache, service, prefix: str) -> None:
     assert cache.get_queued_images() == []
 
 
-def test_legacy_queue_does_not_fetch_by_itself(api, cache, service, prefetcher) -> None:
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_legacy_queue_caches_the_image_at_once(api, cache, service, prefetcher, prefix: str) -> None:
     image = service.add()
-    call(api, "PUT", f"/v1/queued_images/{image.image_id}")
+    assert call(api, "PUT", f"{prefix}/queued_images/{image.image_id}").status_int == 200
     assert prefetcher.wait_idle(timeout=30)
-    assert service.data_requests == []  # the next prefetcher run fetches it
-    assert prefetcher.run() == (1, 0)
     assert cache.is_cached(image.image_id)
+    assert cache.get_queued_images() == []
+    assert len(service.data_requests) == 1
+
+
+def test_legacy_queue_of_an_unknown_image_stays_queued_for_the_next_run(api, cache, service, prefetcher) -> None:
+    missing = "3f0e7f40-5c1a-4d7e-9a51-0c8a2f6e8b11"
+    assert call(api, "PUT", f"/v1/queued_images/{missing}").status_int == 200  # unchecked, as Glance did
+    assert prefetcher.wait_idle(timeout=30)
+    assert cache.get_queued_images() == [missing]
+    assert prefetcher.run() == (0, 1)
 
 
 # -- access, methods, ids ----------------------------------------------------------------------

@@ -49,6 +49,8 @@ from imagecache.client import (
 from imagecache.config import load_settings
 from imagecache.server import build_app
 
+from tests.support.waiting import wait_until
+
 from .conftest import AuthTokens, RunningServer, free_port
 from .fake_keystone import FakeKeystone
 
@@ -80,20 +82,12 @@ def cache_image(server: RunningServer, client: CacheClient, data: bytes) -> str:
     image_id = upload(server, data)
     got = server.request("GET", f"/v2/images/{image_id}/file", user="admin")
     assert got.status == 200 and got.body == data
-    wait_for(lambda: image_id in cached_ids(client), f"image {image_id} to be cached")
+    wait_until(lambda: image_id in cached_ids(client), f"image {image_id} to be cached")
     return image_id
 
 
 def cached_ids(client: CacheClient) -> set[str]:
     return {entry["image_id"] for entry in client.get_cached_images()}
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +144,7 @@ def test_cached_images_listed_and_deleted(admin: CacheClient, tokens_server: Run
     # Dropped from the cache only: the image itself is still served.
     assert tokens_server.request("GET", f"/v2/images/{first}/file", user="admin").body == data
 
-    wait_for(lambda: first in cached_ids(admin), "the download to cache it again")
+    wait_until(lambda: first in cached_ids(admin), "the download to cache it again")
     assert admin.delete_all_cached_images() == 2
     assert admin.get_cached_images() == []
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.functional.conftest import RunningServer, free_port, run_imagecache
+from tests.support.waiting import wait_until
 
 
 def test_healthcheck(open_server: RunningServer) -> None:
@@ -28,11 +29,14 @@ def test_data_dir_is_created(open_server: RunningServer) -> None:
     assert open_server.data_dir.is_dir()
 
 
-def wait_for_log(server: RunningServer, text: str, count: int = 1, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while server.logs().count(text) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return server.logs()
+def wait_for_log(server: RunningServer, text: str, count: int = 1) -> str:
+    """The server's log once ``text`` is in it ``count`` times."""
+
+    def log() -> str | None:
+        logs = server.logs()
+        return logs if logs.count(text) >= count else None
+
+    return wait_until(log, f"{count} x {text!r} in the server's log", describe=server.logs)
 
 
 def test_two_workers_by_default(open_server: RunningServer) -> None:
@@ -277,10 +281,7 @@ def test_sigterm_lets_a_download_in_flight_finish(start_server: Any) -> None:
         first = answer.read(1024 * 1024)
         server.process.terminate()
         # The listener closes at once; the download in flight goes on.
-        deadline = time.monotonic() + 10
-        while server.process.healthy() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not server.process.healthy()
+        wait_until(lambda: not server.process.healthy(), "the listener to close on SIGTERM")
         rest = answer.read()
     finally:
         connection.close()

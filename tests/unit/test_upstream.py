@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from imagecache.upstream import UPSTREAM_ERROR_HEADER, UpstreamApp, UpstreamBodyError
+from tests.support.waiting import wait_until
 
 from .upstream_helpers import Answer, Exchange, Upstream, call, echo, environ, free_port, self_signed_certificate
 
@@ -521,6 +522,14 @@ def test_an_upstream_that_never_answers_is_a_504(upstream: Upstream) -> None:
         proxy.close()
 
 
+def is_connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:  # ENOTCONN: its handshake is still pending
+        return False
+    return True
+
+
 def test_an_upstream_that_accepts_no_connection_is_a_504() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -533,7 +542,8 @@ def test_an_upstream_that_accepts_no_connection_is_a_504() -> None:
             sock.setblocking(False)
             sock.connect_ex(("127.0.0.1", port))
             queued.append(sock)
-        time.sleep(0.1)
+        # listen(0): the queue is full once one of them is established.
+        wait_until(lambda: any(is_connected(sock) for sock in queued), "the listener's accept queue to fill")
         proxy = UpstreamApp(f"http://127.0.0.1:{port}", timeout=5, connect_timeout=0.3)
         try:
             started = time.monotonic()

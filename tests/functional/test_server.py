@@ -101,9 +101,11 @@ def test_sigterm_exits_zero_promptly(start_server: Any) -> None:
     server = start_server(workers=2)
     assert server.request("GET", "/healthcheck").status == 200
     started = time.monotonic()
-    status = server.stop(timeout=15)
+    status = server.stop(timeout=60)
     assert status == 0, server.logs()
-    assert time.monotonic() - started < 10
+    # Promptly: an idle server does not sit out the 120 s graceful timeout (it takes about a
+    # second; the bound leaves a busy machine room and still tells the two apart).
+    assert time.monotonic() - started < 30
     assert "Shutting down" in server.logs()
 
 

@@ -124,7 +124,7 @@ def test_with_every_job_disabled_the_thread_just_waits(tmp_path) -> None:
     jobs = PeriodicJobs(str(tmp_path), [Job("cleaner", 0, Calls())])
     jobs.start()
     assert jobs.running
-    assert jobs.stop(timeout=2)
+    assert jobs.stop(timeout=30)
 
 
 def test_a_failing_job_is_logged_and_runs_again_next_time(tmp_path, clock, caplog) -> None:
@@ -171,7 +171,7 @@ def test_a_job_another_process_is_running_is_skipped(tmp_path) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "started"
         assert jobs.run_once("shared") is Outcome.BUSY
-        assert jobs.tick() == pytest.approx(3600, abs=5)  # the holder's stamp says: an hour from now
+        assert jobs.tick() == pytest.approx(3600, abs=60)  # the holder's stamp says: an hour from now
         assert calls.count == 0
     finally:
         out, _ = holder.communicate("", timeout=30)
@@ -210,7 +210,7 @@ def test_the_thread_runs_jobs_and_survives_a_failure(tmp_path, caplog) -> None:
         thread = [t for t in threading.enumerate() if t.name == "imagecache-jobs"]
         assert thread and thread[0].daemon
     finally:
-        assert jobs.stop(timeout=5)
+        assert jobs.stop(timeout=30)
     assert "periodic job cleaner failed" in caplog.text
 
 
@@ -218,10 +218,12 @@ def test_stop_is_prompt(tmp_path) -> None:
     calls = Calls()
     jobs = PeriodicJobs(str(tmp_path), [Job("cleaner", 3600, calls)])
     jobs.start()
-    assert calls.ran.wait(10)
+    assert calls.ran.wait(30)
     started = time.monotonic()
-    assert jobs.stop(timeout=5)
-    assert time.monotonic() - started < 0.5
+    assert jobs.stop(timeout=30)
+    # Woken by the stop, not by the job's hour-long interval or a poll: a few ms when idle,
+    # under 2 s however busy the machine.
+    assert time.monotonic() - started < 2
     assert not jobs.running
 
 

@@ -37,7 +37,7 @@ def manage(
     port: int, *args: str, token: str | None = None, input: str | None = None, env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``imagecache manage --port PORT [--os-auth-token TOKEN] ARGS``, run to completion."""
-    argv = [sys.executable, "-m", "imagecache.cli", "manage", "--port", str(port), "--timeout", "10"]
+    argv = [sys.executable, "-m", "imagecache.cli", "manage", "--port", str(port), "--timeout", "30"]
     if token is not None:
         argv += ["--os-auth-token", token]
     return subprocess.run(

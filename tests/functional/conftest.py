@@ -30,13 +30,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.waiting import WaitTimeout, wait_until
 
 ADMIN_PROJECT = "p-admin"
 ALICE_PROJECT = "p-alice"
@@ -46,6 +47,8 @@ BOB_PROJECT = "p-bob"
 READY_TIMEOUT = 30.0
 #: Seconds a server gets to exit after SIGTERM before it is killed.
 STOP_TIMEOUT = 20.0
+#: Seconds one /healthcheck may take: a worker still booting on a busy machine is not "unhealthy".
+HEALTH_TIMEOUT = 10.0
 
 
 class ServerDidNotStart(AssertionError):
@@ -216,7 +219,7 @@ class ServerProcess:
 
     def healthy(self) -> bool:
         try:
-            connection = http.client.HTTPConnection(self.host, self.port, timeout=2)
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=HEALTH_TIMEOUT)
             try:
                 connection.request("GET", "/healthcheck")
                 return connection.getresponse().status == 200
@@ -227,21 +230,20 @@ class ServerProcess:
 
     def wait_until_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Return once /healthcheck answers 200; raise :class:`ServerDidNotStart` otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if self.returncode is not None:
                 raise ServerDidNotStart(
                     f"imagecache serve exited with status {self.returncode} before it "
                     f"answered /healthcheck; its log:\n{self.logs()}"
                 )
-            if self.healthy():
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise ServerDidNotStart(
-            f"imagecache serve did not answer /healthcheck on {self.host}:{self.port} "
-            f"within {timeout:.0f}s; its log:\n{self.logs()}"
-        )
+            return self.healthy()
+
+        try:
+            wait_until(ready, f"imagecache serve to answer /healthcheck on {self.host}:{self.port}", timeout=timeout)
+        except WaitTimeout as timed_out:
+            self.stop()
+            raise ServerDidNotStart(f"{timed_out}; its log:\n{self.logs()}") from None
 
     def terminate(self) -> None:
         """Send SIGTERM (gunicorn's graceful shutdown) without waiting."""

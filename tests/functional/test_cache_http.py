@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import uuid
 
 import pytest
+
+from tests.support.waiting import wait_until
 
 from .conftest import RunningServer
 
@@ -30,15 +31,10 @@ def cache_listing(server: RunningServer) -> dict[str, dict]:
     return {entry["image_id"]: entry for entry in answer.json()["cached_images"]}
 
 
-def wait_cached(server: RunningServer, image_id: str, timeout: float = 10.0) -> dict:
+def wait_cached(server: RunningServer, image_id: str) -> dict:
     """The cache entry once it is published (the fill publishes after the last byte is sent)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        entry = cache_listing(server).get(image_id)
-        if entry is not None:
-            return entry
-        time.sleep(0.05)
-    raise AssertionError(f"image {image_id} was never cached")
+    return wait_until(lambda: cache_listing(server).get(image_id), f"image {image_id} to be cached",
+                      describe=lambda: sorted(cache_listing(server)))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.waiting import wait_until
 from tests.unit.central.pg import scratch_schema
 
 from .conftest import RunningServer, ServerFactory, free_port, run_imagecache, start_edge
@@ -88,20 +88,14 @@ def nodes_of(server: RunningServer, image_id: str) -> list[str]:
 def listed(server: RunningServer, image_id: str, expected: list[str]) -> bool:
     """Whether ``server`` lists ``expected`` soon: a fill's row is added just after its file is
     published, which is when its client gets the last byte, so the index may lag a moment."""
-    wait_for(lambda: nodes_of(server, image_id) == sorted(expected), timeout=5.0)
+    wait_until(lambda: nodes_of(server, image_id) == sorted(expected), f"{sorted(expected)} to cache {image_id}",
+               describe=lambda: nodes_of(server, image_id))
     return True
 
 
 def download(server: RunningServer, image_id: str, data: bytes) -> None:
     answer = server.request("GET", f"/v2/images/{image_id}/file", user="alice")
     assert answer.status == 200 and answer.body == data
-
-
-def wait_for(predicate: Any, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.1)
 
 
 def test_a_node_refuses_a_schema_that_is_not_at_head(tmp_path: Path) -> None:
@@ -162,7 +156,8 @@ def test_a_silent_node_is_stale_and_left_out(node_a, node_b, image, db_url) -> N
     download(node_a, image_id, data)
     assert listed(node_b, image_id, [node_a.url, node_b.url])
     node_a.stop()
-    wait_for(lambda: nodes_of(node_b, image_id) == [node_b.url], timeout=STALE_AFTER * 5)
+    wait_until(lambda: nodes_of(node_b, image_id) == [node_b.url], "the stopped node to go stale",
+               describe=lambda: nodes_of(node_b, image_id))
     listing = run_imagecache("db", "nodes", "--db-url", db_url, "--json",
                              env={"IMAGECACHE_NODE_STALE_AFTER": str(STALE_AFTER)})
     assert listing.returncode == 0, listing.stderr

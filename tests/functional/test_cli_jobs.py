@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.waiting import wait_until
+
 from .conftest import RunningServer, clean_environment
 
 IMAGECACHE = Path(sys.executable).with_name("imagecache")
@@ -56,15 +58,13 @@ def download(server: RunningServer, image_id: str) -> bytes:
     return answer.body
 
 
-def wait_cached(server: RunningServer, image_id: str, hits: int = 0, timeout: float = 10.0) -> dict[str, Any]:
+def wait_cached(server: RunningServer, image_id: str, hits: int = 0) -> dict[str, Any]:
     """The cache entry once it is published with ``hits`` hits (both land just after the last byte)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        entry = cache_state(server)["cached"].get(image_id)
-        if entry is not None and entry["hits"] >= hits:
-            return entry
-        time.sleep(0.05)
-    raise AssertionError(f"image {image_id} was never cached with {hits} hits: {cache_state(server)}")
+    def entry() -> dict[str, Any] | None:
+        found = cache_state(server)["cached"].get(image_id)
+        return found if found is not None and found["hits"] >= hits else None
+
+    return wait_until(entry, f"image {image_id} to be cached with {hits} hits", describe=lambda: cache_state(server))
 
 
 @pytest.fixture
@@ -116,7 +116,9 @@ def test_prune_evicts_least_recently_used_behind_the_server(server) -> None:
     for image_id in (first, second):
         download(server, image_id)
         wait_cached(server, image_id)
-    time.sleep(0.05)
+    # The hit on first must come strictly later than second's last access.
+    second_accessed = cache_state(server)["cached"][second]["last_accessed"]
+    wait_until(lambda: time.time() > second_accessed, "the clock to pass the second image's last access")
     download(server, first)  # now second is the least recently used
     wait_cached(server, first, hits=1)
     done = imagecache("prune", "--data-dir", str(server.data_dir), "--image-cache-max-size", str(size), "--json")

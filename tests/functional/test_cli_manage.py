@@ -12,12 +12,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from tests.support.waiting import wait_until
 
 from .conftest import RunningServer, clean_environment, free_port
 from .fake_keystone import FakeKeystone
@@ -36,7 +37,7 @@ def manage(
     port: int, *args: str, token: str | None = None, input: str | None = None, env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``imagecache manage --port PORT [--os-auth-token TOKEN] ARGS``, run to completion."""
-    argv = [sys.executable, "-m", "imagecache.cli", "manage", "--port", str(port), "--timeout", "10"]
+    argv = [sys.executable, "-m", "imagecache.cli", "manage", "--port", str(port), "--timeout", "30"]
     if token is not None:
         argv += ["--os-auth-token", token]
     return subprocess.run(
@@ -73,10 +74,7 @@ def cached_image(server: RunningServer, data: bytes) -> str:
                          headers={"Content-Type": "application/octet-stream"})
     assert put.status == 204, put.text
     assert server.request("GET", f"/v2/images/{image_id}/file", user="admin").body == data
-    deadline = time.monotonic() + 10
-    while image_id not in cache_state(server)["cached"]:
-        assert time.monotonic() < deadline, f"image {image_id} was never cached"
-        time.sleep(0.05)
+    wait_until(lambda: image_id in cache_state(server)["cached"], f"image {image_id} to be cached")
     return image_id
 
 

@@ -49,10 +49,14 @@ from imagecache.client import (
 from imagecache.config import load_settings
 from imagecache.server import build_app
 
+from tests.support.waiting import wait_until
+
 from .conftest import AuthTokens, RunningServer, free_port
 from .fake_keystone import FakeKeystone
 
 DOC_ROOTS = ("/v1", "/v2")
+#: Seconds a client gives a loopback server: only a hung one runs out (a busy machine is slow, not down).
+TIMEOUT = 30
 FORBIDDEN_MESSAGE = "You are not permitted to manage the image cache."
 
 
@@ -61,7 +65,7 @@ FORBIDDEN_MESSAGE = "You are not permitted to manage the image cache."
 
 def client_for(server: RunningServer, user: str | None = "admin", **options: Any) -> CacheClient:
     token = server.tokens.token(user) if server.tokens and user else None
-    return CacheClient(server.host, server.port, auth_token=token, timeout=10, environ={}, **options)
+    return CacheClient(server.host, server.port, auth_token=token, timeout=TIMEOUT, environ={}, **options)
 
 
 def upload(server: RunningServer, data: bytes) -> str:
@@ -80,20 +84,12 @@ def cache_image(server: RunningServer, client: CacheClient, data: bytes) -> str:
     image_id = upload(server, data)
     got = server.request("GET", f"/v2/images/{image_id}/file", user="admin")
     assert got.status == 200 and got.body == data
-    wait_for(lambda: image_id in cached_ids(client), f"image {image_id} to be cached")
+    wait_until(lambda: image_id in cached_ids(client), f"image {image_id} to be cached")
     return image_id
 
 
 def cached_ids(client: CacheClient) -> set[str]:
     return {entry["image_id"] for entry in client.get_cached_images()}
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +146,7 @@ def test_cached_images_listed_and_deleted(admin: CacheClient, tokens_server: Run
     # Dropped from the cache only: the image itself is still served.
     assert tokens_server.request("GET", f"/v2/images/{first}/file", user="admin").body == data
 
-    wait_for(lambda: first in cached_ids(admin), "the download to cache it again")
+    wait_until(lambda: first in cached_ids(admin), "the download to cache it again")
     assert admin.delete_all_cached_images() == 2
     assert admin.get_cached_images() == []
 
@@ -216,7 +212,7 @@ def test_an_unknown_doc_root_is_not_found_with_a_tidy_message(tokens_server: Run
 
 def test_a_stopped_server_is_unreachable(start_server: Any) -> None:
     server = start_server(auth="none")
-    client = CacheClient(server.host, server.port, timeout=5, environ={})
+    client = CacheClient(server.host, server.port, timeout=TIMEOUT, environ={})
     assert client.get_cached_images() == []
     server.stop()
     with pytest.raises(Unreachable) as caught:
@@ -271,7 +267,7 @@ def test_endless_redirects_end_with_a_client_error() -> None:
     loop = _Redirector(lambda path: path)
     try:
         with pytest.raises(ClientError, match="more than 5 redirects"):
-            CacheClient("127.0.0.1", loop.port, auth_token="tok", timeout=5, environ={}).get_queued_images()
+            CacheClient("127.0.0.1", loop.port, auth_token="tok", timeout=TIMEOUT, environ={}).get_queued_images()
     finally:
         loop.close()
 
@@ -280,7 +276,7 @@ def test_the_token_does_not_follow_a_redirect_to_another_host() -> None:
     elsewhere = _Redirector(lambda path: None)
     bouncer = _Redirector(lambda path: f"http://localhost:{elsewhere.port}{path}")
     try:
-        client = CacheClient("127.0.0.1", bouncer.port, auth_token="tok", timeout=5, environ={})
+        client = CacheClient("127.0.0.1", bouncer.port, auth_token="tok", timeout=TIMEOUT, environ={})
         assert client.get_queued_images() == []
         assert bouncer.seen[0]["X-Auth-Token"] == "tok"
         assert "X-Auth-Token" not in elsewhere.seen[0]
@@ -392,7 +388,7 @@ class TLSNode:
 
     def client(self, **options: Any) -> CacheClient:
         return CacheClient(self.host, self.port, use_ssl=True, auth_token=self.tokens.admin,
-                           timeout=10, environ={}, **options)
+                           timeout=TIMEOUT, environ={}, **options)
 
 
 def serve_tls(tmp: Path, certificates: Certificates, *, require_client_cert: bool) -> Iterator[TLSNode]:
@@ -461,7 +457,7 @@ def test_tls_untrusted_certificate_is_a_tls_error(tls_node: TLSNode, certificate
 
 
 def test_plain_http_to_a_tls_node_is_unreachable(tls_node: TLSNode) -> None:
-    client = CacheClient(tls_node.host, tls_node.port, auth_token=tls_node.tokens.admin, timeout=5, environ={})
+    client = CacheClient(tls_node.host, tls_node.port, auth_token=tls_node.tokens.admin, timeout=TIMEOUT, environ={})
     with pytest.raises(Unreachable):
         client.get_queued_images()
 
@@ -547,7 +543,7 @@ def test_a_member_token_from_keystone_is_forbidden(tokens_server: RunningServer)
 
 def test_catalog_endpoint_configures_the_client(tokens_server: RunningServer, keystone: FakeKeystone) -> None:
     """Glance's configure_via_auth: the catalog's image endpoint replaces host and port."""
-    client = CacheClient("127.0.0.1", free_port(), doc_root="/v2", timeout=10, environ={},
+    client = CacheClient("127.0.0.1", free_port(), doc_root="/v2", timeout=TIMEOUT, environ={},
                          creds={"strategy": "keystone", "auth_url": keystone.url + "/v3",
                                 "username": keystone.username, "password": keystone.password,
                                 "tenant": keystone.project, "region": keystone.region})
@@ -557,6 +553,6 @@ def test_catalog_endpoint_configures_the_client(tokens_server: RunningServer, ke
 
 def test_an_unreachable_keystone(tokens_server: RunningServer) -> None:
     client = get_client(tokens_server.host, tokens_server.port, username="u", password="p", tenant="t",
-                        auth_url=f"http://127.0.0.1:{free_port()}/v3", timeout=5, environ={})
+                        auth_url=f"http://127.0.0.1:{free_port()}/v3", timeout=TIMEOUT, environ={})
     with pytest.raises(Unreachable, match="Keystone at"):
         client.get_queued_images()

@@ -13,12 +13,13 @@ import os
 import random
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.waiting import wait_until
 
 from .conftest import RunningServer
 from .test_cache_http import cache_listing, create, wait_cached
@@ -137,14 +138,13 @@ def test_a_writer_killed_mid_fill_fails_no_download_silently(start_server, image
     for thread in threads:
         thread.start()
     kill_at = random.randint(1 * MiB, 48 * MiB)
-    deadline = time.monotonic() + 30
-    pid = None
-    while time.monotonic() < deadline:
+
+    def writer_past_kill_point() -> int | None:
         pid = writer_pid(incomplete)
-        if pid is not None and incomplete.stat().st_size >= kill_at:
-            break
-        time.sleep(0.005)
-    assert pid is not None, "no fill to kill"
+        return pid if pid is not None and incomplete.stat().st_size >= kill_at else None
+
+    # Polled finely: at 32 MiB/s a coarse poll would overshoot the kill point by megabytes.
+    pid = wait_until(writer_past_kill_point, f"a fill to kill at {kill_at} bytes", max_interval=0.005)
     os.kill(pid, signal.SIGKILL)
     for thread in threads:
         thread.join(120)

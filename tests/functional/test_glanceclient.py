@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
+
+from tests.support.waiting import wait_until
 
 from .conftest import RunningServer
 
@@ -51,13 +52,6 @@ def cached_ids(server: RunningServer) -> set[str]:
     return {e["image_id"] for e in server.request("GET", "/v2/cache", user="admin").json()["cached_images"]}
 
 
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.05)
-
-
 def test_glanceclient_image_and_cache_commands(glance, cache_node, tmp_path):
     source = tmp_path / "disk.raw"
     source.write_bytes(os.urandom(2 << 20))
@@ -72,7 +66,7 @@ def test_glanceclient_image_and_cache_commands(glance, cache_node, tmp_path):
         out = tmp_path / f"out{n}"
         glance("image-download", "--file", str(out), image_id, user="alice")
         assert out.read_bytes() == source.read_bytes()
-        wait_for(lambda: image_id in cached_ids(cache_node))
+        wait_until(lambda: image_id in cached_ids(cache_node), f"image {image_id} to be cached")
 
     assert image_id in glance("cache-list").stdout
     assert glance("cache-list", user="alice", check=False).returncode != 0  # admin only
@@ -80,7 +74,7 @@ def test_glanceclient_image_and_cache_commands(glance, cache_node, tmp_path):
     glance("cache-delete", image_id)
     assert image_id not in cached_ids(cache_node)
     glance("cache-queue", image_id)  # queued, then prefetched promptly
-    wait_for(lambda: image_id in cached_ids(cache_node))
+    wait_until(lambda: image_id in cached_ids(cache_node), f"queued image {image_id} to be prefetched")
     glance("cache-clear", "--target", "cache")
     assert cached_ids(cache_node) == set()
     other = field(glance("image-create", "--name", "q", "--disk-format", "raw", "--container-format", "bare").stdout, "id")

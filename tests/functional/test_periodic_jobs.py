@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from imagecache import ImageCache, Settings
+from tests.support.waiting import wait_until
 
 from .test_cache_http import cache_listing, create, wait_cached
-
-
-def wait_for(condition, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_the_jobs_run_on_their_own(start_server):
@@ -32,13 +23,14 @@ def test_the_jobs_run_on_their_own(start_server):
     left_queued = ImageCache(Settings(image_cache_dir=os.path.join(server.data_dir, "image-cache")))
     assert left_queued.queue_image(image_id)
     left_queued.close()
-    assert wait_for(lambda: image_id in cache_listing(server)), server.logs()
+    wait_until(lambda: image_id in cache_listing(server), "the periodic prefetcher to cache the queued image",
+               describe=server.logs)
     hit = server.request("GET", f"/v2/images/{image_id}/file", user="alice")
     assert hit.body == data and cache_listing(server)[image_id]["hits"] == 1
     # An invalid file is removed by the periodic cleaner.
     junk = Path(server.data_dir, "image-cache", "invalid", "0b6a0d2e-6f0a-4c55-8d2c-2f7c3f1b9c11")
     junk.write_bytes(b"bad")
-    assert wait_for(lambda: not junk.exists()), server.logs()
+    wait_until(lambda: not junk.exists(), "the periodic cleaner to remove the invalid file", describe=server.logs)
 
 
 def test_the_pruner_brings_the_cache_back_under_a_lowered_limit(start_server):
@@ -54,4 +46,5 @@ def test_the_pruner_brings_the_cache_back_under_a_lowered_limit(start_server):
     # Restarted with a smaller limit: the pruner (first run at start) evicts the oldest.
     server = start_server(auth="tokens", data_dir=data_dir, image_cache_max_size=500_000,
                           settings={"pruner_interval": 0.5})
-    assert wait_for(lambda: list(cache_listing(server)) == [ids[1]]), cache_listing(server)
+    wait_until(lambda: list(cache_listing(server)) == [ids[1]], "the pruner to evict the older image",
+               describe=lambda: list(cache_listing(server)))

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.functional.conftest import RunningServer, free_port, run_imagecache
+from tests.support.waiting import wait_until
 
 
 def test_healthcheck(open_server: RunningServer) -> None:
@@ -28,11 +29,14 @@ def test_data_dir_is_created(open_server: RunningServer) -> None:
     assert open_server.data_dir.is_dir()
 
 
-def wait_for_log(server: RunningServer, text: str, count: int = 1, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while server.logs().count(text) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return server.logs()
+def wait_for_log(server: RunningServer, text: str, count: int = 1) -> str:
+    """The server's log once ``text`` is in it ``count`` times."""
+
+    def log() -> str | None:
+        logs = server.logs()
+        return logs if logs.count(text) >= count else None
+
+    return wait_until(log, f"{count} x {text!r} in the server's log", describe=server.logs)
 
 
 def test_two_workers_by_default(open_server: RunningServer) -> None:
@@ -97,9 +101,11 @@ def test_sigterm_exits_zero_promptly(start_server: Any) -> None:
     server = start_server(workers=2)
     assert server.request("GET", "/healthcheck").status == 200
     started = time.monotonic()
-    status = server.stop(timeout=15)
+    status = server.stop(timeout=60)
     assert status == 0, server.logs()
-    assert time.monotonic() - started < 10
+    # Promptly: an idle server does not sit out the 120 s graceful timeout (it takes about a
+    # second; the bound leaves a busy machine room and still tells the two apart).
+    assert time.monotonic() - started < 30
     assert "Shutting down" in server.logs()
 
 
@@ -277,10 +283,7 @@ def test_sigterm_lets_a_download_in_flight_finish(start_server: Any) -> None:
         first = answer.read(1024 * 1024)
         server.process.terminate()
         # The listener closes at once; the download in flight goes on.
-        deadline = time.monotonic() + 10
-        while server.process.healthy() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not server.process.healthy()
+        wait_until(lambda: not server.process.healthy(), "the listener to close on SIGTERM")
         rest = answer.read()
     finally:
         connection.close()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 
 from tests.unit.wsgi.fake_images import FakeImageService
@@ -32,11 +29,3 @@ def clock() -> FakeClock:
 def service() -> FakeImageService:
     """The fake image app the cache filters and the prefetcher read from."""
     return FakeImageService()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait for something a background thread does (a fill publishes just after its last byte)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.005)

@@ -20,7 +20,7 @@ from imagecache import ImageCache, Settings
 from imagecache.images import make_app
 from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.context import RequestContext, set_context
-from tests.unit.conftest import wait_until
+from tests.support.waiting import wait_until
 
 
 def call(app, method: str, path: str, body: bytes | None = None, content_type: str | None = None, headers=None):
@@ -56,7 +56,7 @@ def cached(tmp_path_factory):
         data = os.urandom(size)
         image_id = upload(app, data)
         assert call(app, "GET", f"/v2/images/{image_id}/file").body == data
-        wait_until(lambda: cache.is_cached(image_id))
+        wait_until(lambda: cache.is_cached(image_id), f"image {image_id} to be published")
         images[size] = (image_id, data)
     return app, images
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from imagecache.upstream import UPSTREAM_ERROR_HEADER, UpstreamApp, UpstreamBodyError
+from tests.support.waiting import wait_until
 
 from .upstream_helpers import Answer, Exchange, Upstream, call, echo, environ, free_port, self_signed_certificate
 
@@ -505,20 +506,31 @@ def test_https_upstream_with_an_unknown_certificate(tls_upstream: tuple[Upstream
 
 def test_an_upstream_that_never_answers_is_a_504(upstream: Upstream) -> None:
     upstream.respond = Exchange.hang
-    proxy = UpstreamApp(upstream.url, timeout=0.5)
+    # Long enough that a busy machine's overhead cannot pass for a second wait.
+    timeout = 2.0
+    proxy = UpstreamApp(upstream.url, timeout=timeout)
     try:
         for method in ("GET", "POST"):
             started = time.monotonic()
             answer = call(proxy, environ(method, "/v2/images", body=b"{}" if method == "POST" else None))
             elapsed = time.monotonic() - started
             assert answer.status == 504, method
-            assert 0.4 < elapsed < 0.95, f"{method}: a timeout must not be waited for twice ({elapsed:.2f} s)"
+            assert 0.8 * timeout < elapsed < 1.9 * timeout, (
+                f"{method}: a timeout must not be waited for twice ({elapsed:.2f} s)")
             assert answer.header(UPSTREAM_ERROR_HEADER) == "timeout"
             error = error_of(answer)
             assert error["title"] == "Gateway Timeout"
-            assert f"127.0.0.1:{upstream.port}" in error["message"] and "0.5 s" in error["message"]
+            assert f"127.0.0.1:{upstream.port}" in error["message"] and f"{timeout:g} s" in error["message"]
     finally:
         proxy.close()
+
+
+def is_connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:  # ENOTCONN: its handshake is still pending
+        return False
+    return True
 
 
 def test_an_upstream_that_accepts_no_connection_is_a_504() -> None:
@@ -533,8 +545,9 @@ def test_an_upstream_that_accepts_no_connection_is_a_504() -> None:
             sock.setblocking(False)
             sock.connect_ex(("127.0.0.1", port))
             queued.append(sock)
-        time.sleep(0.1)
-        proxy = UpstreamApp(f"http://127.0.0.1:{port}", timeout=5, connect_timeout=0.3)
+        # listen(0): the queue is full once one of them is established.
+        wait_until(lambda: any(is_connected(sock) for sock in queued), "the listener's accept queue to fill")
+        proxy = UpstreamApp(f"http://127.0.0.1:{port}", timeout=30, connect_timeout=0.3)
         try:
             started = time.monotonic()
             answer = call(proxy, environ("GET", "/v2/images"))
@@ -545,7 +558,7 @@ def test_an_upstream_that_accepts_no_connection_is_a_504() -> None:
                 sock.close()
     assert answer.status == 504 and answer.header(UPSTREAM_ERROR_HEADER) == "timeout"
     assert "did not accept a connection" in error_of(answer)["message"]
-    assert elapsed < 2
+    assert elapsed < 5  # the 0.3 s connect timeout, not the 30 s one
 
 
 def test_an_upstream_that_stops_reading_an_upload_is_a_504(upstream: Upstream) -> None:

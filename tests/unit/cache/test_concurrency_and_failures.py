@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from imagecache import ImageCache, Settings
+from tests.support.waiting import wait_until
 
 from .conftest import cache_it, make_image
 from .scratch_fs import mounted
@@ -117,10 +118,7 @@ def test_a_killed_writer_does_not_block_the_next_one(tmp_path):
     writer = ctx.Process(target=_write_forever, args=(cache_dir, image.image_id, started))
     writer.start()
     assert started.wait(30)
-    deadline = time.monotonic() + 10
-    while not cache.is_being_cached(image.image_id) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert cache.is_being_cached(image.image_id)
+    wait_until(lambda: cache.is_being_cached(image.image_id), "the writer in the other process to hold the fill")
     assert cache_it(cache, image) is False  # a live writer holds it
     os.kill(writer.pid, signal.SIGKILL)
     writer.join()

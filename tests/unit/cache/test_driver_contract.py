@@ -97,12 +97,18 @@ def test_total_size_sums_records(env):
 
 def test_remove_forgets_the_image(env):
     driver, layout = env
-    rec = record(layout)
+    rec, kept = record(layout, size=10), record(layout, size=20)
     driver.add(rec)
+    driver.add(kept)
     driver.remove(rec.image_id)
     layout.remove(rec.image_id)  # the cache unlinks the file too
+    # The row is gone from every way of reading the index, and only that row.
     assert driver.get(rec.image_id) is None
-    assert driver.total_size() == 0
+    assert driver.ids() == {kept.image_id}
+    assert [r.image_id for r in driver.list()] == [kept.image_id]
+    assert [r.image_id for r in driver.lru()] == [kept.image_id]
+    assert driver.get(kept.image_id) == kept
+    assert driver.total_size() == 20
 
 
 def test_queue_is_ordered_oldest_first_and_refuses_duplicates(env):

@@ -14,7 +14,7 @@ import pytest
 from imagecache import ImageCache, Settings
 from imagecache.cache import FillFailed, ImageVerificationError
 from imagecache.cache.flight import readers_path
-from tests.support.waiting import wait_until
+from tests.support.waiting import WaitTimeout, wait_until
 
 from .conftest import Image, make_image
 
@@ -65,7 +65,7 @@ def test_one_fill_serves_the_claimant_and_every_follower(tmp_path):
         thread.join(30)
     assert results == [image.data] * 7
     assert reads["n"] == len(image.data)
-    fill.thread.join(10)
+    fill.thread.join(30)
     assert cache.is_cached(image.image_id)
     assert cache.follow(image.image_id) is None  # nothing left to follow
     assert os.listdir(cache.layout.incomplete_dir) == []  # readers file gone too
@@ -74,11 +74,10 @@ def test_one_fill_serves_the_claimant_and_every_follower(tmp_path):
 
 def _follow_in_process(cache_dir: str, image_id: str, size: int, ready, results) -> None:
     cache = ImageCache(_settings(cache_dir))
-    deadline = time.monotonic() + 30
-    reader = None
-    while reader is None and time.monotonic() < deadline:
-        reader = cache.follow(image_id, size)
-        time.sleep(0.001)
+    try:
+        reader = wait_until(lambda: cache.follow(image_id, size), f"a fill of {image_id} to follow")
+    except WaitTimeout:
+        reader = None
     ready.set()
     try:
         results.put(("ok", read_all(reader)) if reader is not None else ("no fill", b""))
@@ -130,7 +129,7 @@ def test_a_mismatch_aborts_every_reader_before_the_last_byte(tmp_path):
                 got += chunk
         reader.close()
         assert len(got) == len(image.data) - 1  # everything but the last byte
-    fill.thread.join(10)
+    fill.thread.join(30)
     assert not cache.is_cached(image.image_id)
     assert os.path.exists(cache.layout.invalid_path(image.image_id))
     assert cache.metrics.fills.labels(result="failed")._value.get() == 1
@@ -148,6 +147,15 @@ def test_the_last_byte_waits_for_the_verification(tmp_path):
     reader = claim(cache, image).start(held())
     got = bytearray()
     done = threading.Event()
+    # How much the consumer held each time the reader looked whether the fill was verified yet.
+    held_when_asked: list[int] = []
+    ask = reader._state
+
+    def asking() -> object:
+        held_when_asked.append(len(got))
+        return ask()
+
+    reader._state = asking
 
     def consume() -> None:
         for chunk in reader:
@@ -156,10 +164,14 @@ def test_the_last_byte_waits_for_the_verification(tmp_path):
 
     thread = threading.Thread(target=consume)
     thread.start()
-    time.sleep(0.3)
+    # Proof that enough time passed for the last byte to go out: the reader asked for the verdict
+    # with at least all but the last byte delivered (or it finished, which the assertion catches).
+    wait_until(lambda: done.is_set() or max(held_when_asked, default=0) >= len(image.data) - 1,
+               "the reader to hold back the last byte and ask for the verdict",
+               describe=lambda: f"{len(got)} bytes delivered, asked at {held_when_asked[-5:]}")
     assert len(got) == len(image.data) - 1 and not done.is_set()
     release.set()
-    thread.join(10)
+    thread.join(30)
     reader.close()
     assert bytes(got) == image.data
 
@@ -207,7 +219,7 @@ def test_a_killed_writer_fails_its_followers_with_their_offset(tmp_path):
     fill = claim(cache, image)
     assert fill is not None
     assert read_all(fill.start(iter([image.data]))) == image.data
-    fill.thread.join(10)
+    fill.thread.join(30)
     assert cache.is_cached(image.image_id)
 
 
@@ -220,7 +232,7 @@ def test_a_write_failure_sends_readers_elsewhere_and_keeps_nothing(tmp_path):
     with pytest.raises(FillFailed) as failure:
         read_all(reader)
     assert failure.value.offset <= len(image.data) // 2
-    fill.thread.join(10)
+    fill.thread.join(30)
     assert not cache.is_cached(image.image_id)
     assert os.listdir(cache.layout.incomplete_dir) == []
 
@@ -254,7 +266,7 @@ def test_a_fill_with_a_reader_left_is_not_abandoned(tmp_path, monkeypatch):
         time.sleep(0.01)
     follower.close()
     assert bytes(got) == image.data
-    fill.thread.join(10)
+    fill.thread.join(30)
     assert cache.is_cached(image.image_id)
 
 
@@ -280,15 +292,13 @@ def test_clean_and_reconcile_never_remove_a_live_fill_however_old(tmp_path):
     fill = claim(cache, image)
     reader = fill.start(gated())
     path = cache.layout.incomplete_path(image.image_id)
-    deadline = time.monotonic() + 10
-    while os.path.getsize(path) < 1000 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: os.path.getsize(path) >= 1000, "the fill to write its first 1000 bytes")
     os.utime(path, (1, 1))  # untouched since 1970, as far as mtime says
     assert cache.clean(stall_time=0).stalled_removed == 0
     assert cache.reconcile().stalled_removed == 0
     gate.set()
     assert read_all(reader) == image.data
-    fill.thread.join(10)
+    fill.thread.join(30)
     assert cache.is_cached(image.image_id)
 
 

@@ -6,13 +6,14 @@ tests/unit/cache/test_driver_contract.py with the central driver in it.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import multiprocessing
 import os
 import uuid
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 
 from imagecache import ImageCache, Settings
 from imagecache.cache import DriverConfigError
@@ -25,6 +26,7 @@ from imagecache.cache.drivers.central import (
 )
 from imagecache.cache.layout import CacheLayout
 from imagecache.db.schema import nodes
+from tests.support.waiting import wait_until
 
 from .pg import central_settings, engine_for, with_schema
 
@@ -305,28 +307,36 @@ def test_with_schema_keeps_tests_apart() -> None:
 # -- the server's part: registration and heartbeats ---------------------------------------------
 
 
-def test_the_server_beats_for_a_central_node_only(make_cache, tmp_path) -> None:
-    import time
-
+def test_the_server_beats_for_a_central_node_only(make_cache, db_url, tmp_path) -> None:
     from imagecache.server import start_heartbeat
 
     plain = ImageCache(Settings(image_cache_dir=str(tmp_path / "plain")))
     assert start_heartbeat(plain) is None
     plain.close()
 
-    cache = make_cache("beating", node_stale_after=1.5)
+    stale_after, node_url = 1.5, "http://beating:9292"
+    cache = make_cache("beating", node_stale_after=stale_after)
     image_id = new_id()
     assert _fill(cache, image_id, _data("b"))
     assert cache.get_cached_nodes(image_id) == []  # registered, never seen
+    engine = engine_for(db_url)
+
+    def last_seen() -> datetime.datetime | None:
+        with engine.connect() as connection:
+            return connection.execute(select(nodes.c.last_seen).where(nodes.c.url == node_url)).scalar_one()
+
     jobs = start_heartbeat(cache)
     try:
-        deadline = time.monotonic() + 5
-        while cache.get_cached_nodes(image_id) != ["http://beating:9292"]:
-            assert time.monotonic() < deadline, "no heartbeat"
-            time.sleep(0.05)
-        time.sleep(2.0)  # longer than node_stale_after: only heartbeats keep it listed
-        assert cache.get_cached_nodes(image_id) == ["http://beating:9292"]
+        wait_until(lambda: cache.get_cached_nodes(image_id) == [node_url], "a first heartbeat")
+        first = last_seen()
+        assert first is not None
+        # A beat more than node_stale_after after the first, by the database's clock: the first
+        # alone would have gone stale by now, so only heartbeats keep it listed.
+        wait_until(lambda: (last_seen() - first).total_seconds() > stale_after,
+                   f"a heartbeat more than {stale_after} s after the first")
+        assert cache.get_cached_nodes(image_id) == [node_url]
     finally:
+        engine.dispose()
         assert jobs is not None and jobs.stop()
 
 

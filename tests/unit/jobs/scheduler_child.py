@@ -2,9 +2,11 @@
 
 * ``hold LOCK_DIR``: run job "shared" once; the job prints ``started`` and
   waits until stdin closes; then the outcome is printed.
-* ``loop LOCK_DIR LOG INTERVAL SECONDS``: run job "shared" every INTERVAL on
-  the scheduler's thread for SECONDS; each run appends ``<pid> <start> <end>``
-  to LOG after sleeping a little, so overlapping runs would show.
+* ``loop LOCK_DIR LOG INTERVAL SECONDS RUNS``: run job "shared" every INTERVAL
+  on the scheduler's thread for SECONDS, and on until LOG holds RUNS runs (a
+  busy machine may fit fewer into SECONDS); each run appends
+  ``<pid> <start> <end>`` to LOG after sleeping a little, so overlapping runs
+  would show.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import time
 
 from imagecache.jobs.scheduler import Job, PeriodicJobs
+from tests.support.waiting import wait_until
 
 RUN_SECONDS = 0.1
 
@@ -27,7 +30,15 @@ def hold(lock_dir: str) -> None:
     print(outcome.value, flush=True)
 
 
-def loop(lock_dir: str, log: str, interval: float, seconds: float) -> None:
+def logged_runs(log: str) -> int:
+    try:
+        with open(log, encoding="ascii") as fh:
+            return sum(1 for _ in fh)
+    except FileNotFoundError:
+        return 0
+
+
+def loop(lock_dir: str, log: str, interval: float, seconds: float, runs: int) -> None:
     def job() -> None:
         start = time.time()
         time.sleep(RUN_SECONDS)
@@ -36,8 +47,9 @@ def loop(lock_dir: str, log: str, interval: float, seconds: float) -> None:
 
     jobs = PeriodicJobs(lock_dir, [Job("shared", interval, job)])
     jobs.start()
-    time.sleep(seconds)
-    assert jobs.stop(timeout=10)
+    time.sleep(seconds)  # the scenario: both processes contend for the job this long
+    wait_until(lambda: logged_runs(log) >= runs, f"{runs} runs in {log}")
+    assert jobs.stop(timeout=30)
 
 
 if __name__ == "__main__":
@@ -45,4 +57,4 @@ if __name__ == "__main__":
     if mode == "hold":
         hold(args[0])
     else:
-        loop(args[0], args[1], float(args[2]), float(args[3]))
+        loop(args[0], args[1], float(args[2]), float(args[3]), int(args[4]))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from imagecache.jobs import CacheApp
 from imagecache.jobs.prefetcher import Prefetcher, RunResult, caller_environ
 from imagecache.wsgi.context import ENVIRON_KEY, RequestContext
 from imagecache.wsgi.image_source import ImageSource
+from tests.support.waiting import wait_until
 from tests.unit.jobs import embedded
 from tests.unit.jobs.conftest import ADMIN
 from tests.unit.wsgi.fake_images import FakeImage
@@ -174,7 +174,7 @@ def test_one_fetch_per_image_at_a_time(cache, service, prefetcher) -> None:
     image = service.add(gate=gate)
     assert prefetcher.fetch_soon(image.image_id) is True
     assert prefetcher.fetch_soon(image.image_id) is False
-    assert prefetcher.wait_idle(timeout=0.2) is False
+    assert prefetcher.wait_idle(timeout=0) is False  # the gate holds the fetch: no need to wait and see
     assert prefetcher.run() == (0, 0)  # the background fetch has it
     gate.set()
     assert prefetcher.wait_idle(timeout=30)
@@ -187,15 +187,16 @@ def test_background_fetches_are_bounded_and_run_on_daemon_threads(cache, service
     prefetcher = Prefetcher(cache, ImageSource(service), ADMIN, max_concurrent=2)
     gate = threading.Event()
     images = [service.add(gate=gate) for _ in range(5)]
+    earlier = set(threading.enumerate())  # other tests' workers may still be on their way out
     for image in images:
         assert prefetcher.fetch_soon(image.image_id)
-    deadline = time.monotonic() + 10
-    while service.in_flight < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.1)
-    assert service.in_flight == 2  # two fetches run, three wait
-    workers = [t for t in threading.enumerate() if t.name == "imagecache-prefetch"]
-    assert workers and all(t.daemon for t in workers)
+    # Every worker these five will ever get was started by fetch_soon, before this wait.
+    workers = [t for t in threading.enumerate() if t.name == "imagecache-prefetch" and t not in earlier]
+    wait_until(lambda: service.in_flight >= 2, "two fetches to reach the image service",
+               describe=lambda: f"{service.in_flight} in flight")
+    # Both workers are held at the gate, and no third one exists: two fetches run, three wait.
+    assert len(workers) == 2 and all(t.daemon for t in workers)
+    assert service.in_flight == 2 and len(service.data_requests) == 2
     gate.set()
     assert prefetcher.wait_idle(timeout=30)
     assert service.max_in_flight <= 2

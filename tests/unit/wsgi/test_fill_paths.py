@@ -16,7 +16,7 @@ from imagecache.images import make_app
 from imagecache.wsgi.bodies import FillBody
 from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.context import RequestContext, set_context
-from tests.unit.conftest import wait_until
+from tests.support.waiting import wait_until
 
 
 class CountingApp:
@@ -95,7 +95,7 @@ def test_concurrent_misses_read_the_image_once(stack):
         thread.join(60)
     assert bodies == [data] * 6
     assert origin.sent == len(data)
-    wait_until(lambda: cache.is_cached(image_id))
+    wait_until(lambda: cache.is_cached(image_id), "the fill to publish")
     m = cache.metrics
     assert m.upstream_bytes._value.get() == len(data)
     assert m.fill_followers._value.get() + m.cache_hits._value.get() == 5

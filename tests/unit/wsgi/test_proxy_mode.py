@@ -14,7 +14,7 @@ from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.context import RequestContext, get_context, set_context
 from imagecache.wsgi.image_source import UPSTREAM_ERROR_HEADER, ImageSource
 
-from tests.unit.conftest import wait_until
+from tests.support.waiting import wait_until
 
 from .fake_images import FakeImageService
 
@@ -56,7 +56,7 @@ def test_a_hit_while_the_upstream_is_down(tmp_path, serve_stale):
     app, upstream, service, cache = build(tmp_path, serve_stale=serve_stale)
     image = service.add()
     assert get(app, f"/v2/images/{image.image_id}/file").body == image.data
-    wait_until(lambda: cache.is_cached(image.image_id))
+    wait_until(lambda: cache.is_cached(image.image_id), "the fill to publish")
     upstream.down = True
     answer = get(app, f"/v2/images/{image.image_id}/file")
     if serve_stale:
@@ -79,7 +79,7 @@ def test_deactivated_images_are_left_to_the_upstream_even_for_local_admins(tmp_p
     app, _, service, cache = build(tmp_path)
     image = service.add()
     get(app, f"/v2/images/{image.image_id}/file")
-    wait_until(lambda: cache.is_cached(image.image_id))
+    wait_until(lambda: cache.is_cached(image.image_id), "the fill to publish")
     image.status = "deactivated"
     before = len(service.data_requests)
     get(app, f"/v2/images/{image.image_id}/file", RequestContext.admin(auth_token="t"))
@@ -90,7 +90,7 @@ def test_the_gone_probe_uses_the_service_token(tmp_path):
     app, _, service, cache = build(tmp_path, service_token="svc")
     image = service.add()
     get(app, f"/v2/images/{image.image_id}/file")
-    wait_until(lambda: cache.is_cached(image.image_id))
+    wait_until(lambda: cache.is_cached(image.image_id), "the fill to publish")
     del service.images[image.image_id]  # deleted upstream, behind this node's back
     answer = get(app, f"/v2/images/{image.image_id}/file")
     assert answer.status_int == 404

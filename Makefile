@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Wheels of the runtime and build dependencies: tests/functional/test_packaging.py
+# installs the project from them into a fresh venv, offline.
+WHEELHOUSE := $(VENV)/wheelhouse
 
 HOST     ?= 127.0.0.1
 PORT     ?= 9292
@@ -19,6 +22,10 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
+	    print(*p["build-system"]["requires"], *p["project"]["dependencies"], sep="\n")' > $(VENV)/wheelhouse.txt
+	rm -rf $(WHEELHOUSE)
+	$(BIN)/python -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) -r $(VENV)/wheelhouse.txt
 	touch $(STAMP)
 
 serve: $(STAMP)

@@ -119,13 +119,19 @@ def serve(config_file: str | None, **flags: Any) -> None:
     Precedence: defaults < --config file < IMAGECACHE_* variables < flags.
     """
     # Imported here: the other commands need no gunicorn.
-    from imagecache import server
+    try:
+        from imagecache import server
+    except ImportError as exc:  # gunicorn, WebOb, prometheus_client...: a broken install
+        hint = "is imagecache installed with its dependencies?"
+        raise click.ClickException(f"cannot start the server: {exc} ({hint})") from None
 
     try:
         settings = load_settings(config_file, os.environ, flags)
         server.run(settings)
     except ConfigError as exc:
         raise UsageProblem(str(exc)) from None
+    except server.StartupError as exc:  # settings fine, install broken: one line, status 1
+        raise click.ClickException(str(exc)) from None
 
 
 # -- the cache jobs, run once --------------------------------------------------

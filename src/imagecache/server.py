@@ -10,8 +10,10 @@ The pipeline, outermost first::
 
 Each gunicorn worker builds its own pipeline after the fork, so nothing the
 app opens (sqlite connections, locks, threads) is ever shared across
-processes.  The master only checks what a user can get wrong
-(:func:`preflight`), so those mistakes end the command with one clear line.
+processes.  The master checks first what a user can get wrong and builds the
+pipeline once itself (:func:`preflight`, :func:`rehearse_build`), so a bad
+setting or a broken install ends the command with one clear line before
+anything listens.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ from imagecache.wsgi.cache_manage import CacheManageFilter
 from imagecache.wsgi.versions import CacheVersions
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The application cannot be built although the settings are fine (e.g. a module is missing)."""
 
 
 #: Threads per gthread worker: each streams one download at a time.
@@ -280,12 +286,16 @@ class ImagecacheApplication(BaseApplication):  # type: ignore[misc]
         os.makedirs(directory, exist_ok=True)  # the master emptied it; a bare load() (tests) did not
         enable_multiprocess(directory)
         metrics = Metrics(multiprocess_dir=directory)
+        # gunicorn prints an AppImportError as one line (its traceback at debug
+        # level) and stops with "App failed to load" (status 4), rather than
+        # booting more workers that would fail the same way.
         try:
             app = self.app_factory(self.settings) if self.app_factory is not None else None
             node = build_node(self.settings, app=app, tokens=self.tokens, metrics=metrics)
         except (ConfigError, CacheError) as exc:
-            # gunicorn prints an AppImportError as one line and stops.
             raise AppImportError(f"imagecache: {exc}") from None
+        except Exception as exc:
+            raise AppImportError(f"imagecache: {build_failure(exc)}") from exc
         # Every worker runs the timer; a lock per job in the cache dir lets one
         # of them run each job once per interval.
         node.jobs.start()
@@ -309,11 +319,14 @@ def start_heartbeat(cache: ImageCache) -> PeriodicJobs | None:
     return jobs
 
 
-def preflight(settings: Settings) -> TokenTable | None:
+def preflight(
+    settings: Settings, app_factory: Callable[[Settings], WSGIApplication] | None = None
+) -> TokenTable | None:
     """What the master checks before forking: every user mistake we can see.
 
-    Creates the data dir, reads the tokens file, checks the upstream URL.
-    Raises :class:`ConfigError`; returns the token table.
+    Creates the data dir, reads the tokens file, checks the upstream URL, then
+    builds the workers' application once (:func:`rehearse_build`).  Raises
+    :class:`ConfigError` or :class:`StartupError`; returns the token table.
     """
     if settings.upstream_url:
         _, close = open_image_service(settings)  # a bad URL ends the command here, in one line
@@ -343,10 +356,60 @@ def preflight(settings: Settings) -> TokenTable | None:
         reset_multiprocess_dir(metrics_dir(settings))
     except OSError as exc:
         raise ConfigError(f"cannot use metrics dir {metrics_dir(settings)}: {exc.strerror}") from None
+    tokens = None
     if settings.auth_strategy == "tokens":
         assert settings.tokens_file is not None  # Settings validates this
-        return load_tokens_file(settings.tokens_file)
-    return None
+        tokens = load_tokens_file(settings.tokens_file)
+    rehearse_build(settings, tokens, own_inner_app=app_factory is None)
+    return tokens
+
+
+def _stand_in(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    """The innermost app of a rehearsal that must not call the embedder's factory."""
+    start_response("404 Not Found", [("Content-Length", "0")])
+    return []
+
+
+def build_failure(exc: Exception) -> str:
+    """One line saying why the application could not be built."""
+    missing = isinstance(exc, ImportError)
+    reason = f"{exc} (is imagecache installed with its dependencies?)" if missing else f"{type(exc).__name__}: {exc}"
+    return " ".join(f"cannot build the application: {reason}".split())
+
+
+def rehearse_build(settings: Settings, tokens: TokenTable | None, *, own_inner_app: bool = True) -> None:
+    """Build the workers' application once in the master, and close it again.
+
+    A worker that cannot build its app (a module missing from the install, a
+    database it cannot open) fails only after gunicorn has bound the port,
+    with a traceback per worker.  Here every module the pipeline imports
+    (lazy ones too: image service, upstream proxy, index driver) is imported
+    and every constructor runs, so the command ends with one line instead.
+
+    Forking afterwards is safe because nothing built here reaches a worker:
+    building opens only sqlite connections (cache index, embedded image
+    database), a PostgreSQL engine or an HTTP pool, all from this thread and
+    all closed here; it starts no thread (jobs and heartbeat start in
+    :meth:`ImagecacheApplication.load`, prefetch workers on demand); its
+    metrics are a private in-memory registry.  Workers build their own.
+
+    ``own_inner_app=False`` (``run`` got an ``app_factory``): the factory is
+    not called, since nothing says how to close what it opens; a stand-in
+    takes its place and everything around it is built.
+    """
+    try:
+        inner, close = open_image_service(settings) if own_inner_app else (_stand_in, lambda: None)
+        try:
+            build_node(settings, app=inner, tokens=tokens).cache.close()
+        finally:
+            close()
+    except ConfigError:
+        raise
+    except CacheError as exc:
+        raise ConfigError(str(exc)) from None
+    except Exception as exc:
+        log.debug("the application could not be built", exc_info=True)
+        raise StartupError(build_failure(exc)) from None
 
 
 def configure_logging(level: str) -> None:
@@ -373,10 +436,12 @@ def run(settings: Settings, app_factory: Callable[[Settings], WSGIApplication] |
 
     gunicorn's master answers SIGTERM by closing the listeners, giving
     in-flight requests ``GRACEFUL_TIMEOUT`` seconds and exiting with status 0.
-    Raises :class:`ConfigError` for a setting the server cannot honour.
+    Raises :class:`ConfigError` for a setting the server cannot honour and
+    :class:`StartupError` when the application cannot be built, both before
+    anything listens.
     """
     configure_logging(settings.log_level)
-    tokens = preflight(settings)
+    tokens = preflight(settings, app_factory)
     if settings.auth_strategy == "none" and not is_loopback_host(settings.bind_host):
         log.warning(
             "=" * 72 + "\nSECURITY WARNING: --auth none on %s: EVERY CALLER IS AN ADMIN.\n"

@@ -355,6 +355,7 @@ class ServerFactory:
         env: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
         origin: str | None = None,
+        program: Sequence[str] | None = None,
         wait: bool = True,
         ready_timeout: float = READY_TIMEOUT,
         **flags: Any,
@@ -366,8 +367,9 @@ class ServerFactory:
         become ``IMAGECACHE_<NAME>`` variables (for options without a flag);
         other keywords become flags.  ``origin`` (e.g. ``"throttled:1000000"``
         or ``"corrupt"``) runs the server over a misbehaving origin app (see
-        origin_server.py).  A port taken between choosing and binding is
-        retried with another one.
+        origin_server.py).  ``program`` is the ``imagecache`` command to run
+        instead of this interpreter's (another installation's).  A port taken
+        between choosing and binding is retried with another one.
         """
         workdir = self._new_dir()
         data = Path(data_dir) if data_dir is not None else workdir / "data"
@@ -392,9 +394,12 @@ class ServerFactory:
                 args += ["--config", str(config)]
             args += _flags(flags)
             args += list(extra_args)
-            command = serve_command(*args) if origin is None else [
-                sys.executable, str(Path(__file__).with_name("origin_server.py")), origin, *args,
-            ]
+            if origin is not None:
+                command = [sys.executable, str(Path(__file__).with_name("origin_server.py")), origin, *args]
+            elif program is not None:
+                command = [*program, "serve", *args]
+            else:
+                command = serve_command(*args)
             process = ServerProcess(
                 command,
                 host=connect_host(host),

@@ -5,7 +5,9 @@ Usage: ``python origin_server.py ORIGIN [serve options...]`` where ORIGIN is
 * ``throttled:BYTES_PER_SECOND``: the embedded image service, its image data
   sent no faster than that (so a fill lasts long enough to join or kill);
 * ``corrupt``: the embedded image service with one byte of every image
-  download flipped (same length, so only verification can catch it).
+  download flipped (same length, so only verification can catch it);
+* ``unbuildable``: a factory that fails as a missing module would, so every
+  worker fails to build its app (the master never calls the factory).
 
 Everything else is the real server: gunicorn, workers, the whole pipeline;
 only the app at the bottom is wrapped (``imagecache.server.run``'s
@@ -89,8 +91,14 @@ def corrupt(body: Iterable[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
+def unbuildable(settings: Settings) -> WSGIApp:
+    raise ModuleNotFoundError("No module named 'imagecache_missing_dependency'", name="imagecache_missing_dependency")
+
+
 def origin_factory(spec: str) -> Callable[[Settings], WSGIApp]:
     name, _, arg = spec.partition(":")
+    if name == "unbuildable":
+        return unbuildable
     if name == "throttled":
         change = throttled(float(arg))
     elif name == "corrupt":

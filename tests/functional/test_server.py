@@ -6,6 +6,8 @@ import hashlib
 import http.client
 import json
 import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import RunningServer, free_port, run_imagecache
+from tests.functional.conftest import RunningServer, clean_environment, free_port, run_imagecache
 from tests.support.waiting import wait_until
 
 
@@ -205,6 +207,51 @@ def test_data_dir_that_cannot_be_created(tmp_path: Path) -> None:
         "serve", "--port", str(free_port()), "--data-dir", str(blocker / "data"), cwd=tmp_path
     )
     assert_one_line_error(result, "cannot create data dir")
+
+
+# -- a broken install: one line, and nothing left running ---------------------------
+
+#: ``imagecache`` with the modules named in argv[1] impossible to import, as if
+#: their distribution were not installed.
+WITHOUT_MODULES = """
+import sys
+hidden = set(sys.argv.pop(1).split(","))
+class Uninstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in hidden:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Uninstalled())
+from imagecache.cli import main
+main(prog_name="imagecache")
+"""
+
+
+def test_serve_without_a_dependency_refuses_to_start_in_one_line(tmp_path: Path) -> None:
+    """The master builds the app before it binds: no worker crash loop, no open port."""
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_MODULES, "jsonschema", *serve_args(tmp_path, "--auth", "none")],
+        env=clean_environment(), cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stderr.strip().splitlines() == [
+        "Error: cannot build the application: No module named 'jsonschema' "
+        "(is imagecache installed with its dependencies?)"
+    ]
+
+
+def test_a_worker_that_cannot_build_its_app_stops_the_server(start_server: Any) -> None:
+    """gunicorn halts ("App failed to load", status 4) instead of booting workers forever."""
+    server = start_server(origin="unbuildable", workers=1, wait=False)
+    wait_until(lambda: server.process.returncode is not None, "the server to exit by itself", describe=server.logs)
+    assert server.process.returncode == 4, server.logs()
+    logs = server.logs()
+    assert "Traceback" not in logs
+    assert "Reason: App failed to load." in logs
+    failures = [line for line in logs.splitlines() if "cannot build the application" in line]
+    assert failures == [
+        "imagecache: cannot build the application: No module named 'imagecache_missing_dependency' "
+        "(is imagecache installed with its dependencies?)"
+    ], logs
 
 
 # -- the embedded image service behind the pipeline -------------------------------

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import webob
@@ -193,3 +195,67 @@ def test_build_app_serves_the_embedded_image_service(settings: Settings) -> None
     assert response.status_int == 200
     assert response.json["images"] == []
     assert get(app, "/versions").json["versions"]
+
+
+# -- the master builds the app once before forking (server.rehearse_build) ----------
+
+
+def open_files_under(directory: Path) -> list[str]:
+    """What this process holds open under ``directory`` (Linux: /proc/self/fd)."""
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # the directory listing's own descriptor, closed by now
+        if target.startswith(str(directory)):
+            held.append(target)
+    return held
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux)")
+def test_preflight_builds_the_app_and_leaves_nothing_open_for_the_workers(tmp_path: Path) -> None:
+    """Workers fork from the master after preflight: no thread and no sqlite file may be inherited."""
+    settings = Settings(data_dir=str(tmp_path / "data"))
+    threads = set(threading.enumerate())
+    server.preflight(settings)
+    assert (tmp_path / "data" / "images.db").exists()  # the embedded image service was built
+    assert set(threading.enumerate()) - threads == set()
+    assert open_files_under(tmp_path) == []
+
+
+def test_preflight_does_not_call_an_embedders_app_factory(settings: Settings) -> None:
+    """A factory has no way to close what it opens: only workers call it."""
+    called: list[Settings] = []
+    server.preflight(settings, app_factory=lambda s: called.append(s) or echo_app)
+    assert called == []
+    assert not os.path.exists(os.path.join(settings.data_dir, "images.db"))
+
+
+def test_preflight_refuses_an_app_that_cannot_be_built(settings: Settings) -> None:
+    os.makedirs(os.path.join(settings.data_dir, "images.db"))  # sqlite cannot open a directory
+    with pytest.raises(server.StartupError, match="cannot build the application: OperationalError") as refused:
+        server.preflight(settings)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_missing_module_is_one_line_with_a_hint() -> None:
+    error = ModuleNotFoundError("No module named 'jsonschema'", name="jsonschema")
+    assert server.build_failure(error) == (
+        "cannot build the application: No module named 'jsonschema' "
+        "(is imagecache installed with its dependencies?)"
+    )
+    assert server.build_failure(ValueError("two\nlines")) == "cannot build the application: ValueError: two lines"
+
+
+def test_a_worker_that_cannot_build_its_app_stops_gunicorn_in_one_line(tmp_path: Path, as_worker: None) -> None:
+    """AppImportError: gunicorn prints its message as one line and halts ("App failed to load")."""
+    from gunicorn.errors import AppImportError
+
+    def factory(settings: Settings) -> Any:
+        raise ModuleNotFoundError("No module named 'jsonschema'", name="jsonschema")
+
+    application = server.ImagecacheApplication(Settings(data_dir=str(tmp_path)), None, factory)
+    with pytest.raises(AppImportError, match="No module named 'jsonschema'") as refused:
+        application.load()
+    assert "\n" not in str(refused.value)

@@ -19,7 +19,6 @@ import os
 import uuid
 from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,16 +27,13 @@ from imagecache.cache.drivers.central import CentralDriver
 from imagecache.cache.layout import CacheLayout
 from imagecache.db.engine import database_url, make_engine, reason
 from imagecache.db.migrate import upgrade
+from tests.support.ci import skip_unless_ci
 
 DEFAULT_TEST_DB_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def base_url() -> str:
     return os.environ.get("IMAGECACHE_TEST_DB_URL") or DEFAULT_TEST_DB_URL
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
 @functools.cache
@@ -59,10 +55,7 @@ def require_postgres() -> str:
     url = base_url()
     problem = _probe(url)
     if problem is not None:
-        message = f"no PostgreSQL at IMAGECACHE_TEST_DB_URL={url}: {problem}"
-        if in_ci():
-            pytest.fail(f"{message} (CI=true: the central index tests must run)", pytrace=False)
-        pytest.skip(message)
+        skip_unless_ci(f"no PostgreSQL at IMAGECACHE_TEST_DB_URL={url}: {problem}", "the central index tests")
     return url
 
 

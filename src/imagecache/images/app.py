@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import webob
 
 from imagecache.config import Settings
+from imagecache.http.ranges import ByteRange, Unsatisfiable, parse_range
 from imagecache.images import parsing, policy, views
 from imagecache.images.body import BodyError, body_chunks, read_body
 from imagecache.images.db import ImageDB
@@ -36,7 +37,6 @@ from imagecache.images.routes import RouteTable
 from imagecache.images.schemas import all_schemas, image_validator
 from imagecache.images.store import CHUNK_SIZE, FileChunks, ImageStore
 from imagecache.wsgi.context import RequestContext, get_context
-from imagecache.wsgi.ranges import ByteRange, Unsatisfiable, parse_range
 
 LOG = logging.getLogger(__name__)
 

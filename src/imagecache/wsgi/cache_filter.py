@@ -26,13 +26,13 @@ from webob import Request, Response
 
 from imagecache.cache import FillClaim, ImageCache, ImageNotCached, TailReader
 from imagecache.config import Settings
+from imagecache.http.ranges import ByteRange, Unsatisfiable, parse_range
 from imagecache.metrics import Metrics
 from imagecache.wsgi import image_routes
 from imagecache.wsgi.bodies import CachedFileBody, CountingBody, FillBody
 from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context
 from imagecache.wsgi.image_routes import Action, ImageRoute
 from imagecache.wsgi.image_source import ImageMeta, ImageSource, upstream_failed
-from imagecache.wsgi.ranges import ByteRange, Unsatisfiable, parse_range
 
 LOG = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import webob
 
 from imagecache.config import Settings
+from imagecache.http.file_body import CHUNK_SIZE, FileRangeBody
 from imagecache.http.ranges import ByteRange, Unsatisfiable, parse_range
 from imagecache.images import parsing, policy, views
 from imagecache.images.body import BodyError, body_chunks, read_body
@@ -35,7 +36,7 @@ from imagecache.images.model import Image, ImageData, canonical_id, new_id, uniq
 from imagecache.images.refusals import Refusal, bad_request, conflict, forbidden, not_found
 from imagecache.images.routes import RouteTable
 from imagecache.images.schemas import all_schemas, image_validator
-from imagecache.images.store import CHUNK_SIZE, FileChunks, ImageStore
+from imagecache.images.store import ImageStore
 from imagecache.wsgi.context import RequestContext, get_context
 
 LOG = logging.getLogger(__name__)
@@ -480,12 +481,12 @@ class ImagesApp:
             response.headers["Accept-Ranges"] = "bytes"
             if isinstance(selected, ByteRange):
                 response.status = 206
-                response.app_iter = FileChunks(file, selected.first, selected.length)
+                response.app_iter = FileRangeBody(file, selected.first, selected.length)
                 response.content_length = selected.length
                 response.headers["Content-Range"] = selected.content_range
                 return response
             wrapper = request.environ.get("wsgi.file_wrapper")
-            response.app_iter = wrapper(file, CHUNK_SIZE) if wrapper else FileChunks(file, 0, size)
+            response.app_iter = wrapper(file, CHUNK_SIZE) if wrapper else FileRangeBody(file, 0, size)
             response.content_length = size
             if image.checksum:
                 # Glance sends the image's md5 here; only on whole-image answers,
@@ -537,7 +538,7 @@ class ImagesApp:
         size = os.fstat(file.fileno()).st_size
         response = webob.Response(headerlist=views.v1_headers(found))
         response.content_type = _OCTET_STREAM
-        response.app_iter = FileChunks(file, 0, size)
+        response.app_iter = FileRangeBody(file, 0, size)
         response.content_length = size
         return response
 

@@ -1,7 +1,8 @@
-"""WSGI response bodies for image data: from a cached file, a fill, or the app.
+"""WSGI response bodies for image data: from a fill, or from the app.
 
 Each one counts the bytes it sends (for ``/metrics``) and releases what it
-holds in close(), which WSGI servers call whatever happened.
+holds in close(), which WSGI servers call whatever happened.  A cached file
+is sent by :class:`imagecache.http.file_body.FileRangeBody`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,10 @@ import errno
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import BinaryIO
 
 from imagecache.cache import FillFailed, ImageVerificationError, TailReader
 
 LOG = logging.getLogger(__name__)
-
-CHUNK_SIZE = 1 << 20
 
 #: Count ``n`` bytes somewhere (a metric); called once per chunk.
 Count = Callable[[int], None]
@@ -29,48 +27,6 @@ _CONTENT_RANGE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*\Z", re.IGNORECA
 
 def _nothing(_: int) -> None:
     return None
-
-
-class CachedFileBody:
-    """Part of a cached file; a body read to its end is a hit.
-
-    The file was opened before the response started, so an eviction racing
-    the request cannot break it (unlink semantics).  The hit is recorded
-    just before the last chunk is handed to the server, so a client that has
-    the whole response can already see it counted.
-    """
-
-    def __init__(
-        self, fh: BinaryIO, start: int, length: int, on_complete: Callable[[], None], on_bytes: Count = _nothing
-    ) -> None:
-        self._fh = fh
-        self._start = start
-        self._remaining = length
-        self._on_complete = on_complete
-        self._on_bytes = on_bytes
-        self._counted = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        self._fh.seek(self._start)
-        if self._remaining == 0:
-            self._complete()
-        while self._remaining > 0:
-            data = self._fh.read(min(CHUNK_SIZE, self._remaining))
-            if not data:
-                raise OSError(f"cached file ended {self._remaining} bytes early")
-            self._remaining -= len(data)
-            self._on_bytes(len(data))
-            if self._remaining == 0:
-                self._complete()
-            yield data
-
-    def _complete(self) -> None:
-        if not self._counted:
-            self._counted = True
-            self._on_complete()
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 class CountingBody:

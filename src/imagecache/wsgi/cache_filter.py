@@ -26,10 +26,11 @@ from webob import Request, Response
 
 from imagecache.cache import FillClaim, ImageCache, ImageNotCached, TailReader
 from imagecache.config import Settings
+from imagecache.http.file_body import FileRangeBody
 from imagecache.http.ranges import ByteRange, Unsatisfiable, parse_range
 from imagecache.metrics import Metrics
 from imagecache.wsgi import image_routes
-from imagecache.wsgi.bodies import CachedFileBody, CountingBody, FillBody
+from imagecache.wsgi.bodies import CountingBody, FillBody
 from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context
 from imagecache.wsgi.image_routes import Action, ImageRoute
 from imagecache.wsgi.image_source import ImageMeta, ImageSource, upstream_failed
@@ -234,9 +235,11 @@ class CacheFilter:
             start_response("206 Partial Content", [
                 *base, ("Content-Range", wanted.content_range), ("Content-Length", str(wanted.length)),
             ])
-            return CachedFileBody(fh, wanted.first, wanted.length, lambda: self.cache.record_hit(image_id), on_bytes)
+            return FileRangeBody(
+                fh, wanted.first, wanted.length, on_bytes=on_bytes, on_complete=lambda: self.cache.record_hit(image_id)
+            )
         start_response("200 OK", [*base, ("Content-Length", str(size))])
-        return CachedFileBody(fh, 0, size, lambda: self.cache.record_hit(image_id), on_bytes)
+        return FileRangeBody(fh, 0, size, on_bytes=on_bytes, on_complete=lambda: self.cache.record_hit(image_id))
 
     # -- misses --------------------------------------------------------------------
     def _serve_miss(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes]:

@@ -179,3 +179,33 @@ def test_bad_range_headers_never_5xx(cache_node, data):
     for spec in ["bytes=", "bytes=5-1", "bytes=a-b", "items=0-1", "bytes=0-1,3-4", "bytes=--1", "x" * 5000]:
         answer = cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice", headers={"Range": spec})
         assert answer.status == 200 and answer.body == data, spec
+
+
+def test_range_and_if_range_get_the_same_answer_cached_or_not(cache_node, data):
+    """Over HTTP, embedded and edge: ETag and If-Range as the one Range rule says, hit or miss."""
+    image_id = create(cache_node, "alice", data)
+    etag = f'"{hashlib.md5(data).hexdigest()}"'
+    asks = [  # the ones that do not start a fill first; the last one (a whole image) does
+        {"Range": "bytes=100-199", "If-Range": etag},
+        {"Range": "bytes=-5"},
+        {"Range": f"bytes={len(data)}-", "If-Range": etag},
+        {"Range": "bytes=100-199", "If-Range": f"W/{etag}"},
+    ]
+
+    def answers() -> list[tuple]:
+        seen = []
+        for headers in asks:
+            got = cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice", headers=headers)
+            fields = tuple(got.headers.get(name) for name in ("content-range", "content-length", "etag", "accept-ranges"))
+            seen.append((got.status, fields, "content-md5" in got.headers, got.body))
+        return seen
+
+    uncached = answers()
+    wait_until(lambda: image_id in cache_listing(cache_node), f"image {image_id} to be cached")
+    cached = answers()
+    assert [answer[0] for answer in cached] == [206, 206, 416, 200]
+    assert cached == uncached
+    partial, suffix, unsatisfiable, whole = cached
+    assert partial[3] == data[100:200] and suffix[3] == data[-5:] and whole[3] == data
+    assert partial[1][2] == whole[1][2] == etag and not partial[2] and whole[2]
+    assert unsatisfiable[1][0] == f"bytes */{len(data)}"

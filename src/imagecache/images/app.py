@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import urllib.parse
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -29,14 +28,14 @@ from imagecache.config import Settings
 from imagecache.images import parsing, policy, views
 from imagecache.images.body import BodyError, body_chunks, read_body
 from imagecache.images.db import ImageDB
+from imagecache.images.download import file_response
 from imagecache.images.listing import parse_list_params
 from imagecache.images.model import Image, ImageData, canonical_id, new_id, unique_tags, utcnow
 from imagecache.images.refusals import Refusal, bad_request, conflict, forbidden, not_found
 from imagecache.images.routes import RouteTable
 from imagecache.images.schemas import all_schemas, image_validator
-from imagecache.images.store import CHUNK_SIZE, FileChunks, ImageStore
+from imagecache.images.store import ImageStore
 from imagecache.wsgi.context import RequestContext, get_context
-from imagecache.wsgi.ranges import ByteRange, Unsatisfiable, parse_range
 
 LOG = logging.getLogger(__name__)
 
@@ -443,7 +442,7 @@ class ImagesApp:
             if verdict is policy.Download.ALLOWED:
                 LOG.warning("image %s is %s but has no data file", image.id, image.status)
             return webob.Response(status=204)
-        return self._data_response(request, image, file)
+        return file_response(request, image, file, [], content_md5=image.checksum)
 
     def _open_data(
         self, request: webob.Request, image_id: str
@@ -462,39 +461,6 @@ class ImagesApp:
             ).response(request)
         file = self.store.open(found.id) if verdict is policy.Download.ALLOWED else None
         return found, verdict, file
-
-    def _data_response(self, request: webob.Request, image: Image, file: BinaryIO) -> webob.Response:
-        try:
-            size = os.fstat(file.fileno()).st_size
-            if image.size is not None and size != image.size:
-                LOG.error("image %s: file has %d bytes, metadata says %d", image.id, size, image.size)
-            # If-Range names a validator we never issue, so it never matches (RFC 9110 13.1.5).
-            range_header = None if "If-Range" in request.headers else request.headers.get("Range")
-            selected = parse_range(range_header, size)
-            if isinstance(selected, Unsatisfiable):
-                file.close()
-                return Refusal(
-                    416, "Requested range not satisfiable", (("Content-Range", selected.content_range),)
-                ).response(request)
-            response = webob.Response(content_type=_OCTET_STREAM)
-            response.headers["Accept-Ranges"] = "bytes"
-            if isinstance(selected, ByteRange):
-                response.status = 206
-                response.app_iter = FileChunks(file, selected.first, selected.length)
-                response.content_length = selected.length
-                response.headers["Content-Range"] = selected.content_range
-                return response
-            wrapper = request.environ.get("wsgi.file_wrapper")
-            response.app_iter = wrapper(file, CHUNK_SIZE) if wrapper else FileChunks(file, 0, size)
-            response.content_length = size
-            if image.checksum:
-                # Glance sends the image's md5 here; only on whole-image answers,
-                # where it is the digest of the body.
-                response.headers["Content-MD5"] = image.checksum
-            return response
-        except BaseException:
-            file.close()
-            raise
 
     # -- legacy v1 ---------------------------------------------------------------------
 
@@ -534,12 +500,7 @@ class ImagesApp:
         found, _, file = opened
         if file is None:
             return not_found(f"Image {found.id} is not active").response(request)
-        size = os.fstat(file.fileno()).st_size
-        response = webob.Response(headerlist=views.v1_headers(found))
-        response.content_type = _OCTET_STREAM
-        response.app_iter = FileChunks(file, 0, size)
-        response.content_length = size
-        return response
+        return file_response(request, found, file, views.v1_headers(found))
 
     def v1_delete(self, request: webob.Request, image_id: str) -> webob.Response:
         """Legacy delete: 200 with an empty body, as Glance v1 answered."""

@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
@@ -23,7 +23,6 @@ from imagecache.images.model import ImageData, canonical_id
 
 LOG = logging.getLogger(__name__)
 
-CHUNK_SIZE = 1 << 20
 _PART_SUFFIX = ".part"
 
 
@@ -141,31 +140,3 @@ class ImageStore:
             LOG.info("removed %d stale partial upload(s) from %s", removed, self.root)
         return removed
 
-
-class FileChunks:
-    """``length`` bytes of an open file from ``offset``, as a WSGI body.
-
-    Closing it (the server does, even when the client goes away) closes the
-    file.  The file was opened before the response started, so an image
-    deleted meanwhile is still sent whole.
-    """
-
-    def __init__(self, file: BinaryIO, offset: int, length: int, chunk_size: int = CHUNK_SIZE) -> None:
-        self._file = file
-        self._offset = offset
-        self._length = length
-        self._chunk_size = chunk_size
-
-    def __iter__(self) -> Iterator[bytes]:
-        fd = self._file.fileno()
-        position, remaining = self._offset, self._length
-        while remaining > 0:
-            data = os.pread(fd, min(self._chunk_size, remaining), position)
-            if not data:
-                raise OSError(f"image file ended {remaining} bytes early")
-            position += len(data)
-            remaining -= len(data)
-            yield data
-
-    def close(self) -> None:
-        self._file.close()

@@ -1,7 +1,8 @@
-"""WSGI response bodies for image data: from a cached file, a fill, or the app.
+"""WSGI response bodies for image data: from a fill, or from the app.
 
 Each one counts the bytes it sends (for ``/metrics``) and releases what it
-holds in close(), which WSGI servers call whatever happened.
+holds in close(), which WSGI servers call whatever happened.  A cached file
+is sent by :class:`imagecache.http.file_body.FileRangeBody`.
 """
 
 from __future__ import annotations
@@ -9,68 +10,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import BinaryIO
 
 from imagecache.cache import FillFailed, ImageVerificationError, TailReader
+from imagecache.http.ranges import parse_content_range
 
 LOG = logging.getLogger(__name__)
-
-CHUNK_SIZE = 1 << 20
 
 #: Count ``n`` bytes somewhere (a metric); called once per chunk.
 Count = Callable[[int], None]
 #: (status, headers, body) of the app's ``GET /v2/images/{id}/file`` from an offset on.
 Resume = Callable[[int], tuple[int, Mapping[str, str], Iterator[bytes]]]
 
-_CONTENT_RANGE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*\Z", re.IGNORECASE)
-
 
 def _nothing(_: int) -> None:
     return None
-
-
-class CachedFileBody:
-    """Part of a cached file; a body read to its end is a hit.
-
-    The file was opened before the response started, so an eviction racing
-    the request cannot break it (unlink semantics).  The hit is recorded
-    just before the last chunk is handed to the server, so a client that has
-    the whole response can already see it counted.
-    """
-
-    def __init__(
-        self, fh: BinaryIO, start: int, length: int, on_complete: Callable[[], None], on_bytes: Count = _nothing
-    ) -> None:
-        self._fh = fh
-        self._start = start
-        self._remaining = length
-        self._on_complete = on_complete
-        self._on_bytes = on_bytes
-        self._counted = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        self._fh.seek(self._start)
-        if self._remaining == 0:
-            self._complete()
-        while self._remaining > 0:
-            data = self._fh.read(min(CHUNK_SIZE, self._remaining))
-            if not data:
-                raise OSError(f"cached file ended {self._remaining} bytes early")
-            self._remaining -= len(data)
-            self._on_bytes(len(data))
-            if self._remaining == 0:
-                self._complete()
-            yield data
-
-    def _complete(self) -> None:
-        if not self._counted:
-            self._counted = True
-            self._on_complete()
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 class CountingBody:
@@ -156,18 +110,50 @@ class FillBody:
         image_id = self._reader.image_id
         status, headers, body = self._resume(offset)
         self._app_body = body
-        skip = 0
         if status == 206:
-            match = _CONTENT_RANGE.match(_header(headers, "content-range"))
-            if match is None or int(match.group(1)) != offset:
+            sent = parse_content_range(_header(headers, "content-range"))
+            if sent is None or sent.first != offset:
                 raise OSError(f"image {image_id}: the image service sent the wrong range to resume at {offset}")
+            skip = 0
         elif status == 200:
             skip = offset  # Range ignored: the whole image again
         else:
             raise OSError(f"image {image_id}: the image service answered {status} when resuming at {offset}")
-        remaining = None if self._length is None else self._length - offset
-        for chunk in body:
-            self._on_app_bytes(len(chunk))
+        length = None if self._length is None else self._length - offset
+        yield from WindowBody(body, skip, length, on_bytes=self._on_app_bytes, what=f"image {image_id}")
+
+    def close(self) -> None:
+        self._reader.close()
+        if self._app_body is not None:
+            close = getattr(self._app_body, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+
+class WindowBody:
+    """``length`` bytes of an app's body after its first ``skip`` (None: all the rest).
+
+    For an app that answered a Range with the whole image: the client still
+    gets exactly the part it was promised, or a visibly broken transfer when
+    the body ends too early.  ``on_bytes`` counts what the app sent.
+    """
+
+    def __init__(
+        self, body: Iterable[bytes], skip: int, length: int | None, *, on_bytes: Count = _nothing, what: str = "the body"
+    ) -> None:
+        self._body = body
+        self._skip = skip
+        self._length = length
+        self._on_bytes = on_bytes
+        self._what = what
+
+    def __iter__(self) -> Iterator[bytes]:
+        skip, remaining = self._skip, self._length
+        if remaining == 0:
+            return
+        for chunk in self._body:
+            self._on_bytes(len(chunk))
             if skip:
                 dropped = min(skip, len(chunk))
                 chunk, skip = chunk[dropped:], skip - dropped
@@ -179,15 +165,12 @@ class FillBody:
             if remaining == 0:
                 return
         if remaining:
-            raise OSError(f"image {image_id}: the image service's data ended {remaining} bytes early")
+            raise OSError(f"{self._what}: the image service's data ended {remaining} bytes early")
 
     def close(self) -> None:
-        self._reader.close()
-        if self._app_body is not None:
-            close = getattr(self._app_body, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    close()
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

@@ -11,6 +11,13 @@ upstream proxy).  It touches only image downloads and deletes:
   verified against the image's md5 and multihash before it is published;
 * delete: a successful image delete evicts the cached file.
 
+Range and If-Range follow one rule (:func:`imagecache.http.ranges.select`)
+on every path, so an answer never depends on whether the image is cached,
+being filled or neither, nor on how the app behind handles them (a real
+Glance ignores If-Range): on a miss the filter decides from the image's
+metadata and passes the app a plain ``Range`` or none at all.  Image data
+carries the node's validator, ``ETag: "<checksum>"``.
+
 Every cache failure falls back to the app: the cache never fails a download.
 """
 
@@ -19,20 +26,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, BinaryIO
 
 from webob import Request, Response
 
 from imagecache.cache import FillClaim, ImageCache, ImageNotCached, TailReader
 from imagecache.config import Settings
+from imagecache.http import ranges
+from imagecache.http.file_body import FileRangeBody
 from imagecache.metrics import Metrics
-from imagecache.wsgi import image_routes
-from imagecache.wsgi.bodies import CachedFileBody, CountingBody, FillBody
+from imagecache.wsgi import app_data, image_routes
+from imagecache.wsgi.app_data import Representation
+from imagecache.wsgi.bodies import CountingBody, FillBody
 from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context
 from imagecache.wsgi.image_routes import Action, ImageRoute
 from imagecache.wsgi.image_source import ImageMeta, ImageSource, upstream_failed
-from imagecache.wsgi.ranges import ByteRange, Unsatisfiable, parse_range
 
 LOG = logging.getLogger(__name__)
 
@@ -40,6 +49,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 SERVABLE_STATUSES = frozenset({"active", "deactivated"})
+_OCTET_STREAM = "application/octet-stream"
 
 
 class CacheFilter:
@@ -144,16 +154,14 @@ class CacheFilter:
                 self._evict(image_id, "the image no longer exists")
             return None  # the app answers (404, 403, 401 ...) as it would without a cache
         image = meta.image or {}
-        if image.get("status") not in SERVABLE_STATUSES:
-            return None
-        if image.get("status") == "deactivated" and (self.proxy or not get_context(request.environ).is_admin):
-            return None  # the app answers (403 to non-admins), exactly as on a miss
+        if not self._servable(request, image):
+            return None  # the app answers (403 to non-admins for a deactivated image), exactly as on a miss
         record = self.cache.get_cached_image(image_id)
         if record is not None and image.get("checksum") and record.checksum and record.checksum != image["checksum"]:
             self._evict(image_id, "its checksum no longer matches the image's")
             return None
-        headers = self._image_headers(request, route, image)
-        if headers is None:
+        representation = self._image_headers(request, route, image)
+        if representation is None:
             return None
         try:
             fh = self.cache.open_cached(image_id)
@@ -162,18 +170,38 @@ class CacheFilter:
         except OSError:
             LOG.exception("cannot open cached image %s", image_id)
             return None
-        return self._send_file(request, fh, image_id, headers, start_response)
+        return self._send_file(request, fh, image_id, representation, start_response)
+
+    def _servable(self, request: Request, image: Mapping[str, Any]) -> bool:
+        """May this caller be sent the image's data (by the cache, or as the filter decides)?
+
+        Deactivated images go to admins only, and in front of an upstream not
+        at all: the upstream judges those.
+        """
+        status = image.get("status")
+        if status not in SERVABLE_STATUSES:
+            return False
+        return status == "active" or (not self.proxy and get_context(request.environ).is_admin)
+
+    def _entity(self, route: ImageRoute, image: Mapping[str, Any]) -> Representation:
+        """The image's validator, and its Content-MD5 for v2 (as the app sends it), from its metadata."""
+        checksum = image.get("checksum")
+        checksum = str(checksum) if checksum else None
+        md5 = checksum if route.action is Action.DOWNLOAD_V2 else None
+        return Representation(md5=md5, etag=ranges.entity_tag(checksum))
 
     def _image_headers(
         self, request: Request, route: ImageRoute, image: Mapping[str, Any]
-    ) -> list[tuple[str, str]] | None:
+    ) -> Representation | None:
         """The image headers the app would send with its data (None: ask the app instead)."""
+        entity = self._entity(route, image)
         if route.action is Action.DOWNLOAD_V1:
             head = self.source.call(request.environ, "HEAD", f"/v1/images/{route.image_id}")
             if head.status_code != 200:
                 return None
-            return [(k, v) for k, v in head.headerlist if k.lower().startswith("x-image-meta-")]
-        return [("Content-MD5", str(image["checksum"]))] if image.get("checksum") else []
+            meta = tuple((k, v) for k, v in head.headerlist if k.lower().startswith("x-image-meta-"))
+            return Representation(meta, entity.md5, entity.etag)
+        return entity
 
     def _upstream_down(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes]:
         """A hit the upstream cannot authorize: 503, or the file itself if the operator allows it."""
@@ -187,8 +215,8 @@ class CacheFilter:
                 LOG.warning("serving cached image %s unauthorized: the upstream is unreachable "
                             "(serve_stale_on_upstream_error)", image_id)
                 record = self.cache.get_cached_image(image_id)
-                headers = [("Content-MD5", record.checksum)] if record is not None and record.checksum else []
-                return self._send_file(request, fh, image_id, headers, start_response)
+                entity = self._entity(route, {"checksum": record.checksum if record is not None else None})
+                return self._send_file(request, fh, image_id, entity, start_response)
         self.metrics.cache_misses.inc()
         body = json.dumps({"error": {
             "code": 503, "title": "Service Unavailable",
@@ -216,27 +244,29 @@ class CacheFilter:
         return self.source.metadata(probe, image_id).status == 404
 
     def _send_file(
-        self, request: Request, fh: BinaryIO, image_id: str, headers: list[tuple[str, str]], start_response: StartResponse
+        self, request: Request, fh: BinaryIO, image_id: str, representation: Representation,
+        start_response: StartResponse,
     ) -> Iterable[bytes]:
-        size = os.fstat(fh.fileno()).st_size
-        wanted = parse_range(request.headers.get("Range"), size)
-        base = [("Content-Type", "application/octet-stream"), ("Accept-Ranges", "bytes"), *headers]
-        if isinstance(wanted, Unsatisfiable):
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            selected = ranges.select(request.headers.get("Range"), request.headers.get("If-Range"), size,
+                                     representation.etag)
+        except BaseException:
             fh.close()
-            start_response("416 Requested Range Not Satisfiable", [
-                ("Content-Type", "text/plain"), ("Content-Range", wanted.content_range), ("Content-Length", "0"),
-            ])
-            return [b""]
+            raise
+        if isinstance(selected, ranges.Unsatisfiable):
+            fh.close()
+            return app_data.unsatisfiable(selected, start_response)
         self.metrics.cache_hits.inc()
-        on_bytes = self.metrics.served_bytes.labels(source="cache").inc
-        if isinstance(wanted, ByteRange):
-            base = [(k, v) for k, v in base if k.lower() != "content-md5"]  # the digest is of the whole image
-            start_response("206 Partial Content", [
-                *base, ("Content-Range", wanted.content_range), ("Content-Length", str(wanted.length)),
-            ])
-            return CachedFileBody(fh, wanted.first, wanted.length, lambda: self.cache.record_hit(image_id), on_bytes)
-        start_response("200 OK", [*base, ("Content-Length", str(size))])
-        return CachedFileBody(fh, 0, size, lambda: self.cache.record_hit(image_id), on_bytes)
+        start_response(ranges.status_line(selected), [
+            ("Content-Type", _OCTET_STREAM), *representation.headers,
+            *ranges.response_headers(selected, representation.etag, content_md5=representation.md5),
+        ])
+        return FileRangeBody(
+            fh, selected.first, selected.length,
+            on_bytes=self.metrics.served_bytes.labels(source="cache").inc,
+            on_complete=lambda: self.cache.record_hit(image_id),
+        )
 
     # -- misses --------------------------------------------------------------------
     def _serve_miss(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes]:
@@ -244,14 +274,30 @@ class CacheFilter:
 
         Only a whole-image download of an active image the caller may read
         joins or starts a fill; the caller is authorized (by the metadata
-        sub-request) before it gets a byte of a fill.
+        sub-request) before it gets a byte of a fill.  A Range that selects a
+        part of the image never starts a fill: the app sends that part.
         """
-        if "Range" in request.headers:
-            return self._pass_through(request, start_response)  # a Range never starts a fill
-        image = self._metadata_for_fill(request, route)
-        if image is None:
-            return self._pass_through(request, start_response)
+        image = self._metadata(request, route)
+        if image is None or not self._servable(request, image):
+            return self._pass_through(request, start_response)  # the app answers as it would without a cache
+        entity = self._entity(route, image)
         size = _int_or_none(image.get("size"))
+        if request.environ.get("HTTP_RANGE") is not None:
+            if size is None:
+                return self._pass_through(request, start_response, entity)  # no size to judge the Range by
+            selected = ranges.select(request.environ["HTTP_RANGE"], request.environ.get("HTTP_IF_RANGE"), size,
+                                     entity.etag)
+            if isinstance(selected, ranges.Unsatisfiable):
+                return app_data.unsatisfiable(selected, start_response)
+            if isinstance(selected, ranges.ByteRange):
+                self.metrics.cache_misses.inc()
+                return app_data.pass_range(self.app, request.environ, route.image_id, selected, entity,
+                                           self.metrics, start_response)
+        # The whole image, whatever the app would make of the Range and If-Range.
+        request.environ.pop("HTTP_RANGE", None)
+        request.environ.pop("HTTP_IF_RANGE", None)
+        if image.get("status") != "active":
+            return self._pass_through(request, start_response, entity)
         for _ in range(3):  # each turn loses at most one race to a finishing fill
             reader = self.cache.follow(route.image_id, size)
             if reader is not None:
@@ -259,14 +305,14 @@ class CacheFilter:
                 return self._stream_fill(request, route, image, reader, start_response)
             if self.cache.is_cached(route.image_id):
                 served = self._serve_hit(request, route, start_response)
-                return served if served is not None else self._pass_through(request, start_response)
+                return served if served is not None else self._pass_through(request, start_response, entity)
             claim = self._claim(route.image_id, image, size)
             if claim is None:
                 if self.cache.is_being_cached(route.image_id) or self.cache.is_cached(route.image_id):
                     continue  # someone else claimed it first: follow them
-                return self._pass_through(request, start_response)  # not cacheable
+                return self._pass_through(request, start_response, entity)  # not cacheable
             return self._lead_fill(request, route, image, claim, start_response)
-        return self._pass_through(request, start_response)
+        return self._pass_through(request, start_response, entity)
 
     def _claim(self, image_id: str, image: Mapping[str, Any], size: int | None) -> FillClaim | None:
         try:
@@ -294,21 +340,21 @@ class CacheFilter:
         if status != 200:
             _discard(body)
             claim.cancel()
-            return self._pass_through(request, start_response)
+            return self._pass_through(request, start_response, self._entity(route, image))
         header = {k.lower(): v for k, v in headers.items()}
         upstream_md5 = header.get("content-md5")
         if upstream_md5 and image.get("checksum") and upstream_md5 != image["checksum"]:
             LOG.warning("image %s: the data's Content-MD5 differs from its metadata; not caching it", route.image_id)
             _discard(body)
             claim.cancel()
-            return self._pass_through(request, start_response)
+            return self._pass_through(request, start_response, self._entity(route, image))
         try:
             reader = claim.start(CountingBody(body, self.metrics.upstream_bytes.inc))
         except Exception:  # noqa: BLE001 - the cache never fails a download
             LOG.exception("cannot start the fill of image %s", route.image_id)
             _discard(body)
             claim.cancel()
-            return self._pass_through(request, start_response)
+            return self._pass_through(request, start_response, self._entity(route, image))
         return self._stream_fill(request, route, image, reader, start_response)
 
     def _stream_fill(
@@ -316,13 +362,13 @@ class CacheFilter:
         start_response: StartResponse,
     ) -> Iterable[bytes]:
         try:
-            headers = self._image_headers(request, route, image)
+            representation = self._image_headers(request, route, image)
         except Exception:  # noqa: BLE001
             reader.close()
             raise
-        if headers is None:
+        if representation is None:
             reader.close()
-            return self._pass_through(request, start_response)
+            return self._pass_through(request, start_response, self._entity(route, image))
         self.metrics.cache_misses.inc()
         image_id = route.image_id
         environ = request.environ
@@ -333,35 +379,38 @@ class CacheFilter:
             on_cache_bytes=self.metrics.served_bytes.labels(source="cache").inc,
             on_app_bytes=self._count_app_bytes,
         )
-        response_headers = [("Content-Type", "application/octet-stream"), *headers]
+        etag, md5 = representation.etag, representation.md5
         if reader.size is not None:
-            response_headers.append(("Content-Length", str(reader.size)))
-        start_response("200 OK", response_headers)
+            content = ranges.response_headers(ranges.Whole(reader.size), etag, content_md5=md5)
+        else:
+            content = [*ranges.entity_headers(etag), *([("Content-MD5", md5)] if md5 else [])]
+        start_response("200 OK", [("Content-Type", _OCTET_STREAM), *representation.headers, *content])
         return body
 
-    def _pass_through(self, request: Request, start_response: StartResponse) -> Iterable[bytes]:
-        """The app's own answer (a miss), its image bytes counted."""
+    def _pass_through(
+        self, request: Request, start_response: StartResponse, entity: Representation | None = None
+    ) -> Iterable[bytes]:
+        """The app's own answer (a miss), its image bytes counted.
+
+        ``entity`` (when the filter knows the image) puts the node's validator
+        on the image data the app sends.
+        """
         self.metrics.cache_misses.inc()
         status, headers, body = request.call_application(self.app)
-        start_response(status, headers)
-        if status[:3] in ("200", "206"):
-            return CountingBody(body, self._count_app_bytes)
-        return body
+        return app_data.relay(status, headers, body, start_response, entity, self.metrics)
 
     def _count_app_bytes(self, n: int) -> None:
         self.metrics.upstream_bytes.inc(n)
         self.metrics.served_bytes.labels(source="upstream").inc(n)
 
-    def _metadata_for_fill(self, request: Request, route: ImageRoute) -> dict[str, Any] | None:
-        """The image's metadata when this miss may fill the cache, else None."""
+    def _metadata(self, request: Request, route: ImageRoute) -> dict[str, Any] | None:
+        """The image's metadata as the caller sees it, or None (not found, or no answer)."""
         try:
             meta = self.source.metadata(request.environ, route.image_id)
         except Exception:  # noqa: BLE001 - no metadata: serve, don't cache
             LOG.exception("metadata lookup failed for image %s", route.image_id)
             return None
-        if not meta.found or (meta.image or {}).get("status") != "active":
-            return None
-        return dict(meta.image or {})
+        return dict(meta.image or {}) if meta.found else None
 
 
 def _int_or_none(value: object) -> int | None:

@@ -282,6 +282,40 @@ def test_download_ignores_range_with_if_range(client: Client) -> None:
     assert response.status_int == 200 and response.body == b"0123456789"
 
 
+def test_image_data_carries_the_checksum_as_a_strong_etag(client: Client) -> None:
+    image = client.active_image(b"0123456789")
+    etag = f'"{hashlib.md5(b"0123456789").hexdigest()}"'
+    whole = client.request("GET", f"/v2/images/{image['id']}/file")
+    part = client.request("GET", f"/v2/images/{image['id']}/file", headers={"Range": "bytes=1-2"})
+    assert whole.headers["ETag"] == part.headers["ETag"] == etag
+    assert "Last-Modified" not in whole.headers and "Last-Modified" not in part.headers
+
+
+def test_download_honours_range_with_a_matching_if_range(client: Client) -> None:
+    image = client.active_image(b"0123456789")
+    etag = f'"{hashlib.md5(b"0123456789").hexdigest()}"'
+    path = f"/v2/images/{image['id']}/file"
+    matching = client.request("GET", path, headers={"Range": "bytes=1-2", "If-Range": etag})
+    assert matching.status_int == 206 and matching.body == b"12"
+    assert matching.headers["Content-Range"] == "bytes 1-2/10" and "Content-MD5" not in matching.headers
+    unsatisfiable = client.request("GET", path, headers={"Range": "bytes=10-", "If-Range": etag})
+    assert unsatisfiable.status_int == 416 and unsatisfiable.headers["Content-Range"] == "bytes */10"
+    for other in (f"W/{etag}", "Sat, 29 Oct 1994 19:43:31 GMT"):  # weak tags and dates never match
+        ignored = client.request("GET", path, headers={"Range": "bytes=1-2", "If-Range": other})
+        assert ignored.status_int == 200 and ignored.body == b"0123456789"
+        assert ignored.headers["Content-MD5"] == hashlib.md5(b"0123456789").hexdigest()
+
+
+def test_legacy_download_follows_the_same_range_rule(client: Client) -> None:
+    image = client.active_image(b"0123456789")
+    etag = f'"{hashlib.md5(b"0123456789").hexdigest()}"'
+    part = client.request("GET", f"/v1/images/{image['id']}", headers={"Range": "bytes=-3"})
+    assert part.status_int == 206 and part.body == b"789" and part.headers["Content-Range"] == "bytes 7-9/10"
+    assert part.headers["ETag"] == etag and part.headers["x-image-meta-id"] == image["id"]
+    whole = client.request("GET", f"/v1/images/{image['id']}", headers={"Range": "bytes=-3", "If-Range": '"x"'})
+    assert whole.status_int == 200 and whole.body == b"0123456789" and whole.headers["ETag"] == etag
+
+
 def test_range_on_empty_image_is_unsatisfiable(client: Client) -> None:
     image = client.active_image(b"")
     response = client.request("GET", f"/v2/images/{image['id']}/file", headers={"Range": "bytes=0-"})

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagecache.images.model import new_id
-from imagecache.images.store import FileChunks, ImageStore
+from imagecache.images.store import ImageStore
 
 
 @pytest.fixture
@@ -75,23 +75,3 @@ def test_remove_stale_parts(store: ImageStore) -> None:
     os.utime(image, (past, past))
     assert store.remove_stale_parts(older_than=500) == 1
     assert not old.exists() and fresh.exists() and image.exists()
-
-
-def test_file_chunks_reads_a_window_and_closes(tmp_path: Path) -> None:
-    path = tmp_path / "f"
-    path.write_bytes(bytes(range(100)))
-    file = open(path, "rb")  # noqa: SIM115
-    chunks = FileChunks(file, 10, 25, chunk_size=7)
-    assert [len(c) for c in chunks] == [7, 7, 7, 4]
-    assert b"".join(chunks) == bytes(range(10, 35))
-    chunks.close()
-    assert file.closed
-
-
-def test_file_chunks_fails_loudly_on_a_short_file(tmp_path: Path) -> None:
-    path = tmp_path / "f"
-    path.write_bytes(b"abc")
-    chunks = FileChunks(open(path, "rb"), 0, 10)  # noqa: SIM115
-    with pytest.raises(OSError):
-        list(chunks)
-    chunks.close()

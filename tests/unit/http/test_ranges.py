@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from imagecache.wsgi.ranges import (
+from imagecache.http.ranges import (
     ByteRange,
     IntRange,
     SuffixRange,

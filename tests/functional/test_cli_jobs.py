@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from imagecache import ImageCache, Settings
 from tests.support.waiting import wait_until
 
 from .conftest import RunningServer, clean_environment
@@ -41,8 +42,16 @@ def create(server: RunningServer, data: bytes) -> str:
 
 
 def queue(server: RunningServer, image_id: str) -> None:
-    """Queue only (the legacy route): nothing is fetched until a prefetcher runs."""
-    assert server.request("PUT", f"/v1/queued_images/{image_id}").status == 200
+    """Queue only, behind the server's back (as a restart leaves what it interrupted).
+
+    The server's own queueing routes start the fetch at once; this queue
+    waits for a prefetcher, the command's or the server's periodic one.
+    """
+    cache = ImageCache(Settings(image_cache_dir=str(server.data_dir / "image-cache")))
+    try:
+        assert cache.queue_image(image_id)
+    finally:
+        cache.close()
 
 
 def cache_state(server: RunningServer) -> dict[str, Any]:
@@ -69,10 +78,11 @@ def wait_cached(server: RunningServer, image_id: str, hits: int = 0) -> dict[str
 
 @pytest.fixture
 def server(start_server: Any) -> RunningServer:
-    return start_server(auth="none")
+    """A node whose own periodic prefetcher is an hour away: the command does the fetching."""
+    return start_server(auth="none", settings={"prefetcher_interval": 3600.0})
 
 
-def test_prefetch_caches_what_the_server_queued_and_the_server_then_hits(server) -> None:
+def test_prefetch_caches_what_is_queued_and_the_server_then_hits(server) -> None:
     data = os.urandom(2 << 20)
     image_id = create(server, data)
     queue(server, image_id)

@@ -14,24 +14,12 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from webob import Request
 
 from imagecache import ImageCache, Settings
 from imagecache.images import make_app
 from imagecache.wsgi.cache_filter import CacheFilter
-from imagecache.wsgi.context import RequestContext, set_context
 from tests.support.waiting import wait_until
-
-
-def call(app, method: str, path: str, body: bytes | None = None, content_type: str | None = None, headers=None):
-    request = Request.blank(path, method=method, headers=headers or {})
-    set_context(request.environ, RequestContext.admin(project_id="p1"))
-    if body is not None:
-        request.body = body
-        request.content_type = content_type
-    response = request.get_response(app)
-    response.body  # noqa: B018 - consume the body, as a client would
-    return response
+from tests.support.wsgi import call
 
 
 def upload(app, data: bytes) -> str:

@@ -31,6 +31,7 @@ from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.context import RequestContext, set_context
 from tests.support.range_oracle import Ask, asks
 from tests.support.waiting import wait_until
+from tests.support.wsgi import call
 
 SIZES = (1, 7, 5000)
 #: The answer's fields the rule decides (Content-MD5: present or not).
@@ -63,18 +64,6 @@ class Node:
     app: CacheFilter
     cache: ImageCache
     images: dict[int, tuple[str, bytes]]  # size -> (id, data)
-
-
-def call(app: Any, method: str, path: str, body: bytes | None = None, content_type: str | None = None,
-         headers: dict[str, str] | None = None) -> Any:
-    request = Request.blank(path, method=method, headers=headers or {})
-    set_context(request.environ, RequestContext.admin(project_id="p1"))
-    if body is not None:
-        request.body = body
-        request.content_type = content_type
-    response = request.get_response(app)
-    response.body  # noqa: B018 - read it all, as a client would
-    return response
 
 
 def build(tmp_path: Any, upstream: str) -> Node:

@@ -84,6 +84,26 @@ class Settings:
     prefetcher_interval: float = 300.0
     log_level: str = "INFO"
 
+    # -- serving many streams (a boot storm) ---------------------------------------
+    threads: int = 64
+    """Request threads per worker: for authorization, fills, uploads and the API.
+    Cached files are sent without a thread, however slow the client."""
+    max_connections: int = 4096
+    """Open client connections the node takes (shared out over its workers);
+    past it a new connection is answered 503 with Retry-After at once."""
+    client_header_timeout: float = 30.0
+    """Seconds a client may take to send a request header (nginx's name); then 408 and closed."""
+    keepalive_timeout: int = 5
+    """Seconds an idle kept-alive connection stays open."""
+    send_timeout: float = 60.0
+    """Seconds a client may go without reading (or sending) anything before it is closed."""
+    limit_request_line: int = 8190
+    """Bytes in the request line (gunicorn's name); longer: 414."""
+    limit_request_fields: int = 100
+    """Header fields in a request (gunicorn's name); more: 431."""
+    limit_request_field_size: int = 8190
+    """Bytes in one header field (gunicorn's name); longer: 431."""
+
     # Not an option: lets tests and embedders keep ad-hoc values together.
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -136,6 +156,21 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"log_level must be one of {', '.join(LOG_LEVELS)}, not {settings.log_level!r}"
         )
+    for name in ("threads", "max_connections", "limit_request_line", "limit_request_fields",
+                 "limit_request_field_size"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    if settings.limit_request_line > 8190:
+        raise ConfigError("limit_request_line must be at most 8190 (gunicorn's ceiling)")
+    if settings.limit_request_fields > 32768:
+        raise ConfigError("limit_request_fields must be at most 32768 (gunicorn's ceiling)")
+    if settings.max_connections < settings.workers:
+        raise ConfigError("max_connections must be at least the number of workers")
+    for name in ("client_header_timeout", "send_timeout"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{name} must be a positive number of seconds")
+    if settings.keepalive_timeout < 0:
+        raise ConfigError("keepalive_timeout must not be negative")
     if settings.upstream_timeout <= 0:
         raise ConfigError("upstream_timeout must be a positive number of seconds")
     if not 0 <= settings.auth_cache_ttl <= 3600:

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
 
@@ -36,6 +35,7 @@ from imagecache.config import ConfigError, Settings
 from imagecache.jobs.scheduler import Job, PeriodicJobs
 from imagecache.metrics import Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
 from imagecache.origin import open_image_service
+from imagecache.serving.options import GRACEFUL_TIMEOUT, StderrAccessLogger, bind_address, gunicorn_options
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.cache_manage import CacheManageFilter
@@ -46,19 +46,6 @@ log = logging.getLogger(__name__)
 
 class StartupError(RuntimeError):
     """The application cannot be built although the settings are fine (e.g. a module is missing)."""
-
-
-#: Threads per gthread worker: each streams one download at a time.
-THREADS_PER_WORKER = 8
-#: Seconds a worker's main loop may be silent before the master kills it.
-#: gthread workers heartbeat between requests, so this does not bound a
-#: download; it must cover a worker's start-up (the cache reconciles its
-#: index with the files on disk then).
-WORKER_TIMEOUT = 300
-#: Seconds in-flight requests get to finish after SIGTERM: long enough for a
-#: multi-GB image to finish streaming over a decent link.
-GRACEFUL_TIMEOUT = 120
-KEEPALIVE = 5
 
 
 # -- the pipeline -------------------------------------------------------------
@@ -214,47 +201,6 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False  # a host name: assume it reaches the network
-
-
-def bind_address(host: str, port: int) -> str:
-    """gunicorn's ``bind`` for ``host``: IPv6 literals need brackets."""
-    name = host.strip().strip("[]")
-    return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
-
-
-def gunicorn_options(settings: Settings) -> dict[str, Any]:
-    """gunicorn settings for ``settings``; nothing is read from the environment."""
-    return {
-        "bind": [bind_address(settings.bind_host, settings.bind_port)],
-        "workers": settings.workers,
-        "worker_class": "gthread",
-        "threads": THREADS_PER_WORKER,
-        "timeout": WORKER_TIMEOUT,
-        "graceful_timeout": GRACEFUL_TIMEOUT,
-        "keepalive": KEEPALIVE,
-        "accesslog": "-",
-        "errorlog": "-",
-        "loglevel": settings.log_level.lower(),
-        "logger_class": StderrAccessLogger,
-        "proc_name": "imagecache",
-        # The control socket's default path is shared by every gunicorn of
-        # the user: two servers (or parallel tests) would fight over it.
-        "control_socket_disable": True,
-    }
-
-
-class StderrAccessLogger(glogging.Logger):
-    """gunicorn's logger, with the access log on stderr next to the error log.
-
-    gunicorn sends ``accesslog = "-"`` to stdout; one stream keeps the two
-    logs in order and leaves stdout alone.
-    """
-
-    def setup(self, cfg: Any) -> None:
-        super().setup(cfg)
-        for handler in self.access_log.handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
-                handler.setStream(sys.stderr)
 
 
 class ImagecacheApplication(BaseApplication):  # type: ignore[misc]

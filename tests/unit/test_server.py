@@ -14,6 +14,7 @@ import webob
 
 from imagecache import server
 from imagecache.config import ConfigError, Settings
+from imagecache.serving.worker import StreamWorker
 from imagecache.wsgi.context import get_context
 
 
@@ -152,8 +153,9 @@ def test_gunicorn_options_follow_settings() -> None:
     )
     assert options["bind"] == ["0.0.0.0:8080"]
     assert options["workers"] == 3
-    assert options["worker_class"] == "gthread"
-    assert options["threads"] >= 4
+    assert issubclass(options["worker_class"], StreamWorker)
+    assert options["worker_class"].limits.connections_per_worker == -(-Settings().max_connections // 3)
+    assert options["threads"] == Settings().threads
     assert options["timeout"] >= 120
     assert options["graceful_timeout"] >= 60
     assert options["loglevel"] == "debug"
@@ -164,9 +166,10 @@ def test_gunicorn_accepts_every_option(tmp_path: Path) -> None:
     """gunicorn exits on an unknown or invalid option: catch that here, not at start."""
     application = server.ImagecacheApplication(Settings(data_dir=str(tmp_path)), None)
     for key, value in server.gunicorn_options(Settings()).items():
-        if key != "logger_class":
+        if key not in ("logger_class", "worker_class"):
             assert application.cfg.settings[key].get() == value
     assert application.cfg.logger_class is server.StderrAccessLogger
+    assert issubclass(application.cfg.worker_class, StreamWorker)
 
 
 @pytest.fixture

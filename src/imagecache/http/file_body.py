@@ -53,20 +53,36 @@ class FileRangeBody:
         fd = self._file.fileno()
         position, remaining = self._offset, self._length
         if remaining == 0:
-            self._complete()
+            self.complete()
         while remaining > 0:
             data = os.pread(fd, min(self._chunk_size, remaining), position)
             if not data:
                 raise OSError(f"file ended {remaining} bytes early")
             position += len(data)
             remaining -= len(data)
-            if self._on_bytes is not None:
-                self._on_bytes(len(data))
+            self.on_bytes(len(data))
             if remaining == 0:
-                self._complete()
+                self.complete()
             yield data
 
-    def _complete(self) -> None:
+    # -- for a server that sends the range itself (sendfile) ---------------------
+    def sendfile_source(self) -> tuple[int, int, int] | None:
+        """(descriptor, offset, length) for a server that sends the bytes itself.
+
+        Such a server calls :meth:`on_bytes` for what it sends, :meth:`complete`
+        before the last piece and :meth:`close` at the end, as iteration would.
+        """
+        try:
+            return self._file.fileno(), self._offset, self._length
+        except (OSError, ValueError):
+            return None
+
+    def on_bytes(self, n: int) -> None:
+        if self._on_bytes is not None:
+            self._on_bytes(n)
+
+    def complete(self) -> None:
+        """Run ``on_complete`` once (before the last piece is handed on)."""
         if not self._completed:
             self._completed = True
             if self._on_complete is not None:

@@ -1,0 +1,89 @@
+"""gunicorn's settings for a node, from :class:`~imagecache.config.Settings` alone.
+
+Nothing is read from the environment or from gunicorn's own config files:
+the node's options are the only source, and the worker class carries the
+node's serving limits (:mod:`imagecache.serving.worker`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from gunicorn import glogging
+
+from imagecache.config import Settings
+from imagecache.serving.header_scan import HeaderLimits
+from imagecache.serving.worker import REFUSAL_HEADROOM, ServingLimits, worker_class
+
+#: Seconds a worker's main loop may be silent before the master kills it.
+#: The loop beats at least once a second whatever the streams do, so this
+#: does not bound a download; it must cover a worker's start-up (the cache
+#: reconciles its index with the files on disk then).
+WORKER_TIMEOUT = 300
+#: Seconds in-flight requests get to finish after SIGTERM: long enough for a
+#: multi-GB image to finish streaming over a decent link.
+GRACEFUL_TIMEOUT = 120
+
+
+def bind_address(host: str, port: int) -> str:
+    """gunicorn's ``bind`` for ``host``: IPv6 literals need brackets."""
+    name = host.strip().strip("[]")
+    return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
+
+
+def serving_limits(settings: Settings) -> ServingLimits:
+    return ServingLimits.for_node(
+        max_connections=settings.max_connections,
+        workers=settings.workers,
+        client_header_timeout=settings.client_header_timeout,
+        send_timeout=settings.send_timeout,
+        header=HeaderLimits(
+            limit_request_line=settings.limit_request_line,
+            limit_request_fields=settings.limit_request_fields,
+            limit_request_field_size=settings.limit_request_field_size,
+        ),
+    )
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """gunicorn settings for ``settings``."""
+    limits = serving_limits(settings)
+    return {
+        "bind": [bind_address(settings.bind_host, settings.bind_port)],
+        "workers": settings.workers,
+        "worker_class": worker_class(limits),
+        "threads": settings.threads,
+        # gunicorn stops accepting at this many; the worker answers 503 itself
+        # from its own limit on, for as long as the headroom lasts.
+        "worker_connections": limits.connections_per_worker + REFUSAL_HEADROOM,
+        "timeout": WORKER_TIMEOUT,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "keepalive": settings.keepalive_timeout,
+        "limit_request_line": settings.limit_request_line,
+        "limit_request_fields": settings.limit_request_fields,
+        "limit_request_field_size": settings.limit_request_field_size,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": settings.log_level.lower(),
+        "logger_class": StderrAccessLogger,
+        "proc_name": "imagecache",
+        # The control socket's default path is shared by every gunicorn of
+        # the user: two servers (or parallel tests) would fight over it.
+        "control_socket_disable": True,
+    }
+
+
+class StderrAccessLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger, with the access log on stderr next to the error log.
+
+    gunicorn sends ``accesslog = "-"`` to stdout; one stream keeps the two
+    logs in order and leaves stdout alone.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.access_log.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)

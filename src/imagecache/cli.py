@@ -113,6 +113,14 @@ main.add_command(db)
 @click.option("--db-url", metavar="URL",
               help="SQLAlchemy URL of the central index (--image-cache-driver central).")
 @click.option("--node-url", metavar="URL", help="This node's URL in the central index.")
+@click.option("--threads", type=click.IntRange(min=1), metavar="N",
+              help="Request threads per worker (default 64); cached files are sent without one.")
+@click.option("--max-connections", type=click.IntRange(min=1), metavar="N",
+              help="Client connections the node takes (default 4096); past it: 503 at once.")
+@click.option("--client-header-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Time a client has to send its request header (default 30); then 408.")
+@click.option("--send-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Time a client may read nothing before it is closed (default 60).")
 def serve(config_file: str | None, **flags: Any) -> None:
     """Run the image API node (embedded image service + cache).
 

@@ -103,6 +103,22 @@ def test_flags_map_onto_settings(captured: list[Settings], tmp_path: Path) -> No
     assert settings.upstream_url == "http://glance:9292"
 
 
+def test_serving_flags_map_onto_settings(captured: list[Settings]) -> None:
+    result = invoke("--threads", "16", "--max-connections", "900", "--client-header-timeout", "7.5",
+                    "--send-timeout", "20")
+    assert result.exit_code == 0, result.output
+    (settings,) = captured
+    assert (settings.threads, settings.max_connections) == (16, 900)
+    assert (settings.client_header_timeout, settings.send_timeout) == (7.5, 20.0)
+
+
+@pytest.mark.parametrize("flag", ["--threads=0", "--max-connections=0", "--client-header-timeout=0", "--send-timeout=-1"])
+def test_serving_flags_out_of_range_are_one_line_errors(captured: list[Settings], flag: str) -> None:
+    result = invoke(flag)
+    assert result.exit_code == 2 and captured == []
+    assert "Invalid value" in result.output
+
+
 def test_flags_beat_environment_beat_file_and_absent_flags_do_not_override(
     captured: list[Settings], tmp_path: Path
 ) -> None:

@@ -230,3 +230,22 @@ def test_bad_environment_value_is_named() -> None:
 def test_unknown_override_is_an_error() -> None:
     with pytest.raises(ConfigError, match="unknown option"):
         load_settings(None, {}, {"bogus": 1})
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"threads": 0},
+        {"max_connections": 0},
+        {"max_connections": 1, "workers": 2},
+        {"client_header_timeout": 0},
+        {"send_timeout": -1},
+        {"keepalive_timeout": -1},
+        {"limit_request_line": 8191},
+        {"limit_request_fields": 0},
+        {"limit_request_field_size": 0},
+    ],
+)
+def test_serving_limits_are_checked(bad: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        Settings(**bad)

@@ -35,7 +35,13 @@ from imagecache.config import ConfigError, Settings
 from imagecache.jobs.scheduler import Job, PeriodicJobs
 from imagecache.metrics import Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
 from imagecache.origin import open_image_service
-from imagecache.serving.options import GRACEFUL_TIMEOUT, StderrAccessLogger, bind_address, gunicorn_options
+from imagecache.serving.options import (
+    GRACEFUL_TIMEOUT,
+    StderrAccessLogger,
+    bind_address,
+    gunicorn_options,
+    raise_file_limit,
+)
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.cache_manage import CacheManageFilter
@@ -396,6 +402,11 @@ def run(settings: Settings, app_factory: Callable[[Settings], WSGIApplication] |
             settings.bind_host,
             settings.bind_port,
         )
+    short = raise_file_limit(settings)
+    if short is not None:
+        log.warning("open files are limited to %d per process, and max_connections=%d needs about %d: "
+                    "raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower max_connections",
+                    short[1], settings.max_connections, short[0])
     log.info(
         "imagecache serving on %s (auth: %s, data: %s, %d workers)",
         bind_address(settings.bind_host, settings.bind_port),

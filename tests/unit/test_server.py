@@ -262,3 +262,20 @@ def test_a_worker_that_cannot_build_its_app_stops_gunicorn_in_one_line(tmp_path:
     with pytest.raises(AppImportError, match="No module named 'jsonschema'") as refused:
         application.load()
     assert "\n" not in str(refused.value)
+
+
+def test_the_file_limit_is_raised_for_max_connections_and_a_short_hard_limit_is_reported() -> None:
+    import resource
+
+    from imagecache.serving.options import raise_file_limit
+
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, before[1]))
+        assert raise_file_limit(Settings(max_connections=400, workers=2)) is None
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 2 * 200 + 256
+        if before[1] != resource.RLIM_INFINITY:
+            needed, allowed = raise_file_limit(Settings(max_connections=10 * before[1], workers=1)) or (0, 0)
+            assert allowed == before[1] < needed
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, before)

@@ -87,3 +87,26 @@ class StderrAccessLogger(glogging.Logger):  # type: ignore[misc]
         for handler in self.access_log.handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
                 handler.setStream(sys.stderr)
+
+
+#: Descriptors a worker needs beyond its client sockets: files being sent,
+#: fills, the index, logs, the upstream pool.
+FD_MARGIN = 256
+
+
+def raise_file_limit(settings: Settings) -> tuple[int, int] | None:
+    """Raise the soft RLIMIT_NOFILE so every worker can hold its share of ``max_connections``.
+
+    Each stream holds a socket and a file; a limit hit mid-storm would turn
+    into failed accepts.  Returns (needed, allowed) when even the hard limit
+    is lower than needed (the caller warns), else None.
+    """
+    import resource  # noqa: PLC0415 - POSIX only, and only the server needs it
+
+    per_worker = -(-settings.max_connections // settings.workers)
+    needed = 2 * per_worker + FD_MARGIN
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    allowed = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < allowed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (allowed, hard))
+    return (needed, allowed) if allowed < needed else None

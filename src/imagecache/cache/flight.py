@@ -129,21 +129,39 @@ class TailReader:
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
+        for offset, length in self.pieces():
+            position, stop = offset, offset + length
+            while position < stop:
+                data = os.pread(self._fd, min(READ_CHUNK, stop - position), position)
+                if not data:
+                    raise FillFailed(self.image_id, position, "the incomplete file shrank")
+                position += len(data)
+                yield data
+
+    def pieces(self) -> Iterator[tuple[int, int]]:
+        """The file as runs of (offset, length) that may be sent now, in order.
+
+        For a server that sends the bytes itself (``sendfile`` on
+        :attr:`fd`): each run is on disk, and the image's last byte comes only
+        once the image is published.  Ends and raises exactly as iteration
+        does; a run counts as sent once the next one is asked for.
+        """
         complete = False
         delay = POLL_MIN
         while True:
-            limit = READ_CHUNK
+            on_disk = os.fstat(self._fd).st_size
             if self.size is not None:
-                # Hold the last byte back until the writer has verified the image.
-                end = self.size if complete else self.size - 1
-                limit = min(limit, end - self.offset)
-                if limit <= 0 and complete:
+                # Hold the last byte back until the writer has published the image.
+                end = min(on_disk, self.size if complete else self.size - 1)
+                if complete and self.offset >= self.size:
                     return
-            data = os.pread(self._fd, limit, self.offset) if limit > 0 else b""
-            if data:
-                self.offset += len(data)
+            else:
+                end = on_disk
+            if end > self.offset:
+                run = (self.offset, end - self.offset)
+                self.offset = end
                 delay = POLL_MIN
-                yield data
+                yield run
                 continue
             if complete:
                 if self.size is not None and self.offset < self.size:
@@ -159,6 +177,11 @@ class TailReader:
                 raise FillFailed(self.image_id, self.offset, "the writer stopped without publishing")
             time.sleep(delay)
             delay = min(delay * 2, POLL_MAX)
+
+    @property
+    def fd(self) -> int:
+        """The incomplete file, open for reading (for :meth:`pieces`)."""
+        return self._fd
 
     def _state(self) -> _State:
         if stat.S_IMODE(os.fstat(self._fd).st_mode) == VERIFIED_MODE:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -93,3 +94,25 @@ class FileStream:
             progress.remaining -= sent
             progress.last_progress = self._clock()
             self.body.on_bytes(sent)
+
+
+def send_range(sock: socket.socket, fd: int, offset: int, length: int, timeout: float) -> None:
+    """Send a file range to a socket from a thread: sendfile, waiting at most ``timeout`` for room.
+
+    The socket may be in timeout mode (non-blocking underneath), as the
+    worker's request sockets are; TimeoutError when the client reads nothing
+    for ``timeout`` seconds.
+    """
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLOUT)
+    while length > 0:
+        try:
+            sent = os.sendfile(sock.fileno(), fd, offset, min(PIECE, length))
+        except (BlockingIOError, InterruptedError):
+            if not poller.poll(timeout * 1000):
+                raise TimeoutError(f"the client read nothing for {timeout:.0f} s") from None
+            continue
+        if sent == 0:
+            raise OSError(errno.EIO, "the file ended early")
+        offset += sent
+        length -= sent

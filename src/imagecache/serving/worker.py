@@ -42,7 +42,7 @@ from typing import Any
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from imagecache.serving import canned
-from imagecache.serving.file_stream import FileStream, Offloadable, Outcome
+from imagecache.serving.file_stream import FileStream, Offloadable, Outcome, send_range
 from imagecache.serving.header_scan import Complete, HeaderLimits, Incomplete, scan
 
 #: Paths answered on the lane: what load balancers and scrapers poll.
@@ -235,7 +235,9 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
             if offload is not None:
                 return offload
             try:
-                if isinstance(respiter, environ["wsgi.file_wrapper"]):
+                if self._sends_pieces(req, resp, respiter):
+                    self._write_pieces(resp, conn.sock, respiter.pieces())
+                elif isinstance(respiter, environ["wsgi.file_wrapper"]):
                     resp.write_file(respiter)
                 else:
                     for item in respiter:
@@ -272,6 +274,23 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
             return None
         resp.send_headers()
         return _Offload(req, resp, environ, body, source, started, keepalive=not resp.should_close())
+
+    def _sends_pieces(self, req: Any, resp: Any, body: Any) -> bool:
+        """A body that hands out file runs (a fill being followed) and a response that allows sendfile."""
+        return (callable(getattr(body, "pieces", None)) and not self.cfg.is_ssl and not resp.chunked
+                and resp.response_length is not None and req.method != "HEAD")
+
+    def _write_pieces(self, resp: Any, sock: socket.socket, pieces: Any) -> None:
+        """File runs by sendfile, other bytes as usual: a follower costs what a hit costs per byte."""
+        resp.send_headers()
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                resp.write(piece)
+                continue
+            fd, offset, length = piece
+            length = min(length, resp.response_length - resp.sent)
+            send_range(sock, fd, offset, length, self.limits.send_timeout)
+            resp.sent += length
 
     def _keepalive_after(self, conn: TConn, keepalive: Any) -> Any:
         if isinstance(keepalive, _Offload):

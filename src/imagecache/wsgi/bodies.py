@@ -106,6 +106,27 @@ class FillBody:
             self._reader.close()
         yield from self._from_app(offset)
 
+    def pieces(self) -> Iterator[tuple[int, int, int] | bytes]:
+        """The same response for a server that sends file runs itself (``sendfile``).
+
+        Yields (descriptor, offset, length) runs of the growing file, then,
+        should the fill stop, bytes from the image service; ends and raises
+        as iteration does.  The server counts nothing: the runs are counted
+        here as they are handed out.
+        """
+        try:
+            for offset, length in self._reader.pieces():
+                self._on_cache_bytes(length)
+                yield self._reader.fd, offset, length
+            return
+        except ImageVerificationError as exc:
+            raise ResponseAborted(errno.ECONNRESET, f"aborted the response: {exc}") from exc
+        except FillFailed as exc:
+            LOG.warning("%s; sending the rest from the image service", exc)
+            offset = exc.offset
+        # The reader stays open until close(): the server may still be sending its last run.
+        yield from self._from_app(offset)
+
     def _from_app(self, offset: int) -> Iterator[bytes]:
         image_id = self._reader.image_id
         status, headers, body = self._resume(offset)

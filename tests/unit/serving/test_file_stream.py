@@ -93,3 +93,38 @@ def test_a_file_shorter_than_its_range_is_broken(tmp_path: Path) -> None:
     with left, right, open(path, "rb") as file:
         stream = FileStream(left, Body(), file.fileno(), 0, 3 * PIECE)
         assert stream.pump() == Outcome.BROKEN
+
+
+def test_send_range_from_a_thread_sends_the_range_through_a_socket_in_timeout_mode(tmp_path: Path) -> None:
+    import threading
+
+    from imagecache.serving.file_stream import send_range
+
+    data = os.urandom(5 * PIECE + 3)
+    path = tmp_path / "image"
+    path.write_bytes(data)
+    left, right = socket.socketpair()
+    left.settimeout(30)
+    received = bytearray()
+
+    def read() -> None:
+        while len(received) < len(data) - 7:
+            received.extend(right.recv(1 << 20))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    with left, right, open(path, "rb") as file:
+        send_range(left, file.fileno(), 7, len(data) - 7, timeout=30)
+        reader.join(30)
+    assert bytes(received) == data[7:]
+
+
+def test_send_range_gives_up_on_a_client_that_reads_nothing(tmp_path: Path) -> None:
+    from imagecache.serving.file_stream import send_range
+
+    path = tmp_path / "image"
+    path.write_bytes(os.urandom(16 * PIECE))
+    left, right = socket.socketpair()
+    left.settimeout(0.2)
+    with left, right, open(path, "rb") as file, pytest.raises(TimeoutError):
+        send_range(left, file.fileno(), 0, 16 * PIECE, timeout=0.2)

@@ -198,6 +198,7 @@ def part_slow(ctx: Context, name: str, target: Target, run: int) -> None:
     details = _detail(ctx, "slow", name, run)
     streaming: list[int] = []
     bound = sc.ramp + sc.seconds + sc.timeout + 15
+    own_cpu = time.process_time()  # the benchmark process: load generator, probes, everything
     with SlowReaders(host, port, path, sc.slow_clients, sc.slow_rate, headers=headers, rcvbuf=sc.rcvbuf,
                      repeat=True, max_seconds=bound) as readers:
         time.sleep(sc.ramp)
@@ -224,6 +225,7 @@ def part_slow(ctx: Context, name: str, target: Target, run: int) -> None:
         "slow_mib_s": round((last["bytes"] - first["bytes"]) / elapsed / MiB, 1) if elapsed > 0 else None,
         "reader_errors": len(errors), "reader_error_examples": sorted(set(e.split(": ", 1)[1] for e in errors))[:5],
         "connects": sum(r.connects for r in readers.readers), "loop_error": readers.loop_error,
+        "load_generator_cpu_s": round(time.process_time() - own_cpu, 2),
         "first_byte_s": _summary([r.first_byte_s for r in readers.readers if r.first_byte_s is not None]),
     })
     if readers.loop_error:
@@ -374,6 +376,7 @@ def part_open(ctx: Context, name: str, target: Target, run: int) -> None:
     host, port, headers = target.client.host, target.client.port, target.headers
     details = _detail(ctx, "open", name, run)
     idle = rss_bytes(target.pids())
+    own_cpu = time.process_time()
     with SlowReaders(host, port, f"/v2/images/{iid}/file", sc.open_streams, sc.open_rate, headers=headers,
                      burst=sc.open_burst, rcvbuf=sc.rcvbuf, max_seconds=sc.seconds + 15) as readers:
         with RssSampler(target.pgid, interval=0.1) as sampler:
@@ -387,6 +390,7 @@ def part_open(ctx: Context, name: str, target: Target, run: int) -> None:
         "median_rss_mib": round(Summary.of(sampler.samples).median / MiB, 1) if sampler.samples else None,
         "samples": len(sampler.samples), "with_data": snap["with_data"], "streaming_at_end": snap["streaming"],
         "processes": len(target.pids()), "reader_errors": len(errors),
+        "load_generator_cpu_s": round(time.process_time() - own_cpu, 2),
         "reader_error_examples": sorted(set(e.split(": ", 1)[1] for e in errors))[:5],
         "loop_error": readers.loop_error,
     })
@@ -472,7 +476,8 @@ def render_section(config: CompareConfig, info: dict[str, Any]) -> list[str]:
         f"{sc.timeout:g} s timeout: a probe that times out is shown as `>{sc.timeout:g}` and counts in the "
         "median, min and max as a time above that. The figures of rows 7 and 10 are medians (min–max) over "
         f"the samples (one every {sc.interval:g} s for {sc.seconds:g} s, {sc.runs} run(s)); the load generator's "
-        "CPU is not in row 9 (only the server's process group is).",
+        "CPU is not in row 9 (only the server's process group is); its own CPU seconds during parts 7 and 11 are "
+        "in the JSON (`load_generator_cpu_s`).",
         "",
         f"7. **slow clients**: {sc.slow_clients} clients download the cached {format_size(sc.size)} image at "
         f"{_rate(sc.slow_rate)} each (`SO_RCVBUF` {format_size(sc.rcvbuf)}, paced reads; one that finishes "

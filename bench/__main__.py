@@ -31,6 +31,11 @@ def _counts(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _rate(text: str) -> int:
+    """Bytes per second: ``4M``, ``4MiB/s``, ``64K``."""
+    return _size(text[:-2] if text.lower().endswith("/s") else text)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -99,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     everything = scenarios.add_parser(
         "all", help="every scenario against imagecache, Glance 33 and the limit; writes bench/RESULTS.md",
         description="Start imagecache (2 workers, tokens), real Glance 33 with its cache (2 workers, tokens) and "
-        "the raw-socket limit on loopback, run hit, miss, herd, small-request, memory and index-at-scale "
+        "the raw-socket limit on loopback, run hit, miss, herd, small-request, memory, storm and index-at-scale "
         "scenarios against each (runs interleaved), and write the table with ratios to bench/RESULTS.md.",
     )
     everything.add_argument("--runs", type=_positive_int, default=5, help="runs per figure (default 5)")
@@ -114,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="entries prune() must evict (default 1000)")
     everything.add_argument("--targets", type=_names(("imagecache", "glance", "limit")),
                             default="imagecache,glance,limit", help="comma-separated (default all three)")
-    everything.add_argument("--scenarios", type=_names(("miss", "hit", "herd", "small", "memory", "index")),
-                            default="miss,hit,herd,small,memory,index", help="comma-separated (default all)")
+    everything.add_argument("--scenarios", type=_names(("miss", "hit", "herd", "small", "memory", "index", "storm")),
+                            default="miss,hit,herd,small,memory,index,storm", help="comma-separated (default all)")
     everything.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "RESULTS.md",
                             help="the markdown report (default bench/RESULTS.md); '-' for stdout only")
     everything.add_argument("--json", type=Path, metavar="PATH",
@@ -127,7 +132,37 @@ def build_parser() -> argparse.ArgumentParser:
     everything.add_argument("--work-dir", type=Path, help="servers' data and logs here (kept)")
     everything.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
     everything.add_argument("--python", help="Python 3.11 for Glance's venv (default: $GLANCE_PYTHON or python3.11)")
+    everything.add_argument("--storm-runs", type=_positive_int, default=1,
+                            help="runs of the storm scenario (default 1: it takes minutes; see bench/storm.py)")
+    _storm_options(everything)
     everything.set_defaults(run=_run_all)
+
+    storm = scenarios.add_parser(
+        "storm", help="slow clients, big herds, slowloris, CPU per GiB and 500 open streams, against all three",
+        description="Start imagecache, real Glance 33 with its cache and the limit (as `all` does) and run the "
+        "storm: 200 slow clients (first byte and /healthcheck meanwhile), herds of 8/32/128 with hits at the "
+        "same N, server CPU per GiB, 256 slowloris connections (/versions meanwhile, when they are closed), "
+        "RSS with 500 open streams. Runs interleaved; the report to stdout (or --output), every number to --json.",
+    )
+    storm.add_argument("--runs", type=_positive_int, default=1, help="runs of every part (default 1)")
+    storm.add_argument("--herd-size", type=_size, default="256M", help="herd image size (default 256M)")
+    storm.add_argument("--targets", type=_names(("imagecache", "glance", "limit")),
+                       default="imagecache,glance,limit", help="comma-separated (default all three)")
+    storm.add_argument("--parts", type=_names(("slow", "herd", "slowloris", "open")),
+                       default="slow,herd,slowloris,open", help="comma-separated (default all four)")
+    storm.add_argument("--output", type=Path, default=Path("-"),
+                       help="also write the markdown report here (default '-': stdout only)")
+    storm.add_argument("--json", type=Path, metavar="PATH",
+                       default=Path(__file__).resolve().parent / ".work" / "storm-results.json",
+                       help="every number as JSON (default bench/.work/storm-results.json)")
+    storm.add_argument("--wait-load", type=float, default=180.0, metavar="SECONDS",
+                       help="wait up to this long for the 1-min load average to drop below the CPU count (default "
+                       "180; 0: don't wait)")
+    storm.add_argument("--work-dir", type=Path, help="servers' data and logs here (kept)")
+    storm.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
+    storm.add_argument("--python", help="Python 3.11 for Glance's venv (default: $GLANCE_PYTHON or python3.11)")
+    _storm_options(storm)
+    storm.set_defaults(run=_run_storm)
 
     prof = scenarios.add_parser(
         "profile", help="py-spy (cProfile for prune) of imagecache under one scenario's load; a text summary",
@@ -153,6 +188,34 @@ def _names(allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
         return names
 
     return parse
+
+
+def _storm_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("storm (bench/storm.py)")
+    group.add_argument("--storm-size", type=_size, default="64M",
+                       help="the cached image the slow clients and open streams read (default 64M)")
+    group.add_argument("--slow-clients", type=_positive_int, default=200, help="slow clients (default 200)")
+    group.add_argument("--slow-rate", type=_rate, default="4M", help="each slow client's rate (default 4M = 4 MiB/s)")
+    group.add_argument("--herd-ns", type=_counts, default="8,32,128", help="herd sizes (default 8,32,128)")
+    group.add_argument("--slowloris", type=_positive_int, default=256, help="slow-header connections (default 256)")
+    group.add_argument("--open-streams", type=_positive_int, default=500, help="open streams (default 500)")
+    group.add_argument("--open-rate", type=_rate, default="64K", help="an open stream's rate (default 64K)")
+    group.add_argument("--seconds", type=_positive_float, default=10.0,
+                       help="sampling window of the slow clients, slowloris and open streams (default 10)")
+    group.add_argument("--probe-timeout", type=_positive_float, default=30.0,
+                       help="a probe's timeout: first byte, /healthcheck, /versions (default 30)")
+    group.add_argument("--loris-cap", type=_positive_float, default=40.0,
+                       help="how long to wait for the server to close the slowloris connections (default 40)")
+
+
+def _storm_config(args: argparse.Namespace, runs: int, parts: tuple[str, ...] | None = None):  # type: ignore[no-untyped-def]
+    from bench.storm import PARTS, StormConfig
+
+    return StormConfig(
+        size=args.storm_size, slow_clients=args.slow_clients, slow_rate=args.slow_rate, herd_ns=args.herd_ns,
+        slowloris=args.slowloris, open_streams=args.open_streams, open_rate=args.open_rate, seconds=args.seconds,
+        timeout=args.probe_timeout, loris_cap=args.loris_cap, runs=runs, parts=parts or PARTS,
+    )
 
 
 def _glance_options(parser: argparse.ArgumentParser) -> None:
@@ -197,10 +260,25 @@ def _run_all(args: argparse.Namespace) -> int:
         small_seconds=args.small_seconds, index_entries=args.index_entries, index_prune=args.index_prune,
         targets=args.targets, scenarios=args.scenarios, work_dir=args.work_dir, keep=args.keep,
         python=args.python, output=output, json_path=args.json, wait_load=args.wait_load,
-        command=command_line(sys.argv[1:]),
+        command=command_line(sys.argv[1:]), storm=_storm_config(args, args.storm_runs),
     )
     results, info = run_compare(config)
     print(write_outputs(config, results, info), flush=True)
+    return 1 if any(cell.errors for cell in results.cells.values()) else 0
+
+
+def _run_storm(args: argparse.Namespace) -> int:
+    from bench.compare import CompareConfig, command_line, run_compare, write_outputs
+    from bench.storm import render_report
+
+    output = None if str(args.output) == "-" else args.output
+    config = CompareConfig(
+        runs=args.runs, herd_size=args.herd_size, targets=args.targets, scenarios=("storm",),
+        work_dir=args.work_dir, keep=args.keep, python=args.python, output=output, json_path=args.json,
+        wait_load=args.wait_load, command=command_line(sys.argv[1:]), storm=_storm_config(args, args.runs, args.parts),
+    )
+    results, info = run_compare(config)
+    print(write_outputs(config, results, info, renderer=render_report), flush=True)
     return 1 if any(cell.errors for cell in results.cells.values()) else 0
 
 

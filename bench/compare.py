@@ -18,7 +18,10 @@ alike.  Scenarios (rows of the table, :mod:`bench.results`):
    images, each request an authorized ``GET /v2/images/{id}/file``;
 5. ``index``: see :mod:`bench.index`;
 6. ``memory``: RSS of the server's processes (master + workers, from /proc,
-   every 50 ms) while 10 clients download the cached 1 GiB image; the peak.
+   every 50 ms) while 10 clients download the cached 1 GiB image; the peak;
+7. ``storm`` (rows 7–11): slow clients, herds up to 128 with hits at the same
+   N, slowloris, server CPU per GiB, RSS with 500 open streams; see
+   :mod:`bench.storm` (its runs: ``storm.runs``, 1 by default).
 
 Every figure is the median of ``--runs`` runs with min–max; the table goes
 to ``--output`` (bench/RESULTS.md by default) and every run's numbers to
@@ -38,13 +41,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.http import Batch, release_together, write_random_file
 from bench.limit import hash_rates, test_data
 from bench.procs import RssSampler, rss_bytes
 from bench.report import facts_line, load_average, machine_facts, repo_relative
 from bench.results import ROW_BY_KEY, TARGET_TITLES, Results, footnotes, furthest_from_limit, runs_listing, table
+from bench.storm import StormConfig, render_section, scenario_storm
 from bench.targets import GlanceTarget, ImagecacheTarget, LimitTarget, Target, describe
 from bench.units import GiB, KiB, MiB, format_size
 
@@ -52,7 +56,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 WORK_ROOT = BENCH_DIR / ".work"
 RESULTS = BENCH_DIR / "RESULTS.md"
 GB = 1e9
-SCENARIOS = ("miss", "hit", "herd", "small", "memory", "index")
+SCENARIOS = ("miss", "hit", "herd", "small", "memory", "index", "storm")
 TARGET_NAMES = ("imagecache", "glance", "limit")
 
 Log = Callable[[str], None]
@@ -88,6 +92,7 @@ class CompareConfig:
     json_path: Path | None = None
     wait_load: float = 0.0  # seconds to wait (at most) for the 1-min load to drop below the CPU count
     command: str = "python -m bench all"
+    storm: StormConfig = field(default_factory=StormConfig)  # the storm scenario's settings (bench/storm.py)
 
 
 @dataclass
@@ -276,14 +281,25 @@ def scenario_memory(ctx: Context) -> None:
 # -- 3. herd ----------------------------------------------------------------------------------
 
 
-def herd_run(ctx: Context, name: str, target: Target, n: int) -> tuple[float, float]:
-    """One herd: (wall, store reads ÷ size); reads NaN where not measured."""
+class HerdRun(NamedTuple):
+    wall: float
+    reads: float  # store reads ÷ size; NaN where not measured
+    cpu: float  # measure() after the downloads less before (NaN without measure)
+    batch: Batch
+
+
+def herd_run_measured(ctx: Context, name: str, target: Target, n: int,
+                      measure: Callable[[], float] | None = None) -> HerdRun:
+    """One herd of the "herd" image; ``measure`` (e.g. the server's CPU seconds) is read just before the
+    downloads start and just after the last one ends."""
     size = ctx.config.herd_size
     iid = image(ctx, name, "herd")
     target.evict(iid)
     hits0 = settled_hits(target, iid) if isinstance(target, GlanceTarget) else 0.0
     store0 = target.store_bytes()
+    before = measure() if measure is not None else float("nan")
     batch = download_batch(target, iid, n, size, ctx.config.timeout)
+    used = measure() - before if measure is not None else float("nan")
     if batch.errors:
         raise RuntimeError("; ".join(batch.errors[:3]))
     target.wait_cached(iid)
@@ -293,7 +309,13 @@ def herd_run(ctx: Context, name: str, target: Target, n: int) -> tuple[float, fl
         ctx.extra.setdefault(f"herd{n}_glance_hits", []).append(hits)
     else:
         reads = (target.store_bytes() - store0) / size
-    return batch.wall, reads
+    return HerdRun(batch.wall, reads, used, batch)
+
+
+def herd_run(ctx: Context, name: str, target: Target, n: int) -> tuple[float, float]:
+    """One herd: (wall, store reads ÷ size); reads NaN where not measured."""
+    run = herd_run_measured(ctx, name, target, n)
+    return run.wall, run.reads
 
 
 def scenario_herd(ctx: Context) -> None:
@@ -465,16 +487,21 @@ def run_compare(config: CompareConfig, log: Log = _stderr) -> tuple[Results, dic
                 log(f"bench: writing {format_size(config.size)} of random data")
                 sha256 = write_random_file(big, config.size)
                 upload_everywhere(ctx, "big", big)
-            if "herd" in server_scenarios:
+            if {"herd", "storm"} & set(server_scenarios):
                 herd = work / "herd.raw"
                 write_random_file(herd, config.herd_size)
                 upload_everywhere(ctx, "herd", herd)
+            if "storm" in server_scenarios:
+                storm = work / "storm.raw"
+                write_random_file(storm, config.storm.size)
+                upload_everywhere(ctx, "storm", storm)
             steps: list[tuple[str, Callable[[], None]]] = [
                 ("miss", lambda: scenario_miss(ctx, sha256)),
                 ("hit", lambda: scenario_hit(ctx)),
                 ("memory", lambda: scenario_memory(ctx)),
                 ("herd", lambda: scenario_herd(ctx)),
                 ("small", lambda: scenario_small(ctx)),
+                ("storm", lambda: scenario_storm(ctx)),
             ]
             for scenario, step in steps:
                 if scenario in server_scenarios:
@@ -597,7 +624,9 @@ def render(config: CompareConfig, results: Results, info: dict[str, Any]) -> str
         f"6. **memory**: {config.memory_clients} concurrent downloads of the cached image; the RSS of every "
         "process of the server's process group (gunicorn master + workers; the limit's one process) summed, "
         "sampled every 50 ms from /proc; the peak. Shared pages count once per process.",
+        *(["7–11. **storm**: see the Storm section below."] if "storm" in config.scenarios else []),
         "",
+        *(render_section(config, info) if "storm" in config.scenarios else []),
         "### Notes per figure",
         "",
         *footnotes(results),
@@ -642,8 +671,11 @@ def render(config: CompareConfig, results: Results, info: dict[str, Any]) -> str
     return "\n".join(lines)
 
 
-def write_outputs(config: CompareConfig, results: Results, info: dict[str, Any]) -> str:
-    text = repo_relative(render(config, results, info))
+def write_outputs(config: CompareConfig, results: Results, info: dict[str, Any],
+                  renderer: Callable[[CompareConfig, Results, dict[str, Any]], str] | None = None) -> str:
+    """The markdown (``renderer``, default :func:`render`: the ``all`` report) to ``config.output``, the
+    numbers to ``config.json_path``; the markdown."""
+    text = repo_relative((renderer or render)(config, results, info))
     if config.output is not None:
         config.output.write_text(text, encoding="utf-8")
     if config.json_path is not None:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def group_pids(pgid: int) -> list[int]:
@@ -42,6 +43,24 @@ def rss_bytes(pids: list[int]) -> int:
         except (OSError, IndexError, ValueError):
             pass
     return total
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds (``utime`` + ``stime`` of ``/proc/<pid>/stat``, every thread) summed over
+    ``pids``; a process gone meanwhile counts 0 (take the pids again at each reading)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()  # fields[0] is field 3 (state)
+        try:
+            total += int(fields[11]) + int(fields[12])  # fields 14 and 15: utime, stime
+        except (IndexError, ValueError):
+            pass
+    return total / TICKS
 
 
 def io_counters(pids: list[int]) -> dict[str, int]:

@@ -44,18 +44,32 @@ ROW_BY_KEY = {row.key: row for row in ROWS}
 
 @dataclass
 class Cell:
-    """One target's figure for one row: per-run values, or a text with the reason there is none."""
+    """One target's figure for one row: per-run values, or a text with the reason there is none.
+
+    With ``cap`` set, a value of ``inf`` is a timeout (a request not answered
+    within ``cap`` seconds): it counts in the median, min and max, shown as
+    ``>cap``; ``cap_text`` replaces the figure when every value timed out.
+    """
 
     values: list[float] = field(default_factory=list)
     text: str | None = None  # shown instead of the summary ("n/a", "1 (floor)")
     reason: str | None = None  # why there is no measured figure (a footnote)
     note: str | None = None  # how it was measured, when it differs from the row's method
     errors: list[str] = field(default_factory=list)
+    cap: float | None = None  # the timeout of the values (inf = timed out); None: no timeouts here
+    cap_text: str | None = None  # shown when every value timed out (default ">cap, all n timed out")
 
     @property
     def summary(self) -> Summary | None:
-        finite = [v for v in self.values if math.isfinite(v)]
-        return Summary.of(finite) if finite else None
+        if self.cap is not None:
+            kept = [v for v in self.values if not math.isnan(v)]
+        else:
+            kept = [v for v in self.values if math.isfinite(v)]
+        return Summary.of(kept) if kept else None
+
+    @property
+    def timeouts(self) -> int:
+        return sum(1 for v in self.values if v == math.inf) if self.cap is not None else 0
 
     @property
     def median(self) -> float:
@@ -64,20 +78,37 @@ class Cell:
 
     def as_dict(self) -> dict[str, Any]:
         summary = self.summary
+
+        def safe(value: float) -> float | str | None:
+            if value == math.inf and self.cap is not None:
+                return f">{self.cap:g}"
+            return value if math.isfinite(value) else None
+
         return {
-            "values": self.values, "text": self.text, "reason": self.reason, "note": self.note,
-            "errors": self.errors, "summary": summary.as_dict() if summary else None,
+            "values": [safe(v) for v in self.values], "text": self.text, "reason": self.reason, "note": self.note,
+            "errors": self.errors, "cap": self.cap, "timeouts": self.timeouts,
+            "summary": {k: safe(v) if k != "n" else v for k, v in summary.as_dict().items()} if summary else None,
         }
 
 
 class Results:
-    """Cells by (row, target), filled as scenarios run."""
+    """Cells by (row, target), filled as scenarios run; the rows are :data:`ROWS` plus any a scenario adds
+    (:meth:`add_rows`: the storm's, whose titles name its settings)."""
 
-    def __init__(self) -> None:
+    def __init__(self, rows: tuple[Row, ...] = ROWS) -> None:
         self.cells: dict[tuple[str, str], Cell] = {}
+        self.rows: list[Row] = list(rows)
+        self.row_by_key: dict[str, Row] = {row.key: row for row in self.rows}
+
+    def add_rows(self, rows: tuple[Row, ...] | list[Row]) -> None:
+        """Rows after the others, in this order (a key already known keeps its first row)."""
+        for row in rows:
+            if row.key not in self.row_by_key:
+                self.rows.append(row)
+                self.row_by_key[row.key] = row
 
     def cell(self, row: str, target: str) -> Cell:
-        if row not in ROW_BY_KEY:
+        if row not in self.row_by_key:
             raise KeyError(f"unknown row {row!r}")
         return self.cells.setdefault((row, target), Cell())
 
@@ -95,7 +126,9 @@ class Results:
         return {f"{row}/{target}": cell.as_dict() for (row, target), cell in self.cells.items()}
 
 
-def fmt(value: float, digits: int) -> str:
+def fmt(value: float, digits: int, cap: float | None = None) -> str:
+    if value == math.inf and cap is not None:
+        return f">{cap:g}"
     if not math.isfinite(value):
         return "–"
     return f"{value:,.{digits}f}"
@@ -109,9 +142,15 @@ def render_cell(cell: Cell | None, row: Row) -> str:
         return cell.text
     if summary is None:
         return "error" if cell.errors else "not run"
-    text = fmt(summary.median, row.digits)
-    if summary.n > 1:
-        text += f" ({fmt(summary.min, row.digits)}–{fmt(summary.max, row.digits)})"
+    timeouts = cell.timeouts
+    if timeouts and timeouts == summary.n:
+        text = cell.cap_text or f">{cell.cap:g}, all {summary.n} timed out"
+    else:
+        text = fmt(summary.median, row.digits, cell.cap)
+        if summary.n > 1:
+            text += f" ({fmt(summary.min, row.digits, cell.cap)}–{fmt(summary.max, row.digits, cell.cap)})"
+        if timeouts:
+            text += f", {timeouts} of {summary.n} timed out"
     if cell.text is not None:
         text = cell.text
     if cell.errors:
@@ -161,11 +200,11 @@ def furthest_from_limit(
     return best
 
 
-def table(results: Results, rows: tuple[Row, ...] = ROWS) -> str:
+def table(results: Results, rows: tuple[Row, ...] | list[Row] | None = None) -> str:
     header = ("row", "unit", "better", *(TARGET_TITLES[t] for t in TARGETS),
               "imagecache ÷ Glance", "imagecache ÷ limit")
     lines = []
-    for row in rows:
+    for row in results.rows if rows is None else rows:
         cells = {t: results.cells.get((row.key, t)) for t in TARGETS}
         if not any(cells.values()):
             continue
@@ -181,7 +220,7 @@ def table(results: Results, rows: tuple[Row, ...] = ROWS) -> str:
 def footnotes(results: Results) -> list[str]:
     """Each cell's reason and note, as ``row / target: text`` lines."""
     out: list[str] = []
-    for row in ROWS:
+    for row in results.rows:
         for target in TARGETS:
             cell = results.cells.get((row.key, target))
             if cell is None:
@@ -197,11 +236,11 @@ def footnotes(results: Results) -> list[str]:
 def runs_listing(results: Results) -> list[str]:
     """Every run's value, one line per cell (for the record)."""
     out: list[str] = []
-    for row in ROWS:
+    for row in results.rows:
         for target in TARGETS:
             cell = results.cells.get((row.key, target))
             if cell is None or not cell.values:
                 continue
-            values = ", ".join(fmt(v, max(row.digits, 2) if row.digits else 0) for v in cell.values)
+            values = ", ".join(fmt(v, max(row.digits, 2) if row.digits else 0, cell.cap) for v in cell.values)
             out.append(f"- {row.key} / {target}: {values}")
     return out

@@ -65,7 +65,7 @@ import importlib  # noqa: E402
 BENCH_MODULES = (
     "bench.compare", "bench.edge_check", "bench.glance", "bench.glance_auth", "bench.herd", "bench.http",
     "bench.index", "bench.limit", "bench.procs", "bench.profile", "bench.report", "bench.results",
-    "bench.server", "bench.stats", "bench.targets", "bench.units", "bench.wrk",
+    "bench.server", "bench.slow", "bench.stats", "bench.storm", "bench.targets", "bench.units", "bench.wrk",
 )
 
 
@@ -118,6 +118,103 @@ def test_the_helpers_read_what_they_are_given() -> None:
     results.add("miss", "limit", 2.0)
     assert furthest_from_limit(results)[0].key == "hit1"
     assert render_cell(Cell(text="n/a"), ROW_BY_KEY["index_list"]) == "n/a"
+
+
+def test_a_tiny_storm_runs_against_imagecache_and_the_limit(tmp_path: Path) -> None:
+    """Every storm row, for both targets, with sane numbers (not timings): 4 slow clients, a herd of 2,
+    4 slowloris connections, 4 open streams, 8 MiB images, 1 s sampling windows."""
+    import json
+    import math
+
+    from bench.compare import CompareConfig, run_compare, write_outputs
+    from bench.storm import StormConfig, render_report, storm_rows
+    from bench.units import KiB
+
+    storm = StormConfig(
+        size=8 * MiB, slow_clients=4, slow_rate=1 * MiB, herd_ns=(2,), slowloris=4, open_streams=4, seconds=1.0,
+        interval=0.5, timeout=5.0, ramp=0.3, loris_interval=0.5, loris_cap=2.0, open_rate=64 * KiB,
+        open_burst=64 * KiB, recover=10.0,
+    )
+    config = CompareConfig(
+        runs=1, herd_size=8 * MiB, targets=("imagecache", "limit"), scenarios=("storm",), storm=storm,
+        work_dir=tmp_path / "storm", output=None, json_path=tmp_path / "storm.json", command="python -m bench storm",
+    )
+    results, info = run_compare(config, log=lambda message: None)
+
+    rows = storm_rows(storm, 8 * MiB)
+    assert [row.key for row in rows if row.key.startswith(("sherd", "shit"))] == [
+        "sherd2_wall", "sherd2_gbs", "sherd2_reads", "shit2_gbs"]
+    for row in rows:
+        for target in ("imagecache", "limit"):
+            cell = results.cells[(row.key, target)]
+            assert cell.errors == [], (row.key, target, cell.errors)
+            if (row.key, target) == ("sherd2_reads", "limit"):
+                assert cell.text == "1.00 (floor)"
+                continue
+            assert cell.values, (row.key, target)
+            for value in cell.values:
+                assert not math.isnan(value) and value >= 0, (row.key, target, cell.values)
+    for target in ("imagecache", "limit"):
+        def values(key: str) -> list[float]:
+            return results.cells[(key, target)].values
+
+        for key in ("storm_ttfb", "storm_health", "loris_versions"):  # one sample every 0.5 s for 1 s
+            assert len(values(key)) == 2 and all(v > 0 for v in values(key)), (key, target)
+        assert all(0 <= v <= 4 for v in values("storm_streaming"))
+        assert all(v > 0 and math.isfinite(v) for key in ("sherd2_wall", "sherd2_gbs", "shit2_gbs")
+                   for v in values(key))
+        assert all(math.isfinite(v) for key in ("cpu_hit", "cpu_herd", "cpu_miss") for v in values(key))
+        assert len(values("loris_closed")) == 1 and 0 <= values("loris_closed")[0] <= 4
+        assert len(values("loris_close_s")) == 1 and values("loris_close_s")[0] > 0  # inf: not closed in 2 s
+        assert values("open_rss")[0] > 1 and 0 <= values("open_streaming")[0] <= 4
+    assert results.cells[("sherd2_reads", "imagecache")].values == [1.0]  # single flight, as in the herd
+
+    text = write_outputs(config, results, info, renderer=render_report)
+    for row in rows:
+        assert any(line.startswith(f"| {row.title} |") for line in text.splitlines()), row.title
+    assert "## Storm" in text and "| imagecache |" in text
+    from bench.compare import render
+
+    assert "## Storm" in render(config, results, info)  # the same section in `all`'s report
+    data = json.loads((tmp_path / "storm.json").read_text(encoding="utf-8"))
+    assert set(data["info"]["extra"]["storm"]) >= {"slow", "slowloris", "open", "miss", "herd2", "hit2"}
+    assert "storm_ttfb/imagecache" in data["results"]
+
+
+def test_timeouts_are_shown_as_such() -> None:
+    import math
+
+    from bench.results import Cell, Row, render_cell
+    from bench.slow import parse_head, request_bytes
+
+    row = Row("x", "x", "s", False, 2)
+    assert render_cell(Cell(values=[1.0, math.inf, 2.0], cap=30), row) == "2.00 (1.00–>30), 1 of 3 timed out"
+    assert render_cell(Cell(values=[math.inf, math.inf], cap=30), row) == ">30, all 2 timed out"
+    assert render_cell(Cell(values=[math.inf], cap=40, cap_text="not closed within 40 s"), row) == \
+        "not closed within 40 s"
+    assert Cell(values=[math.inf, 1.0], cap=30).as_dict()["values"] == [">30", 1.0]
+    assert render_cell(Cell(values=[1.0, math.inf]), row) == "1.00"  # no cap: inf is not a timeout, dropped
+    assert parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 12") == (200, 12)
+    assert request_bytes("h", 1, "/p", {"X-A": "b"}).startswith(b"GET /p HTTP/1.1\r\nHost: h:1\r\nX-A: b\r\n")
+
+
+def test_the_storm_command_line_takes_its_options(capsys) -> None:
+    from bench.__main__ import _storm_config, build_parser
+
+    args = build_parser().parse_args(["storm", "--slow-rate", "4MiB/s", "--herd-ns", "8,32", "--seconds", "3",
+                                      "--targets", "imagecache,limit", "--storm-size", "16M"])
+    storm = _storm_config(args, args.runs, args.parts)
+    assert (storm.slow_rate, storm.herd_ns, storm.seconds, storm.size) == (4 * MiB, (8, 32), 3.0, 16 * MiB)
+    assert (storm.slow_clients, storm.slowloris, storm.open_streams, storm.runs) == (200, 256, 500, 1)
+    assert "storm" in build_parser().parse_args(["all"]).scenarios
+    for argv in (["storm", "--herd-ns", "0"], ["storm", "--slow-clients", "0"], ["storm", "--parts", "nope"]):
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as exc:
+            assert exc.code == 2
+        else:  # pragma: no cover
+            raise AssertionError(f"{argv} was accepted")
+    assert "error" in capsys.readouterr().err
 
 
 def test_committed_reports_name_no_machine_path() -> None:

@@ -35,7 +35,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The benchmarks (never part of `make test`): every scenario against imagecache,
-# Glance 33 and the limit, written to bench/RESULTS.md (~15 min; see bench/README.md).
+# Glance 33 and the limit, written to bench/RESULTS.md (~22 min with the storm; see bench/README.md).
 # make bench BENCH_ARGS='--scenarios hit,miss --targets imagecache,limit --output -'
 bench: $(STAMP)
 	$(BIN)/python -m bench all --runs 5 $(BENCH_ARGS)

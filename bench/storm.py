@@ -113,6 +113,8 @@ def storm_rows(config: StormConfig, herd_size: int) -> tuple[Row, ...]:
         Row("cpu_hit", "9. server CPU per GiB delivered: hits", "CPU-s/GiB", False, 2),
         Row("cpu_herd", "9. server CPU per GiB delivered: herds (one fill + followers)", "CPU-s/GiB", False, 2),
         Row("cpu_miss", "9. server CPU per GiB delivered: miss (one first download)", "CPU-s/GiB", False, 2),
+        Row("cpu_follow", "9. server CPU per GiB delivered: followers (a herd less one first download)",
+            "CPU-s/GiB", False, 2),
         Row("loris_versions", f"10. slowloris: GET /versions latency while {c.slowloris} connections send a "
             f"header line every {c.loris_interval:g} s", "s", False, 3),
         Row("loris_closed", f"10. slowloris: slow connections the server closed within {c.loris_cap:g} s "
@@ -259,10 +261,12 @@ def part_herd(ctx: Context, run: int) -> None:
 
     sc, config, results = ctx.config.storm, ctx.config, ctx.results
     size = config.herd_size
-    cpu = {name: {"hit": [0.0, 0], "herd": [0.0, 0]} for name, _ in ctx.each()}
+    cpu = {name: {"hit": [0.0, 0], "herd": [0.0, 0], "follow": [0.0, 0]} for name, _ in ctx.each()}
+    one_download_cpu: dict[str, float] = {}
     for name, target in ctx.each():
         with guarded(ctx, ("cpu_miss",), name, f"storm miss run {run + 1}"):
             one = herd_run_measured(ctx, name, target, 1, measure=lambda t=target: server_cpu(t))
+            one_download_cpu[name] = one.cpu
             results.add("cpu_miss", name, one.cpu / (size / GiB))
             _detail(ctx, "miss", name, run).update({"wall_s": one.wall, "cpu_s": one.cpu, "reads": one.reads})
             ctx.log(f"bench: storm miss run {run + 1}: {name} {one.wall:.2f} s, {one.cpu:.2f} CPU-s "
@@ -270,7 +274,7 @@ def part_herd(ctx: Context, run: int) -> None:
     for n in sc.herd_ns:
         wall, gbs, reads, hit = f"sherd{n}_wall", f"sherd{n}_gbs", f"sherd{n}_reads", f"shit{n}_gbs"
         for name, target in ctx.each():
-            with guarded(ctx, (wall, gbs, reads, "cpu_herd"), name, f"storm herd N={n} run {run + 1}"):
+            with guarded(ctx, (wall, gbs, reads, "cpu_herd", "cpu_follow"), name, f"storm herd N={n} run {run + 1}"):
                 herd = herd_run_measured(ctx, name, target, n, measure=lambda t=target: server_cpu(t))
                 results.add(wall, name, herd.wall)
                 results.add(gbs, name, herd.batch.nbytes / herd.wall / GB)
@@ -283,6 +287,11 @@ def part_herd(ctx: Context, run: int) -> None:
                     results.add(reads, name, herd.reads)
                 cpu[name]["herd"][0] += herd.cpu
                 cpu[name]["herd"][1] += herd.batch.nbytes
+                if n > 1 and name in one_download_cpu:
+                    # What the N-1 clients beyond the first cost: the fill and its first reader
+                    # are what a lone first download costs, measured just before.
+                    cpu[name]["follow"][0] += herd.cpu - one_download_cpu[name]
+                    cpu[name]["follow"][1] += herd.batch.nbytes * (n - 1) // n
                 _detail(ctx, f"herd{n}", name, run).update({"wall_s": herd.wall, "cpu_s": herd.cpu,
                                                             "reads": herd.reads})
                 ctx.log(f"bench: storm herd N={n} run {run + 1}: {name} wall {herd.wall:.2f} s, "
@@ -494,7 +503,9 @@ def render_section(config: CompareConfig, info: dict[str, Any]) -> list[str]:
         "9. **CPU per GiB**: `utime + stime` from `/proc/<pid>/stat` summed over the server's process group "
         "(gunicorn master + workers; Glance's the same; the limit's one process) just before and after each "
         "download batch of row 8, ÷ GiB delivered to the clients. hits: the hit batches; herds: the herd "
-        "batches (one fill, the rest followers or hits); miss: one first download (N=1) before the herds. "
+        "batches (one fill, the rest followers or hits); miss: one first download (N=1) before the herds; "
+        "followers: each herd's CPU less that first download's (the fill and one reader), ÷ the other N-1 "
+        "clients' GiB. "
         "Clock ticks of 10 ms: small images make coarse figures.",
         f"10. **slowloris**: {sc.slowloris} connections send `GET /versions HTTP/1.1` and then one header line "
         f"every {sc.loris_interval:g} s, never the blank line; meanwhile a normal `GET /versions` every "

@@ -163,7 +163,8 @@ def test_a_tiny_storm_runs_against_imagecache_and_the_limit(tmp_path: Path) -> N
         assert all(0 <= v <= 4 for v in values("storm_streaming"))
         assert all(v > 0 and math.isfinite(v) for key in ("sherd2_wall", "sherd2_gbs", "shit2_gbs")
                    for v in values(key))
-        assert all(math.isfinite(v) for key in ("cpu_hit", "cpu_herd", "cpu_miss") for v in values(key))
+        assert all(math.isfinite(v) for key in ("cpu_hit", "cpu_herd", "cpu_miss", "cpu_follow") for v in values(key))
+        assert len(values("cpu_follow")) == 1
         assert len(values("loris_closed")) == 1 and 0 <= values("loris_closed")[0] <= 4
         assert len(values("loris_close_s")) == 1 and values("loris_close_s")[0] > 0  # inf: not closed in 2 s
         assert values("open_rss")[0] > 1 and 0 <= values("open_streaming")[0] <= 4

@@ -132,3 +132,16 @@ def test_kept_alive_connections_carry_hits_ranges_and_misses(start_server: Any) 
     finally:
         connection.close()
     assert cache_listing(server)[image_id]["hits"] == 4
+
+
+def test_pipelined_requests_after_a_hit_are_answered(start_server: Any) -> None:
+    server = start_server(auth="none")
+    data = os.urandom(1 << 20)
+    image_id = create(server, "admin", data)
+    assert get(server, f"/v2/images/{image_id}/file")[2] == data  # cached now
+    request = f"GET /v2/images/{image_id}/file HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+    with socket.create_connection((server.host, server.port), timeout=30) as sock:
+        sock.sendall(request * 2 + b"GET /versions HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        received = read_until_closed(sock)
+    assert received.count(b"HTTP/1.1 200 OK") == 3
+    assert received.count(data) == 2

@@ -360,6 +360,9 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
             self.log.exception("closing a response body failed")
         self.log.access(offload.resp, offload.req, offload.environ, datetime.now() - offload.started)
         if ok and offload.keepalive and self.alive:
+            if conn.parser.unreader.buf.getvalue():
+                self.enqueue_req(conn)  # a pipelined request is already read: the socket will not wake us
+                return
             conn.set_timeout()
             self.keepalived_conns.append(conn)
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))

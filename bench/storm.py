@@ -290,7 +290,8 @@ def part_herd(ctx: Context, run: int) -> None:
                 if n > 1 and name in one_download_cpu:
                     # What the N-1 clients beyond the first cost: the fill and its first reader
                     # are what a lone first download costs, measured just before.
-                    cpu[name]["follow"][0] += herd.cpu - one_download_cpu[name]
+                    # Clock ticks are 10 ms: a small herd can cost what one download did, or a tick less.
+                    cpu[name]["follow"][0] += max(0.0, herd.cpu - one_download_cpu[name])
                     cpu[name]["follow"][1] += herd.batch.nbytes * (n - 1) // n
                 _detail(ctx, f"herd{n}", name, run).update({"wall_s": herd.wall, "cpu_s": herd.cpu,
                                                             "reads": herd.reads})

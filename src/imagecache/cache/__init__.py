@@ -39,6 +39,7 @@ from imagecache.cache.eviction import bytes_to_free, select_victims
 from imagecache.cache.fill import FillWriter, is_locked, remove_if_stalled
 from imagecache.cache.flight import FillClaim, FillResult, TailReader, open_reader
 from imagecache.cache.layout import CacheLayout, validate_image_id
+from imagecache.cache.progress import ProgressWatch
 from imagecache.cache.verify import Expected, mismatch, multihash_algo
 from imagecache.config import Settings, effective_min_free
 from imagecache.metrics import Metrics
@@ -120,6 +121,8 @@ class ImageCache:
         self.layout = CacheLayout(settings.image_cache_dir)
         self.layout.ensure()
         self._clock = clock
+        #: Wakes the readers of fills in this process when their file changes.
+        self.progress = ProgressWatch()
         self.driver: Driver
         self.init_driver()
         if reconcile:
@@ -147,6 +150,7 @@ class ImageCache:
         self.driver.configure()
 
     def close(self) -> None:
+        self.progress.close()
         self.driver.close()
 
     # -- questions --------------------------------------------------------------
@@ -345,6 +349,7 @@ class ImageCache:
             finish=lambda w: self._finish(w, expected),
             on_result=self._count_fill,
             abandon_after=self.settings.fill_abandon_after,
+            progress=self.progress,
         )
 
     def follow(self, image_id: str, size: int | None = None) -> TailReader | None:
@@ -354,7 +359,7 @@ class ImageCache:
         byte back until the file is verified and published.
         """
         try:
-            return open_reader(self.layout, validate_image_id(image_id), size)
+            return open_reader(self.layout, validate_image_id(image_id), size, self.progress)
         except OSError:
             LOG.exception("cannot follow the fill of image %s", image_id)
             return None

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable, Iterator
 from imagecache.cache.errors import FillFailed, ImageVerificationError
 from imagecache.cache.fill import VERIFIED_MODE, FillWriter, open_if_locked
 from imagecache.cache.layout import CacheLayout, names_open_file
+from imagecache.cache.progress import ProgressWatch, Watch
 
 LOG = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ READ_CHUNK = 1 << 20
 #: follower keeps up with a fast fill, long enough to cost nothing.
 POLL_MIN = 0.002
 POLL_MAX = 0.05
+#: With a progress watch, the longest a reader waits without an event
+#: before it looks anyway (a safety net; events normally come first).
+WATCH_TIMEOUT = 0.25
 #: How often the fill thread looks for readers (a flock attempt).
 READER_CHECK_INTERVAL = 0.5
 READERS_SUFFIX = ".readers"
@@ -119,13 +123,18 @@ class TailReader:
     otherwise.  Always close() it (WSGI servers close response bodies).
     """
 
-    def __init__(self, layout: CacheLayout, image_id: str, fd: int, size: int | None, mark: ReaderMark) -> None:
+    def __init__(
+        self, layout: CacheLayout, image_id: str, fd: int, size: int | None, mark: ReaderMark,
+        watch: Watch | None = None,
+    ) -> None:
         self.layout = layout
         self.image_id = image_id
         self.size = size
         self.offset = 0
         self._fd = fd
         self._mark = mark
+        #: Wakes this reader when the writer makes progress (else it polls).
+        self._watch = watch
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -149,6 +158,7 @@ class TailReader:
         complete = False
         delay = POLL_MIN
         while True:
+            seen = self._watch.mark() if self._watch is not None else 0
             on_disk = os.fstat(self._fd).st_size
             if self.size is not None:
                 # Hold the last byte back until the writer has published the image.
@@ -175,8 +185,11 @@ class TailReader:
                 raise ImageVerificationError(f"image {self.image_id} failed verification while being cached")
             if state is _State.GONE:
                 raise FillFailed(self.image_id, self.offset, "the writer stopped without publishing")
-            time.sleep(delay)
-            delay = min(delay * 2, POLL_MAX)
+            if self._watch is not None:
+                self._watch.wait(seen, WATCH_TIMEOUT)  # until the file changes
+            else:
+                time.sleep(delay)
+                delay = min(delay * 2, POLL_MAX)
 
     @property
     def fd(self) -> int:
@@ -207,13 +220,28 @@ class TailReader:
         if not self._closed:
             self._closed = True
             self._mark.release()
+            if self._watch is not None:
+                self._watch.close()
             with contextlib.suppress(OSError):
                 os.close(self._fd)
 
 
-def open_reader(layout: CacheLayout, image_id: str, size: int | None) -> TailReader | None:
+def _watch(progress: ProgressWatch | None, path: str) -> Watch | None:
+    if progress is None:
+        return None
+    try:
+        return progress.watch(path)
+    except Exception:  # noqa: BLE001 - a reader without a watch polls, which is only slower
+        LOG.debug("cannot watch %s; polling instead", path, exc_info=True)
+        return None
+
+
+def open_reader(
+    layout: CacheLayout, image_id: str, size: int | None, progress: ProgressWatch | None = None
+) -> TailReader | None:
     """A reader of the fill in progress for ``image_id``, or None when there is none."""
-    fd = open_if_locked(layout.incomplete_path(image_id))
+    path = layout.incomplete_path(image_id)
+    fd = open_if_locked(path)
     if fd is None:
         return None  # no writer (or it just finished): nothing to follow
     try:
@@ -221,7 +249,7 @@ def open_reader(layout: CacheLayout, image_id: str, size: int | None) -> TailRea
     except OSError:
         os.close(fd)
         raise
-    return TailReader(layout, image_id, fd, size, mark)
+    return TailReader(layout, image_id, fd, size, mark, _watch(progress, path))
 
 
 #: write(writer, chunk) -> False once the fill cannot go on (too big, disk full ...).
@@ -243,9 +271,11 @@ class FillClaim:
         finish: FinishFill,
         on_result: Callable[[FillResult], None],
         abandon_after: float,
+        progress: ProgressWatch | None = None,
     ) -> None:
         self.layout = layout
         self.writer = writer
+        self._progress = progress
         self.image_id = writer.image_id
         self.size = size
         self._write = write
@@ -263,8 +293,10 @@ class FillClaim:
         The reader is registered before the thread starts, so the fill never
         sees a moment with nobody reading before its first client.
         """
-        fd = os.open(self.layout.incomplete_path(self.image_id), os.O_RDONLY | os.O_CLOEXEC)
-        reader = TailReader(self.layout, self.image_id, fd, self.size, ReaderMark(readers_path(self.layout, self.image_id)))
+        path = self.layout.incomplete_path(self.image_id)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        reader = TailReader(self.layout, self.image_id, fd, self.size, ReaderMark(readers_path(self.layout, self.image_id)),
+                            _watch(self._progress, path))
         self.thread = threading.Thread(
             target=self._run, args=(source,), name=f"fill-{self.image_id[:8]}", daemon=True
         )

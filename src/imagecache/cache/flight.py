@@ -139,13 +139,17 @@ class TailReader:
 
     def __iter__(self) -> Iterator[bytes]:
         for offset, length in self.pieces():
-            position, stop = offset, offset + length
-            while position < stop:
-                data = os.pread(self._fd, min(READ_CHUNK, stop - position), position)
-                if not data:
-                    raise FillFailed(self.image_id, position, "the incomplete file shrank")
-                position += len(data)
-                yield data
+            yield from self.read(offset, length)
+
+    def read(self, offset: int, length: int) -> Iterator[bytes]:
+        """The bytes of a run :meth:`pieces` handed out, in chunks of at most READ_CHUNK."""
+        position, stop = offset, offset + length
+        while position < stop:
+            data = os.pread(self._fd, min(READ_CHUNK, stop - position), position)
+            if not data:
+                raise FillFailed(self.image_id, position, "the incomplete file shrank")
+            position += len(data)
+            yield data
 
     def pieces(self) -> Iterator[tuple[int, int]]:
         """The file as runs of (offset, length) that may be sent now, in order.

@@ -96,12 +96,13 @@ class FileStream:
             self.body.on_bytes(sent)
 
 
-def send_range(sock: socket.socket, fd: int, offset: int, length: int, timeout: float) -> None:
+def send_range(sock: socket.socket, fd: int, offset: int, length: int, timeout: float,
+               on_bytes: Callable[[int], None] | None = None) -> None:
     """Send a file range to a socket from a thread: sendfile, waiting at most ``timeout`` for room.
 
     The socket may be in timeout mode (non-blocking underneath), as the
     worker's request sockets are; TimeoutError when the client reads nothing
-    for ``timeout`` seconds.
+    for ``timeout`` seconds.  ``on_bytes(n)`` hears of every piece sent.
     """
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLOUT)
@@ -116,3 +117,5 @@ def send_range(sock: socket.socket, fd: int, offset: int, length: int, timeout: 
             raise OSError(errno.EIO, "the file ended early")
         offset += sent
         length -= sent
+        if on_bytes is not None:
+            on_bytes(sent)

@@ -39,6 +39,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from imagecache.serving import canned
@@ -213,8 +214,6 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
 
     def _handle_request(self, req: Any, conn: TConn) -> Any:
         """gunicorn's ``ThreadWorker.handle_request``, less HTTP/2, plus the offload."""
-        from gunicorn.http import wsgi  # noqa: PLC0415 - gunicorn's own module, as gthread imports it
-
         environ: dict[str, Any] = {}
         resp = None
         try:
@@ -236,7 +235,7 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
                 return offload
             try:
                 if self._sends_pieces(req, resp, respiter):
-                    self._write_pieces(resp, conn.sock, respiter.pieces())
+                    self._write_pieces(resp, conn.sock, respiter)
                 elif isinstance(respiter, environ["wsgi.file_wrapper"]):
                     resp.write_file(respiter)
                 else:
@@ -277,19 +276,19 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
 
     def _sends_pieces(self, req: Any, resp: Any, body: Any) -> bool:
         """A body that hands out file runs (a fill being followed) and a response that allows sendfile."""
-        return (callable(getattr(body, "pieces", None)) and not self.cfg.is_ssl and not resp.chunked
+        return (callable(getattr(body, "pieces", None)) and callable(getattr(body, "on_bytes", None)) and not self.cfg.is_ssl and not resp.chunked
                 and resp.response_length is not None and req.method != "HEAD")
 
-    def _write_pieces(self, resp: Any, sock: socket.socket, pieces: Any) -> None:
+    def _write_pieces(self, resp: Any, sock: socket.socket, body: Any) -> None:
         """File runs by sendfile, other bytes as usual: a follower costs what a hit costs per byte."""
         resp.send_headers()
-        for piece in pieces:
+        for piece in body.pieces():
             if isinstance(piece, bytes):
                 resp.write(piece)
                 continue
             fd, offset, length = piece
             length = min(length, resp.response_length - resp.sent)
-            send_range(sock, fd, offset, length, self.limits.send_timeout)
+            send_range(sock, fd, offset, length, self.limits.send_timeout, body.on_bytes)
             resp.sent += length
 
     def _keepalive_after(self, conn: TConn, keepalive: Any) -> Any:

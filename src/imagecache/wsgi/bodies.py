@@ -91,10 +91,32 @@ class FillBody:
         self._app_body: Iterator[bytes] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
+        for piece in self.pieces():
+            if isinstance(piece, bytes):
+                yield piece
+            else:
+                _, offset, length = piece
+                for chunk in self._reader.read(offset, length):
+                    self.on_bytes(len(chunk))
+                    yield chunk
+
+    def on_bytes(self, n: int) -> None:
+        """``n`` bytes of the file's runs were sent (a server that sends them itself says so too)."""
+        self._on_cache_bytes(n)
+
+    def pieces(self) -> Iterator[tuple[int, int, int] | bytes]:
+        """The response as (descriptor, offset, length) runs of the growing file, then,
+        should the fill stop, bytes from the image service.
+
+        Iteration reads the runs; a server that sends file runs itself
+        (``sendfile``) takes them as they are and calls :meth:`on_bytes` for
+        what it sent (bytes from the app count themselves).  The reader is closed once the fill
+        stopped, before the rest comes from the app: every run handed out
+        was sent by then, as the next one is asked for only after that.
+        """
         try:
-            for chunk in self._reader:
-                self._on_cache_bytes(len(chunk))
-                yield chunk
+            for offset, length in self._reader.pieces():
+                yield self._reader.fd, offset, length
             return
         except ImageVerificationError as exc:
             # Logged once by the fill; here only the response is cut off.
@@ -104,27 +126,6 @@ class FillBody:
             offset = exc.offset
         finally:
             self._reader.close()
-        yield from self._from_app(offset)
-
-    def pieces(self) -> Iterator[tuple[int, int, int] | bytes]:
-        """The same response for a server that sends file runs itself (``sendfile``).
-
-        Yields (descriptor, offset, length) runs of the growing file, then,
-        should the fill stop, bytes from the image service; ends and raises
-        as iteration does.  The server counts nothing: the runs are counted
-        here as they are handed out.
-        """
-        try:
-            for offset, length in self._reader.pieces():
-                self._on_cache_bytes(length)
-                yield self._reader.fd, offset, length
-            return
-        except ImageVerificationError as exc:
-            raise ResponseAborted(errno.ECONNRESET, f"aborted the response: {exc}") from exc
-        except FillFailed as exc:
-            LOG.warning("%s; sending the rest from the image service", exc)
-            offset = exc.offset
-        # The reader stays open until close(): the server may still be sending its last run.
         yield from self._from_app(offset)
 
     def _from_app(self, offset: int) -> Iterator[bytes]:

@@ -121,9 +121,14 @@ class StubReader:
     def __init__(self, data: bytes, size: int) -> None:
         self.data, self.size, self.closed = data, size, False
 
-    def __iter__(self):
-        yield self.data
+    fd = -1  # never read: read() below stands in for the file
+
+    def pieces(self):
+        yield 0, len(self.data)
         raise FillFailed(self.image_id, len(self.data), "test")
+
+    def read(self, offset: int, length: int):
+        yield self.data[offset:offset + length]
 
     def close(self) -> None:
         self.closed = True

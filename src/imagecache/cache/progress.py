@@ -23,7 +23,7 @@ import os
 import select
 import struct
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 LOG = logging.getLogger(__name__)
 
@@ -47,7 +47,6 @@ class _Entry:
     condition: threading.Condition
     users: int = 1
     generation: int = 0
-    path: str = field(default="")
 
 
 class Watch:
@@ -99,7 +98,7 @@ class ProgressWatch:
                 return None  # e.g. the file is already gone, or the watch limit is reached: poll
             entry = self._entries.get(wd)
             if entry is None:
-                entry = self._entries[wd] = _Entry(threading.Condition(threading.Lock()), path=path)
+                entry = self._entries[wd] = _Entry(threading.Condition(threading.Lock()))
             else:
                 entry.users += 1
             return Watch(self, wd, entry)

@@ -126,12 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     everything.add_argument("--json", type=Path, metavar="PATH",
                             default=Path(__file__).resolve().parent / ".work" / "all-results.json",
                             help="every run's numbers as JSON (default bench/.work/all-results.json)")
-    everything.add_argument("--wait-load", type=float, default=180.0, metavar="SECONDS",
-                            help="wait up to this long for the 1-min load average to drop below the CPU count "
-                            "before starting (default 180; 0: don't wait)")
-    everything.add_argument("--work-dir", type=Path, help="servers' data and logs here (kept)")
-    everything.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
-    everything.add_argument("--python", help="Python 3.11 for Glance's venv (default: $GLANCE_PYTHON or python3.11)")
+    _side_by_side_options(everything)
     everything.add_argument("--storm-runs", type=_positive_int, default=1,
                             help="runs of the storm scenario (default 1: it takes minutes; see bench/storm.py)")
     _storm_options(everything)
@@ -155,12 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     storm.add_argument("--json", type=Path, metavar="PATH",
                        default=Path(__file__).resolve().parent / ".work" / "storm-results.json",
                        help="every number as JSON (default bench/.work/storm-results.json)")
-    storm.add_argument("--wait-load", type=float, default=180.0, metavar="SECONDS",
-                       help="wait up to this long for the 1-min load average to drop below the CPU count (default "
-                       "180; 0: don't wait)")
-    storm.add_argument("--work-dir", type=Path, help="servers' data and logs here (kept)")
-    storm.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
-    storm.add_argument("--python", help="Python 3.11 for Glance's venv (default: $GLANCE_PYTHON or python3.11)")
+    _side_by_side_options(storm)
     _storm_options(storm)
     storm.set_defaults(run=_run_storm)
 
@@ -188,6 +178,16 @@ def _names(allowed: tuple[str, ...]):  # type: ignore[no-untyped-def]
         return names
 
     return parse
+
+
+def _side_by_side_options(parser: argparse.ArgumentParser) -> None:
+    """What every scenario that starts the three targets at once takes (``all``, ``storm``)."""
+    parser.add_argument("--wait-load", type=float, default=180.0, metavar="SECONDS",
+                        help="wait up to this long for the 1-min load average to drop below the CPU count "
+                        "before starting (default 180; 0: don't wait)")
+    parser.add_argument("--work-dir", type=Path, help="servers' data and logs here (kept)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
+    parser.add_argument("--python", help="Python 3.11 for Glance's venv (default: $GLANCE_PYTHON or python3.11)")
 
 
 def _storm_options(parser: argparse.ArgumentParser) -> None:

@@ -286,6 +286,19 @@ class HerdRun(NamedTuple):
     reads: float  # store reads ÷ size; NaN where not measured
     cpu: float  # measure() after the downloads less before (NaN without measure)
     batch: Batch
+    counts: dict[str, float]  # imagecache's own account of the herd (empty for the others)
+
+
+#: What imagecache says happened to a herd: the fills, who followed, who hit, what went to the app.
+HERD_COUNTS = {
+    "fills_completed": ("imagecache_fills_total", {"result": "completed"}),
+    "fills_failed": ("imagecache_fills_total", {"result": "failed"}),
+    "fills_abandoned": ("imagecache_fills_total", {"result": "abandoned"}),
+    "followers": ("imagecache_fill_followers_total", {}),
+    "hits": ("imagecache_cache_hits_total", {}),
+    "misses": ("imagecache_cache_misses_total", {}),
+    "served_upstream_bytes": ("imagecache_served_bytes_total", {"source": "upstream"}),
+}
 
 
 def herd_run_measured(ctx: Context, name: str, target: Target, n: int,
@@ -297,6 +310,7 @@ def herd_run_measured(ctx: Context, name: str, target: Target, n: int,
     target.evict(iid)
     hits0 = settled_hits(target, iid) if isinstance(target, GlanceTarget) else 0.0
     store0 = target.store_bytes()
+    metrics0 = target.client.metrics() if isinstance(target, ImagecacheTarget) else None
     before = measure() if measure is not None else float("nan")
     batch = download_batch(target, iid, n, size, ctx.config.timeout)
     used = measure() - before if measure is not None else float("nan")
@@ -309,7 +323,11 @@ def herd_run_measured(ctx: Context, name: str, target: Target, n: int,
         ctx.extra.setdefault(f"herd{n}_glance_hits", []).append(hits)
     else:
         reads = (target.store_bytes() - store0) / size
-    return HerdRun(batch.wall, reads, used, batch)
+    counts: dict[str, float] = {}
+    if metrics0 is not None:
+        delta = target.client.metrics() - metrics0
+        counts = {key: delta.get(metric, **labels) for key, (metric, labels) in HERD_COUNTS.items()}
+    return HerdRun(batch.wall, reads, used, batch, counts)
 
 
 def herd_run(ctx: Context, name: str, target: Target, n: int) -> tuple[float, float]:

@@ -294,7 +294,10 @@ def part_herd(ctx: Context, run: int) -> None:
                     cpu[name]["follow"][0] += max(0.0, herd.cpu - one_download_cpu[name])
                     cpu[name]["follow"][1] += herd.batch.nbytes * (n - 1) // n
                 _detail(ctx, f"herd{n}", name, run).update({"wall_s": herd.wall, "cpu_s": herd.cpu,
-                                                            "reads": herd.reads})
+                                                            "reads": herd.reads, **herd.counts})
+                if herd.reads > 1.01 and herd.counts:
+                    ctx.log(f"bench: storm herd N={n} run {run + 1}: {name} read the store more than once: "
+                            + ", ".join(f"{key} {value:g}" for key, value in herd.counts.items()))
                 ctx.log(f"bench: storm herd N={n} run {run + 1}: {name} wall {herd.wall:.2f} s, "
                         f"{herd.batch.nbytes / herd.wall / GB:.2f} GB/s, store reads {herd.reads:.2f}, "
                         f"{herd.cpu:.2f} CPU-s")

@@ -14,7 +14,7 @@ DATA_DIR ?= var
 PYTEST_ARGS ?=
 BENCH_ARGS  ?=
 
-.PHONY: serve test bench venv clean-venv
+.PHONY: serve test lint bench venv clean-venv
 
 venv: $(STAMP)
 
@@ -31,8 +31,13 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/imagecache serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-test: $(STAMP)
+# Lint and types first: they take seconds and name the line at fault.
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 
 # The benchmarks (never part of `make test`): every scenario against imagecache,
 # Glance 33 and the limit, written to bench/RESULTS.md (~22 min with the storm; see bench/README.md).

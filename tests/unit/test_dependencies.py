@@ -9,7 +9,6 @@ extra instead (keystoneauth1 for ``keystone``), never from ``test``.
 
 from __future__ import annotations
 
-import ast
 import importlib.metadata
 import re
 import sys
@@ -17,8 +16,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = ROOT / "src" / "imagecache"
+from tests.support.source import PACKAGE, ROOT, imports
 
 
 def canonical(name: str) -> str:
@@ -46,25 +44,11 @@ def declared() -> tuple[set[str], set[str]]:
 
 
 def third_party_imports(path: Path) -> Iterator[tuple[str, int, bool]]:
-    """(top-level module, line, inside a function?) for each absolute import of ``path``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    late = {
-        id(node)
-        for function in ast.walk(tree)
-        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
-        for node in ast.walk(function)
-    }
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        else:
-            continue
-        for name in names:
-            top = name.partition(".")[0]
-            if top != "imagecache" and top not in sys.stdlib_module_names:
-                yield top, node.lineno, id(node) in late
+    """(top-level module, line, inside a function?) for each import of ``path`` from outside the project."""
+    for imported in imports(path):
+        top = imported.target.partition(".")[0]
+        if top != "imagecache" and top not in sys.stdlib_module_names and not imported.typing_only:
+            yield top, imported.line, imported.late
 
 
 def test_every_imported_distribution_is_declared() -> None:

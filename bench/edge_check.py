@@ -304,7 +304,8 @@ class EdgeCheck:
         env: dict[str, str] = {}
         if self.tokens_mode:
             tokens_file = self.work / "edge-tokens.toml"
-            tokens_file.write_text(f'[tokens."{self.admin}"]\nproject = "p-admin"\nroles = ["admin"]\n', encoding="utf-8")
+            tokens_file.write_text(f'[tokens."{self.admin}"]\nproject = "p-admin"\nroles = ["admin"]\n',
+                                   encoding="utf-8")
             extra += ["--auth", "tokens", "--tokens-file", str(tokens_file)]  # after ImagecacheServer's --auth none
             env["IMAGECACHE_UPSTREAM_AUTH_TOKEN"] = self.admin
         server = ImagecacheServer(self.work / "edge", workers=self.config.edge_workers, extra_args=extra, env=env)
@@ -314,7 +315,8 @@ class EdgeCheck:
         detail = f"{server.url}: {' '.join(server.argv[1:])}"
         if self.tokens_mode:
             anonymous = self.edge.call("GET", "/v2/cache", None)
-            expect(anonymous.status == 401, f"--auth tokens not in force? GET /v2/cache without a token: {anonymous.status}")
+            expect(anonymous.status == 401,
+                   f"--auth tokens not in force? GET /v2/cache without a token: {anonymous.status}")
             member = self.edge.call("GET", "/v2/cache", self.member)
             expect(member.status == 403, f"GET /v2/cache as a member (unknown to the edge): {member.status}")
             detail += "\n/v2/cache: no token 401, member 403"
@@ -361,8 +363,10 @@ class EdgeCheck:
         before = self.metrics()
         reply, sha, n = self.edge.download(image_id, self.member)
         expect(reply.status == 200, f"status {reply.status}")
-        expect(n == data.size and sha == data.sha256, f"got {n} bytes, sha256 {sha[:16]}... (want {data.size}, {data.sha256[:16]}...)")
-        expect(reply.headers.get("content-md5") == data.md5, f"Content-MD5 {reply.headers.get('content-md5')} != {data.md5}")
+        expect(n == data.size and sha == data.sha256,
+               f"got {n} bytes, sha256 {sha[:16]}... (want {data.size}, {data.sha256[:16]}...)")
+        expect(reply.headers.get("content-md5") == data.md5,
+               f"Content-MD5 {reply.headers.get('content-md5')} != {data.md5}")
         entry = self.wait_listed(image_id)
         delta = self.metrics() - before
         fetches = self.glance_fetches(image_id)
@@ -381,17 +385,21 @@ class EdgeCheck:
         hits_before = self.cached()[image_id]["hits"]
         before = self.metrics()
         reply, sha, n = self.edge.download(image_id, self.member)
-        expect(reply.status == 200 and sha == data.sha256 and n == data.size, f"status {reply.status}, {n} bytes, sha ok: {sha == data.sha256}")
+        expect(reply.status == 200 and sha == data.sha256 and n == data.size,
+               f"status {reply.status}, {n} bytes, sha ok: {sha == data.sha256}")
         expect(reply.headers.get("content-md5") == data.md5, f"Content-MD5 {reply.headers.get('content-md5')}")
         delta = self.metrics() - before
         entry = self.cached()[image_id]
         fetches = self.glance_fetches(image_id)
-        expect(delta.get("imagecache_cache_hits_total") == 1, f"hits +{delta.get('imagecache_cache_hits_total'):.0f}, wanted +1")
-        expect(delta.get("imagecache_upstream_bytes_total") == 0, f"upstream bytes +{delta.get('imagecache_upstream_bytes_total'):.0f}, wanted 0")
+        expect(delta.get("imagecache_cache_hits_total") == 1,
+               f"hits +{delta.get('imagecache_cache_hits_total'):.0f}, wanted +1")
+        expect(delta.get("imagecache_upstream_bytes_total") == 0,
+               f"upstream bytes +{delta.get('imagecache_upstream_bytes_total'):.0f}, wanted 0")
         expect(entry["hits"] == hits_before + 1, f"/v2/cache hits {hits_before} -> {entry['hits']}")
         expect(fetches == 1, f"Glance data GETs now {fetches}, wanted still 1")
         return (f"200 from the cache: /v2/cache hits {hits_before} -> {entry['hits']}; metrics hits +1, "
-                f"served cache bytes +{delta.get('imagecache_served_bytes_total', source='cache'):.0f}, upstream bytes +0 "
+                f"served cache bytes +{delta.get('imagecache_served_bytes_total', source='cache'):.0f}, "
+                "upstream bytes +0 "
                 f"(total {self.metrics().get('imagecache_upstream_bytes_total'):.0f}); Glance data GETs still 1")
 
     def ranges(self) -> str:
@@ -412,7 +420,8 @@ class EdgeCheck:
         bad, _, _ = self.edge.download(image_id, self.member, rng=f"bytes={data.size + 10}-")
         expect(bad.status == 416, f"unsatisfiable range: {bad.status}")
         delta = self.metrics() - before
-        expect(delta.get("imagecache_cache_hits_total") == 3, f"hits +{delta.get('imagecache_cache_hits_total'):.0f}, wanted +3")
+        expect(delta.get("imagecache_cache_hits_total") == 3,
+               f"hits +{delta.get('imagecache_cache_hits_total'):.0f}, wanted +3")
         partial = self.glance_server.data_fetches(image_id, (206,)) if self.glance_server else -1
         expect(partial == 0 and self.glance_fetches(image_id) == 1, f"Glance saw {partial} ranged GETs")
         return "; ".join(results) + "; past the end -> 416; hits +3, Glance not asked for data"
@@ -443,14 +452,16 @@ class EdgeCheck:
             thread.join(max(1.0, 300 - (time.monotonic() - started)))
         wall = time.monotonic() - started
         expect(not any(t.is_alive() for t in threads), "downloads still running after 300 s")
-        good = sum(1 for r in results if isinstance(r, tuple) and r[0] == 200 and r[1] == data.sha256 and r[2] == data.size)
+        good = sum(1 for r in results
+                   if isinstance(r, tuple) and r[0] == 200 and r[1] == data.sha256 and r[2] == data.size)
         expect(good == self.config.herd, f"{good}/{self.config.herd} got the right image: {results}")
         self.wait_listed(image_id)
         delta = self.metrics() - before
         fetches = self.glance_fetches(image_id)
         expect(fetches == 1, f"Glance served the image's data {fetches} times (access log), wanted 1")
         return (f"{good}/{self.config.herd} right in {wall:.2f} s; Glance data GETs: {fetches}; upstream bytes "
-                f"+{delta.get('imagecache_upstream_bytes_total'):.0f} ({delta.get('imagecache_upstream_bytes_total') / data.size:.2f}x the image), "
+                f"+{delta.get('imagecache_upstream_bytes_total'):.0f} "
+                f"({delta.get('imagecache_upstream_bytes_total') / data.size:.2f}x the image), "
                 f"followers +{delta.get('imagecache_fill_followers_total'):.0f}, "
                 f"hits +{delta.get('imagecache_cache_hits_total'):.0f}")
 
@@ -499,9 +510,10 @@ class EdgeCheck:
         expect(reply.status == 204, f"reactivate through the edge: {reply.status} {reply.text[:200]}")
         statuses = []
         for _ in range(4):
-            head, sha, n = self.edge.download(image_id, self.member)
+            head, sha, _n = self.edge.download(image_id, self.member)
             statuses.append(head.status)
-            expect(head.status == 200 and sha == data.sha256, f"after reactivate: {statuses}, sha ok {sha == data.sha256}")
+            expect(head.status == 200 and sha == data.sha256,
+                   f"after reactivate: {statuses}, sha ok {sha == data.sha256}")
         return f"reactivate 204; member downloads {statuses}, right bytes"
 
     def delete(self) -> str:
@@ -517,7 +529,8 @@ class EdgeCheck:
         after = self.edge.download(image_id, self.member)[0].status
         expect(not listed, "still listed in the edge's /v2/cache after the delete")
         expect(gone == 404 and after == 404, f"Glance GET {gone}, edge download {after} (wanted 404, 404)")
-        return (f"DELETE 204; gone from /v2/cache (evictions +{self.metrics().get('imagecache_evictions_total') - evictions:.0f}); "
+        evicted = self.metrics().get("imagecache_evictions_total") - evictions
+        return (f"DELETE 204; gone from /v2/cache (evictions +{evicted:.0f}); "
                 f"Glance 404; edge download 404")
 
     def cache_api(self) -> str:
@@ -530,13 +543,15 @@ class EdgeCheck:
             refused = self.edge.call("PUT", f"/v2/cache/{image_id}", self.member)
             expect(refused.status == 403, f"PUT /v2/cache as a member: {refused.status}")
         reply = self.edge.call("PUT", f"/v2/cache/{image_id}", self.admin)
-        expect(reply.status in (200, 202, 204), f"PUT /v2/cache/{image_id} as the edge's admin: {reply.status} {reply.text[:200]}")
+        expect(reply.status in (200, 202, 204),
+               f"PUT /v2/cache/{image_id} as the edge's admin: {reply.status} {reply.text[:200]}")
         started = time.monotonic()
         entry = self.wait_listed(image_id)
         took = time.monotonic() - started
         expect(entry["size"] == data.size, f"listed with size {entry['size']}")
         head, sha, _ = self.edge.download(image_id, self.member)
-        expect(head.status == 200 and sha == data.sha256, f"download after prefetch: {head.status}, sha ok {sha == data.sha256}")
+        expect(head.status == 200 and sha == data.sha256,
+               f"download after prefetch: {head.status}, sha ok {sha == data.sha256}")
         fetches = self.glance_fetches(image_id)
         expect(fetches == 1, f"Glance data GETs {fetches}, wanted 1 (the prefetch)")
         return (f"PUT {reply.status}{' (member: 403)' if self.tokens_mode else ''}; listed after {took:.1f} s with "
@@ -619,7 +634,7 @@ class EdgeCheck:
     def glance_down(self) -> str:
         self.need("main")
         assert self.edge is not None and self.glance_server is not None
-        image_id, data = self.images["main"], self.data["main"]
+        image_id, _data = self.images["main"], self.data["main"]
         expect(image_id in self.cached(), "the main image is no longer cached")
         # A memo answer lives auth_cache_ttl from its fetch (a hit does not refresh it): let the old ones
         # expire, so that these requests fetch fresh ones in both workers.
@@ -630,12 +645,12 @@ class EdgeCheck:
         stop_took = time.monotonic() - stopping
         within_ttl = self._member_statuses(image_id, 4)
         time.sleep(AUTH_CACHE_TTL + 1)
-        hit, sha, _ = self.edge.download(image_id, self.member)
+        hit, _sha, _ = self.edge.download(image_id, self.member)
         body = self.edge.call("GET", f"/v2/images/{image_id}/file", self.member)
         listing = self.edge.call("GET", "/v2/images", self.member)
         miss = self.edge.call("GET", "/v2/images/00000000-0000-4000-8000-000000000000/file", self.member)
-        detail = (f"member hits {warm}; Glance stopped (status {status}, {stop_took:.1f} s); hits at once (fresh authorization "
-                  f"answers, kept auth_cache_ttl): {within_ttl}; "
+        detail = (f"member hits {warm}; Glance stopped (status {status}, {stop_took:.1f} s); "
+                  f"hits at once (fresh authorization answers, kept auth_cache_ttl): {within_ttl}; "
                   f"after auth_cache_ttl+1 s: {hit.status} Retry-After {hit.headers.get('retry-after')} "
                   f"{_message(body)!r}; image list {listing.status}; uncached image {miss.status} "
                   f"{miss.headers.get('x-imagecache-upstream-error')}")

@@ -143,7 +143,7 @@ def find_python(explicit: str | None = None) -> str:
             )
         except OSError:
             continue
-        if out.stdout.strip() == "%d.%d" % PYTHON_VERSION:
+        if out.stdout.strip() == "{}.{}".format(*PYTHON_VERSION):
             return candidate
     raise GlanceError(
         "no Python 3.11 found for Glance's venv (tried --python, $GLANCE_PYTHON, python3.11 on PATH, "
@@ -156,7 +156,7 @@ def _wanted_marker() -> str:
     return json.dumps({
         "requirements": list(REQUIREMENTS),
         "constraints_sha256": hashlib.sha256(constraints).hexdigest(),
-        "python": "%d.%d" % PYTHON_VERSION,
+        "python": "{}.{}".format(*PYTHON_VERSION),
     }, sort_keys=True)
 
 
@@ -428,7 +428,8 @@ class GlanceServer:
                 self._wait_until_ready()
                 self.ready_seconds = time.monotonic() - launched
                 self.log_fn(f"glance: {self.url} up in {time.monotonic() - started:.1f} s "
-                            f"(flavor {self.paste_flavor or 'default'}, {self.workers} worker(s), logs in {self.work_dir})")
+                            f"(flavor {self.paste_flavor or 'default'}, {self.workers} worker(s), "
+                            f"logs in {self.work_dir})")
                 return self
             except GlanceError:
                 in_use = any(s in _read(self.gunicorn_log) for s in ("Address already in use", "Connection in use"))

@@ -7,6 +7,7 @@ imports make ``import http.client`` here the standard library's.)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -228,10 +229,8 @@ class Download:
             self._aborted = True
             connection = self._connection
         if connection is not None and connection.sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 connection.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 @dataclass

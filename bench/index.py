@@ -33,6 +33,7 @@ files (prune).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -111,19 +112,16 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def _remove_index(cache_dir: Path, name: str = "cache.db") -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(cache_dir / (name + suffix))
-        except FileNotFoundError:
-            pass
 
 
 # -- imagecache ----------------------------------------------------------------------
 
 
 def index_imagecache(config: IndexConfig, work: Path, results: Results, log: Log, extra: dict[str, Any]) -> None:
-    from imagecache import ImageCache, Settings
-
     from bench.targets import ImagecacheTarget
+    from imagecache import ImageCache, Settings
 
     entries = Entries.make(config.entries)
     cache_dir = work / "imagecache" / "data" / "image-cache"  # where ImagecacheTarget's server keeps it
@@ -203,7 +201,7 @@ def index_imagecache(config: IndexConfig, work: Path, results: Results, log: Log
 
 def _glance_rows(db: Path, node_url: str, entries: Entries, file_size: int, only: range | None = None) -> None:
     def stamp(t: float) -> str:
-        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     with sqlite3.connect(db, timeout=60) as conn:
         row = conn.execute("SELECT node_reference_id FROM node_reference WHERE node_reference_url = ?",
@@ -291,9 +289,9 @@ def index_limit(config: IndexConfig, work: Path, results: Results, log: Log) -> 
         seconds, n = _timed(lambda: sum(1 for e in os.scandir(directory) if e.stat().st_size >= 0))
         results.add("index_reconcile", "limit", seconds)
         log(f"bench: index reconcile run {run + 1}: limit (scandir + stat of {n:,}) {seconds:.3f} s")
-    for run in range(config.runs):
+    for _ in range(config.runs):
         paths = [os.path.join(directory, entries.ids[i]) for i in range(config.prune)]
-        seconds, _ = _timed(lambda: [os.unlink(p) for p in paths])
+        seconds, _ = _timed(lambda paths=paths: [os.unlink(p) for p in paths])
         results.add("index_prune", "limit", seconds)
         entries.write(directory, config.file_size, range(config.prune))
     results.cell("index_reconcile", "limit").note = (

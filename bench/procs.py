@@ -7,6 +7,7 @@ the members of one process group.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -56,10 +57,8 @@ def cpu_seconds(pids: list[int]) -> float:
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2:].split()  # fields[0] is field 3 (state)
-        try:
+        with contextlib.suppress(IndexError, ValueError):
             total += int(fields[11]) + int(fields[12])  # fields 14 and 15: utime, stime
-        except (IndexError, ValueError):
-            pass
     return total / TICKS
 
 

@@ -124,8 +124,8 @@ def summarise_collapsed(lines: list[str]) -> Summary:
     leaf_areas: collections.Counter[str] = collections.Counter()
     stacks: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in lines:
-        line = line.rstrip()
+    for text in lines:
+        line = text.rstrip()
         if not line or " " not in line:
             continue
         stack_text, _, count_text = line.rpartition(" ")
@@ -267,9 +267,8 @@ def profile_server(
 
 def profile_prune(entries: int, prune: int, output: Path, log: Log = _stderr) -> Path:
     """cProfile of ``ImageCache.prune()`` evicting ``prune`` of ``entries`` (library code, this process)."""
-    from imagecache import ImageCache, Settings
-
     from bench.index import Entries
+    from imagecache import ImageCache, Settings
 
     WORK_ROOT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="profile-prune-", dir=WORK_ROOT))

@@ -83,7 +83,7 @@ def machine_facts() -> dict[str, Any]:
     """CPU count and model, memory, Python, OS, date (UTC), the imagecache under test."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": os.cpu_count(),
         "cpus_usable": usable,
         "cpu_model": _cpu_model(),

@@ -169,7 +169,7 @@ def ratio_text(mine: Cell | None, other: Cell | None) -> str:
 
 def share_of_limit(row: Row, mine: Cell | None, limit: Cell | None) -> float:
     """How close imagecache is to the limit on this row, 1.0 = at it (higher is closer); NaN if unknown."""
-    if mine is None or limit is None or limit.text is not None and limit.summary is None:
+    if mine is None or limit is None or (limit.text is not None and limit.summary is None):
         return math.nan
     a, b = mine.median, limit.median
     if not (math.isfinite(a) and math.isfinite(b)) or a <= 0 or b <= 0:

@@ -556,7 +556,7 @@ def probe(host: str, port: int, path: str, *, headers: Mapping[str, str] | None 
                     raise ValueError("empty body: no first byte")
                 break
         result.seconds = clock() - started
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         result.timed_out = True
     except (OSError, ValueError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"

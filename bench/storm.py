@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.procs import RssSampler, cpu_seconds, rss_bytes
 from bench.results import TARGET_TITLES, Results, Row
-from bench.slow import RCVBUF, Probe, SlowReaders, Slowloris, probe, sample_probes
+from bench.slow import RCVBUF, Probe, Slowloris, SlowReaders, probe, sample_probes
 from bench.stats import Summary
 from bench.units import GiB, KiB, MiB, format_size
 
@@ -225,7 +225,7 @@ def part_slow(ctx: Context, name: str, target: Target, run: int) -> None:
     details.update({
         "streaming": streaming, "with_data": last["with_data"], "downloads": last["downloads"],
         "slow_mib_s": round((last["bytes"] - first["bytes"]) / elapsed / MiB, 1) if elapsed > 0 else None,
-        "reader_errors": len(errors), "reader_error_examples": sorted(set(e.split(": ", 1)[1] for e in errors))[:5],
+        "reader_errors": len(errors), "reader_error_examples": sorted({e.split(": ", 1)[1] for e in errors})[:5],
         "connects": sum(r.connects for r in readers.readers), "loop_error": readers.loop_error,
         "load_generator_cpu_s": round(time.process_time() - own_cpu, 2),
         "first_byte_s": _summary([r.first_byte_s for r in readers.readers if r.first_byte_s is not None]),
@@ -390,11 +390,13 @@ def part_open(ctx: Context, name: str, target: Target, run: int) -> None:
     details = _detail(ctx, "open", name, run)
     idle = rss_bytes(target.pids())
     own_cpu = time.process_time()
-    with SlowReaders(host, port, f"/v2/images/{iid}/file", sc.open_streams, sc.open_rate, headers=headers,
-                     burst=sc.open_burst, rcvbuf=sc.rcvbuf, max_seconds=sc.seconds + 15) as readers:
-        with RssSampler(target.pgid, interval=0.1) as sampler:
-            time.sleep(sc.seconds)
-            snap = readers.snapshot(within=1.0)
+    with (
+        SlowReaders(host, port, f"/v2/images/{iid}/file", sc.open_streams, sc.open_rate, headers=headers,
+                    burst=sc.open_burst, rcvbuf=sc.rcvbuf, max_seconds=sc.seconds + 15) as readers,
+        RssSampler(target.pgid, interval=0.1) as sampler,
+    ):
+        time.sleep(sc.seconds)
+        snap = readers.snapshot(within=1.0)
     results.add("open_rss", name, sampler.peak / MiB)
     results.add("open_streaming", name, snap["with_data"])
     errors = readers.errors()
@@ -404,7 +406,7 @@ def part_open(ctx: Context, name: str, target: Target, run: int) -> None:
         "samples": len(sampler.samples), "with_data": snap["with_data"], "streaming_at_end": snap["streaming"],
         "processes": len(target.pids()), "reader_errors": len(errors),
         "load_generator_cpu_s": round(time.process_time() - own_cpu, 2),
-        "reader_error_examples": sorted(set(e.split(": ", 1)[1] for e in errors))[:5],
+        "reader_error_examples": sorted({e.split(": ", 1)[1] for e in errors})[:5],
         "loop_error": readers.loop_error,
     })
     if readers.loop_error:
@@ -494,9 +496,10 @@ def render_section(config: CompareConfig, info: dict[str, Any]) -> list[str]:
         "",
         f"7. **slow clients**: {sc.slow_clients} clients download the cached {format_size(sc.size)} image at "
         f"{_rate(sc.slow_rate)} each (`SO_RCVBUF` {format_size(sc.rcvbuf)}, paced reads; one that finishes "
-        f"connects again). After {sc.ramp:g} s, every {sc.interval:g} s: a new client's connect → first body byte of the "
-        "same image (`GET /v2/images/{id}/file`, the admin token), and a `GET /healthcheck` (imagecache: its "
-        "own; Glance: the paste pipeline's oslo.middleware `/healthcheck`; the limit: its `/healthcheck`). "
+        f"connects again). After {sc.ramp:g} s, every {sc.interval:g} s: a new client's connect → first body "
+        "byte of the same image (`GET /v2/images/{id}/file`, the admin token), and a `GET /healthcheck` "
+        "(imagecache: its own; Glance: the paste pipeline's oslo.middleware `/healthcheck`; "
+        "the limit: its `/healthcheck`). "
         f"\"receiving data\": slow clients that got a byte within the last {sc.interval:g} s, at each sample.",
         f"8. **herd**: N first downloads at once of the {format_size(config.herd_size)} image, evicted before "
         "each (the `all` herd's code: `DELETE /v2/cache/{id}`, N threads released by a barrier, wall = first "
@@ -536,7 +539,8 @@ def render_section(config: CompareConfig, info: dict[str, Any]) -> list[str]:
             "; ".join(f"{d['ttfb']['timed_out']}+{d['health']['timed_out']}" for d in slow if "ttfb" in d) or "–",
             "; ".join(f"{d.get('answers') or 'no answer'}, closed by {d.get('how_closed') or 'nobody'}"
                       for d in loris) or "–",
-            "; ".join(f"{d.get('idle_rss_mib')} → {d.get('peak_rss_mib')} MiB ({d.get('processes')} process{'es' if d.get('processes') != 1 else ''}), "
+            "; ".join(f"{d.get('idle_rss_mib')} → {d.get('peak_rss_mib')} MiB "
+                      f"({d.get('processes')} process{'es' if d.get('processes') != 1 else ''}), "
                       f"{d.get('streaming_at_end')} streaming at the end" for d in opened) or "–",
             "; ".join(f"{_fmt_s(d.get('recovered_s'))}" for part in ("slow", "slowloris", "open")
                       for d in ((extra.get(part) or {}).get(name) or [])) or "–",

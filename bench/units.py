@@ -35,8 +35,8 @@ def format_size(n: int) -> str:
 def parse_counts(text: str) -> list[int]:
     """``"1,8,32"`` -> [1, 8, 32]: positive integers, order kept, duplicates dropped."""
     counts: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
+    for raw in text.split(","):
+        part = raw.strip()
         if not part:
             continue
         value = int(part)

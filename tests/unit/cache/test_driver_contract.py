@@ -111,6 +111,39 @@ def test_remove_forgets_the_image(env):
     assert driver.total_size() == 20
 
 
+def test_remove_says_whether_there_was_a_record(env):
+    driver, layout = env
+    rec = record(layout)
+    driver.add(rec)
+    assert driver.remove(rec.image_id) is True
+    layout.remove(rec.image_id)
+    assert driver.remove(rec.image_id) is False  # nothing left to forget
+    assert driver.remove(str(uuid.uuid4())) is False  # never recorded
+
+
+def test_add_many_records_every_image(env):
+    driver, layout = env
+    recs = [record(layout, size=size, accessed=float(size), checksum="c" * 32) for size in (5, 6, 7)]
+    driver.add_many(recs)
+    driver.add_many([])
+    assert [driver.get(r.image_id) for r in recs] == recs
+    assert driver.total_size() == 18
+
+
+def test_an_index_lists_the_nodes_of_an_image_only_if_it_has_nodes(env):
+    driver, layout = env
+    rec = record(layout)
+    driver.add(rec)
+    driver.heartbeat()  # a no-op for an index without nodes; this node is alive for one with them
+    nodes = driver.cached_nodes(rec.image_id)
+    if driver.heartbeat_interval is None:
+        assert nodes is None
+    else:
+        assert driver.heartbeat_interval > 0
+        assert nodes is not None and len(nodes) == 1  # this node, which just beat
+        assert driver.cached_nodes(str(uuid.uuid4())) == []
+
+
 def test_queue_is_ordered_oldest_first_and_refuses_duplicates(env):
     driver, _ = env
     ids = [str(uuid.uuid4()) for _ in range(20)]

@@ -26,8 +26,8 @@ def _publish(layout: CacheLayout, image_id: str, size: int) -> None:
 
 
 DRIVER_FACTORIES: dict[str, Callable[[CacheLayout], Driver]] = {
-    "sqlite": lambda layout: SqliteDriver(layout),
-    "xattr": lambda layout: XattrDriver(layout),
+    "sqlite": SqliteDriver,
+    "xattr": XattrDriver,
     # PostgreSQL at IMAGECACHE_TEST_DB_URL, a scratch schema per test (skips without one, fails under CI=true).
     "central": central_contract_driver,
 }
@@ -52,7 +52,8 @@ def record(layout: CacheLayout, size: int = 10, accessed: float = 100.0, **kw) -
 
 def test_add_then_get_round_trips_every_fact(env):
     driver, layout = env
-    rec = record(layout, size=1234, accessed=42.5, hits=3, checksum="c" * 32, os_hash_algo="sha512", os_hash_value="f" * 128)
+    rec = record(layout, size=1234, accessed=42.5, hits=3,
+                 checksum="c" * 32, os_hash_algo="sha512", os_hash_value="f" * 128)
     driver.add(rec)
     assert driver.get(rec.image_id) == rec
 

@@ -17,7 +17,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 GiB = 1 << 30
@@ -104,9 +104,6 @@ class Settings:
     limit_request_field_size: int = 8190
     """Bytes in one header field (gunicorn's name); longer: 431."""
 
-    # Not an option: lets tests and embedders keep ad-hoc values together.
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
-
     def __post_init__(self) -> None:
         if not self.image_cache_dir:
             object.__setattr__(
@@ -185,7 +182,7 @@ def _validate(settings: Settings) -> None:
 
 def option_names() -> tuple[str, ...]:
     """Names a config file, the environment or a flag may set."""
-    return tuple(f.name for f in dataclasses.fields(Settings) if f.name != "extra")
+    return tuple(f.name for f in dataclasses.fields(Settings))
 
 
 def _option_types() -> dict[str, Any]:

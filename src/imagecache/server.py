@@ -24,7 +24,6 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from gunicorn.app.base import BaseApplication
@@ -35,13 +34,7 @@ from imagecache.config import ConfigError, Settings
 from imagecache.jobs.scheduler import Job, PeriodicJobs
 from imagecache.metrics import Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
 from imagecache.origin import open_image_service
-from imagecache.serving.options import (
-    GRACEFUL_TIMEOUT,
-    StderrAccessLogger,
-    bind_address,
-    gunicorn_options,
-    raise_file_limit,
-)
+from imagecache.serving.options import bind_address, gunicorn_options, raise_file_limit
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.cache_manage import CacheManageFilter
@@ -209,7 +202,7 @@ def is_loopback_host(host: str) -> bool:
         return False  # a host name: assume it reaches the network
 
 
-class ImagecacheApplication(BaseApplication):  # type: ignore[misc]
+class ImagecacheApplication(BaseApplication):
     """gunicorn configured from :class:`Settings` only (no files, no argv)."""
 
     def __init__(
@@ -228,7 +221,9 @@ class ImagecacheApplication(BaseApplication):  # type: ignore[misc]
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> WSGIApplication:
+    # gunicorn's stubs type a WSGI environ as MutableMapping, wsgiref's (ours) as the dict
+    # PEP 3333 says it is and gunicorn passes.
+    def load(self) -> WSGIApplication:  # type: ignore[override]
         """Runs in each worker after the fork.
 
         Each worker counts in its own files under :func:`metrics_dir`;
@@ -256,16 +251,15 @@ class ImagecacheApplication(BaseApplication):  # type: ignore[misc]
 
 
 def start_heartbeat(cache: ImageCache) -> PeriodicJobs | None:
-    """Keep this node alive in the central index (other drivers have no nodes: None).
+    """Keep this node alive in a shared index (an index without nodes needs no beat: None).
 
     A job of its own thread, so a long prune never delays a heartbeat; one
     worker beats per interval, as for the other jobs.
     """
-    beat = getattr(cache.driver, "heartbeat", None)
-    if beat is None:
+    interval = cache.driver.heartbeat_interval
+    if interval is None:
         return None
-    interval = float(getattr(cache.driver, "heartbeat_interval", cache.settings.node_stale_after / 3))
-    jobs = PeriodicJobs(cache.settings.image_cache_dir, [Job("heartbeat", interval, beat)],
+    jobs = PeriodicJobs(cache.settings.image_cache_dir, [Job("heartbeat", interval, cache.driver.heartbeat)],
                         thread_name="imagecache-heartbeat")
     jobs.start()
     return jobs
@@ -295,9 +289,7 @@ def preflight(
     try:
         cache = ImageCache(settings, reconcile=True)
         try:
-            beat = getattr(cache.driver, "heartbeat", None)
-            if beat is not None:
-                beat()
+            cache.driver.heartbeat()
         finally:
             cache.close()
     except OSError as exc:

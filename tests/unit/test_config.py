@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -10,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagecache.config import (
-    GiB,
     ConfigError,
+    GiB,
     Settings,
     coerce,
     effective_min_free,
@@ -68,6 +69,13 @@ def test_option_names_exclude_extra() -> None:
     names = option_names()
     assert "extra" not in names
     assert {"data_dir", "image_cache_max_size", "bind_port"} <= set(names)
+
+
+def test_every_field_of_settings_is_an_option() -> None:
+    """No field that a file, the environment or a flag cannot set (an ad-hoc ``extra`` once was one)."""
+    assert option_names() == tuple(f.name for f in dataclasses.fields(Settings))
+    with pytest.raises(TypeError):
+        Settings(extra={})
 
 
 def test_effective_min_free() -> None:

@@ -14,6 +14,7 @@ import webob
 
 from imagecache import server
 from imagecache.config import ConfigError, Settings
+from imagecache.serving.options import StderrAccessLogger
 from imagecache.serving.worker import StreamWorker
 from imagecache.wsgi.context import get_context
 
@@ -168,7 +169,7 @@ def test_gunicorn_accepts_every_option(tmp_path: Path) -> None:
     for key, value in server.gunicorn_options(Settings()).items():
         if key not in ("logger_class", "worker_class"):
             assert application.cfg.settings[key].get() == value
-    assert application.cfg.logger_class is server.StderrAccessLogger
+    assert application.cfg.logger_class is StderrAccessLogger
     assert issubclass(application.cfg.worker_class, StreamWorker)
 
 

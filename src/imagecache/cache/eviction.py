@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
-def select_victims(lru_order: Iterable[tuple[str, int]], bytes_needed: int, protect: frozenset[str] = frozenset()) -> list[str] | None:
+def select_victims(
+    lru_order: Iterable[tuple[str, int]], bytes_needed: int, protect: frozenset[str] = frozenset()
+) -> list[str] | None:
     """The shortest least-recently-used prefix that frees ``bytes_needed``.
 
     ``lru_order`` yields (image_id, size), least recently used first; ids in

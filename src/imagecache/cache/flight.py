@@ -45,6 +45,7 @@ from imagecache.cache.errors import FillFailed, ImageVerificationError
 from imagecache.cache.fill import VERIFIED_MODE, FillWriter, open_if_locked
 from imagecache.cache.layout import CacheLayout, names_open_file
 from imagecache.cache.progress import ProgressWatch, Watch
+from imagecache.cache.verify import Expected
 
 LOG = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ def _watch(progress: ProgressWatch | None, path: str) -> Watch | None:
         return None
     try:
         return progress.watch(path)
-    except Exception:  # noqa: BLE001 - a reader without a watch polls, which is only slower
+    except Exception:  # a reader without a watch polls, which is only slower
         LOG.debug("cannot watch %s; polling instead", path, exc_info=True)
         return None
 
@@ -256,10 +257,10 @@ def open_reader(
     return TailReader(layout, image_id, fd, size, mark, _watch(progress, path))
 
 
-#: write(writer, chunk) -> False once the fill cannot go on (too big, disk full ...).
-WriteChunk = Callable[[FillWriter, bytes], bool]
-#: finish(writer) -> published?  Raises ImageVerificationError on a mismatch.
-FinishFill = Callable[[FillWriter], bool]
+#: write(writer, chunk, expected) -> False once the fill cannot go on (too big, disk full ...).
+WriteChunk = Callable[[FillWriter, bytes, Expected], bool]
+#: finish(writer, expected) -> published?  Raises ImageVerificationError on a mismatch.
+FinishFill = Callable[[FillWriter, Expected], bool]
 
 
 class FillClaim:
@@ -269,7 +270,7 @@ class FillClaim:
         self,
         layout: CacheLayout,
         writer: FillWriter,
-        size: int | None,
+        expected: Expected,
         *,
         write: WriteChunk,
         finish: FinishFill,
@@ -281,7 +282,8 @@ class FillClaim:
         self.writer = writer
         self._progress = progress
         self.image_id = writer.image_id
-        self.size = size
+        #: What the image's metadata says its bytes are (its size lets readers hold the last byte back).
+        self.expected = expected
         self._write = write
         self._finish = finish
         self._on_result = on_result
@@ -299,8 +301,8 @@ class FillClaim:
         """
         path = self.layout.incomplete_path(self.image_id)
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        reader = TailReader(self.layout, self.image_id, fd, self.size, ReaderMark(readers_path(self.layout, self.image_id)),
-                            _watch(self._progress, path))
+        mark = ReaderMark(readers_path(self.layout, self.image_id))
+        reader = TailReader(self.layout, self.image_id, fd, self.expected.size, mark, _watch(self._progress, path))
         self.thread = threading.Thread(
             target=self._run, args=(source,), name=f"fill-{self.image_id[:8]}", daemon=True
         )
@@ -315,22 +317,22 @@ class FillClaim:
         result = FillResult.FAILED
         try:
             result = self._copy(source)
-        except Exception:  # noqa: BLE001 - a fill thread must never die silently
+        except Exception:  # a fill thread must never die silently
             LOG.exception("the fill of image %s failed", self.image_id)
         finally:
-            _close(source)
+            close_source(source)
             if result is not FillResult.COMPLETED:
                 self.writer.discard()  # no-op when already published, invalidated or discarded
             try:
                 self._on_result(result)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 LOG.exception("could not report the fill of image %s", self.image_id)
 
     def _copy(self, source: Iterable[bytes]) -> FillResult:
         marks = readers_path(self.layout, self.image_id)
         last_seen = next_check = time.monotonic()
         for chunk in source:
-            if not self._write(self.writer, chunk):
+            if not self._write(self.writer, chunk, self.expected):
                 return FillResult.FAILED  # readers fetch the rest themselves
             now = time.monotonic()
             if now >= next_check:
@@ -342,7 +344,7 @@ class FillClaim:
                              self.image_id, now - last_seen)
                     return FillResult.ABANDONED
         try:
-            published = self._finish(self.writer)
+            published = self._finish(self.writer, self.expected)
         except ImageVerificationError:
             return FillResult.FAILED  # already moved to invalid/ and logged
         return FillResult.COMPLETED if published else FillResult.FAILED
@@ -353,7 +355,8 @@ def _remove_readers_file(layout: CacheLayout, image_id: str) -> None:
         os.unlink(readers_path(layout, image_id))
 
 
-def _close(iterable: Iterable[bytes]) -> None:
+def close_source(iterable: Iterable[bytes]) -> None:
+    """Close an image's source if it can be closed (WSGI bodies, generators), never raising."""
     close = getattr(iterable, "close", None)
     if close is not None:
         with contextlib.suppress(Exception):

@@ -15,7 +15,6 @@ and readers poll as before.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import logging

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import URL, Engine, create_engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, StatementError
 
 #: Seconds to wait for the database to accept a connection.
 CONNECT_TIMEOUT = 10
@@ -68,6 +68,6 @@ def make_engine(url: URL, **options: Any) -> Engine:
 
 def reason(exc: BaseException) -> str:
     """The database's own words for a failure, on one line (without SQLAlchemy's boilerplate)."""
-    inner = exc.orig if isinstance(exc, SQLAlchemyError) and getattr(exc, "orig", None) else exc
+    inner = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
     text = str(inner).strip() or type(inner).__name__
     return " ".join(text.split("\n")[0].split())

@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, URL, func, select
+from sqlalchemy import URL, Connection, Engine, func, select
 
 from imagecache.db.engine import shown
 

@@ -40,7 +40,6 @@ from imagecache.wsgi.bodies import CountingBody
 from imagecache.wsgi.context import RequestContext, set_context
 from imagecache.wsgi.image_source import ImageSource, WSGIApp
 
-
 LOG = logging.getLogger(__name__)
 
 #: Background fetches that may run at once (each one reads and hashes a whole image).
@@ -202,7 +201,8 @@ class Prefetcher(CacheApp):
             LOG.warning("prefetch of image %s: the image service answered %d for its metadata", image_id, meta.status)
             return None
         if meta.image.get("status") != "active":
-            LOG.warning("prefetch of image %s: status is %r, not 'active'; not caching it", image_id, meta.image.get("status"))
+            LOG.warning("prefetch of image %s: status is %r, not 'active'; not caching it",
+                        image_id, meta.image.get("status"))
             return None
         return meta.image
 
@@ -236,7 +236,7 @@ class Prefetcher(CacheApp):
         except ImageVerificationError as exc:
             LOG.error("prefetch of image %s failed verification: %s; it stays queued", image_id, exc)
             return False
-        except Exception:  # noqa: BLE001 - a broken stream (upstream gone, disk trouble) is a failed fetch
+        except Exception:  # a broken stream (upstream gone, disk trouble) is a failed fetch
             LOG.exception("prefetch of image %s failed while reading its data; it stays queued", image_id)
             return False
         if cached or self.cache.is_cached(image_id):
@@ -269,7 +269,7 @@ class Prefetcher(CacheApp):
                 continue
             try:
                 ok = self.fetch_image_into_cache(image_id, progress=progress)
-            except Exception:  # noqa: BLE001 - one bad image must not stop the run
+            except Exception:  # one bad image must not stop the run
                 LOG.exception("prefetch of image %s failed", image_id)
                 ok = False
             finally:
@@ -310,7 +310,7 @@ class Prefetcher(CacheApp):
                 image_id, context = self._pending.popleft()
             try:
                 self.fetch_image_into_cache(image_id, context)
-            except Exception:  # noqa: BLE001 - a background thread has nobody to raise to
+            except Exception:  # a background thread has nobody to raise to
                 LOG.exception("background prefetch of image %s failed", image_id)
             finally:
                 self._release(image_id)

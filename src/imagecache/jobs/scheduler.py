@@ -211,7 +211,7 @@ class PeriodicJobs:
         started = time.monotonic()
         try:
             result = job.run()
-        except Exception:  # noqa: BLE001 - a failing job must not end the thread
+        except Exception:  # a failing job must not end the thread
             LOG.exception("periodic job %s failed", job.name)
             return Outcome.FAILED
         LOG.debug("periodic job %s done in %.2fs: %r", job.name, time.monotonic() - started, result)
@@ -243,7 +243,7 @@ class PeriodicJobs:
         while not self._stop.is_set():
             try:
                 delay = self.tick()
-            except Exception:  # noqa: BLE001 - belt and braces: the thread must survive
+            except Exception:  # belt and braces: the thread must survive
                 LOG.exception("periodic jobs: unexpected failure")
                 delay = 60.0
             if self._stop.wait(delay):

@@ -80,7 +80,8 @@ def test_processes_racing_to_cache_one_image_leave_one_valid_file(tmp_path, driv
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(4), ctx.Queue()
     procs = [
-        ctx.Process(target=_cache_in_process, args=(cache_dir, driver, image.image_id, image.data, image.checksum, barrier, results))
+        ctx.Process(target=_cache_in_process,
+                    args=(cache_dir, driver, image.image_id, image.data, image.checksum, barrier, results))
         for _ in range(4)
     ]
     for p in procs:
@@ -156,7 +157,8 @@ def test_a_write_error_never_breaks_the_stream(tmp_path):
     image = make_image(1 << 20)
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
-    proc = ctx.Process(target=_cache_under_fsize_limit, args=(str(tmp_path / "c"), image.image_id, image.data, image.checksum, results))
+    proc = ctx.Process(target=_cache_under_fsize_limit,
+                       args=(str(tmp_path / "c"), image.image_id, image.data, image.checksum, results))
     proc.start()
     streamed_whole, cached, leftovers = results.get(timeout=60)
     proc.join(timeout=30)

@@ -26,8 +26,8 @@ def _publish(layout: CacheLayout, image_id: str, size: int) -> None:
 
 
 DRIVER_FACTORIES: dict[str, Callable[[CacheLayout], Driver]] = {
-    "sqlite": lambda layout: SqliteDriver(layout),
-    "xattr": lambda layout: XattrDriver(layout),
+    "sqlite": SqliteDriver,
+    "xattr": XattrDriver,
     # PostgreSQL at IMAGECACHE_TEST_DB_URL, a scratch schema per test (skips without one, fails under CI=true).
     "central": central_contract_driver,
 }
@@ -52,7 +52,8 @@ def record(layout: CacheLayout, size: int = 10, accessed: float = 100.0, **kw) -
 
 def test_add_then_get_round_trips_every_fact(env):
     driver, layout = env
-    rec = record(layout, size=1234, accessed=42.5, hits=3, checksum="c" * 32, os_hash_algo="sha512", os_hash_value="f" * 128)
+    rec = record(layout, size=1234, accessed=42.5, hits=3,
+                 checksum="c" * 32, os_hash_algo="sha512", os_hash_value="f" * 128)
     driver.add(rec)
     assert driver.get(rec.image_id) == rec
 
@@ -109,6 +110,39 @@ def test_remove_forgets_the_image(env):
     assert [r.image_id for r in driver.lru()] == [kept.image_id]
     assert driver.get(kept.image_id) == kept
     assert driver.total_size() == 20
+
+
+def test_remove_says_whether_there_was_a_record(env):
+    driver, layout = env
+    rec = record(layout)
+    driver.add(rec)
+    assert driver.remove(rec.image_id) is True
+    layout.remove(rec.image_id)
+    assert driver.remove(rec.image_id) is False  # nothing left to forget
+    assert driver.remove(str(uuid.uuid4())) is False  # never recorded
+
+
+def test_add_many_records_every_image(env):
+    driver, layout = env
+    recs = [record(layout, size=size, accessed=float(size), checksum="c" * 32) for size in (5, 6, 7)]
+    driver.add_many(recs)
+    driver.add_many([])
+    assert [driver.get(r.image_id) for r in recs] == recs
+    assert driver.total_size() == 18
+
+
+def test_an_index_lists_the_nodes_of_an_image_only_if_it_has_nodes(env):
+    driver, layout = env
+    rec = record(layout)
+    driver.add(rec)
+    driver.heartbeat()  # a no-op for an index without nodes; this node is alive for one with them
+    nodes = driver.cached_nodes(rec.image_id)
+    if driver.heartbeat_interval is None:
+        assert nodes is None
+    else:
+        assert driver.heartbeat_interval > 0
+        assert nodes is not None and len(nodes) == 1  # this node, which just beat
+        assert driver.cached_nodes(str(uuid.uuid4())) == []
 
 
 def test_queue_is_ordered_oldest_first_and_refuses_duplicates(env):

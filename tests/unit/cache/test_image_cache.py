@@ -162,17 +162,15 @@ def test_completed_reads_count_as_hits(cache, clock):
 def test_a_read_that_fails_is_not_a_hit(cache):
     image = make_image()
     cache_it(cache, image)
-    with pytest.raises(RuntimeError):
-        with cache.open_for_read(image.image_id) as fh:
-            fh.read(10)
-            raise RuntimeError("client disconnected")
+    with pytest.raises(RuntimeError), cache.open_for_read(image.image_id) as fh:
+        fh.read(10)
+        raise RuntimeError("client disconnected")
     assert cache.get_hit_count(image.image_id) == 0
 
 
 def test_reading_an_uncached_image_raises(cache):
-    with pytest.raises(ImageNotCached):
-        with cache.open_for_read(str(uuid.uuid4())):
-            pass
+    with pytest.raises(ImageNotCached), cache.open_for_read(str(uuid.uuid4())):
+        pass
     assert cache.get_hit_count(str(uuid.uuid4())) == 0
     assert cache.get_image_size(str(uuid.uuid4())) is None
 
@@ -320,7 +318,8 @@ def test_clean_uses_the_configured_stall_time(make_cache, clock):
 @pytest.mark.parametrize(
     "bad_id",
     ["../x", "..", "/etc/passwd", "a/b", "", "not-a-uuid", "%2e%2e%2fx", "{12345678-1234-1234-1234-123456789abc}",
-     "12345678123412341234123456789abc", "12345678-1234-1234-1234-123456789abc/..", "12345678-1234-1234-1234-123456789abc\n"],
+     "12345678123412341234123456789abc", "12345678-1234-1234-1234-123456789abc/..",
+     "12345678-1234-1234-1234-123456789abc\n"],
 )
 def test_unsafe_ids_are_refused_everywhere(cache, bad_id, tmp_path):
     calls = [

@@ -41,7 +41,8 @@ def test_select_victims_is_the_shortest_sufficient_lru_prefix(lru, needed, data)
     min_free=st.integers(0, 10**6),
 )
 def test_bytes_to_free_is_the_least_that_satisfies_both_limits(cache_size, incoming, max_size, disk_free, min_free):
-    need = bytes_to_free(cache_size=cache_size, incoming=incoming, max_size=max_size, disk_free=disk_free, min_free=min_free)
+    need = bytes_to_free(cache_size=cache_size, incoming=incoming, max_size=max_size,
+                         disk_free=disk_free, min_free=min_free)
     assert need >= 0
 
     def ok(freed: int) -> bool:

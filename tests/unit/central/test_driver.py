@@ -79,7 +79,8 @@ def test_heartbeats_come_several_times_per_stale_period() -> None:
 
 @pytest.mark.parametrize(
     ("url", "fragment"),
-    [("sqlite:///index.db", "needs PostgreSQL"), ("mysql://x@y/z", "needs PostgreSQL"), ("::nonsense", "not a database URL")],
+    [("sqlite:///index.db", "needs PostgreSQL"), ("mysql://x@y/z", "needs PostgreSQL"),
+     ("::nonsense", "not a database URL")],
 )
 def test_urls_that_are_not_postgresql_are_refused(tmp_path, url: str, fragment: str) -> None:
     layout = CacheLayout(str(tmp_path / "cache"))
@@ -120,7 +121,7 @@ def test_configure_refuses_a_schema_newer_than_the_code(db_url, tmp_path) -> Non
 def test_configure_refuses_an_unreachable_database(tmp_path) -> None:
     layout = CacheLayout(str(tmp_path / "cache"))
     driver = CentralDriver(layout, central_settings("postgresql://nobody@127.0.0.1:1/none", layout))
-    with pytest.raises(DriverConfigError, match="cannot use the central index at .*127.0.0.1:1"):
+    with pytest.raises(DriverConfigError, match=r"cannot use the central index at .*127.0.0.1:1"):
         driver.configure()
 
 
@@ -135,7 +136,7 @@ def test_a_database_lost_after_start_is_a_cache_error(make_driver) -> None:
     driver = make_driver()
     driver.close()
     driver.url = driver.url.set(port=1)
-    with pytest.raises(CentralIndexError, match="127.0.0.1:1"):
+    with pytest.raises(CentralIndexError, match=r"127.0.0.1:1"):
         driver.total_size()
 
 

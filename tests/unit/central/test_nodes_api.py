@@ -18,6 +18,7 @@ from webob import Request, Response
 
 from imagecache import ImageCache, Settings
 from imagecache.cache.drivers.sqlite import SqliteDriver
+from imagecache.cache.layout import CacheLayout
 from imagecache.cli import main
 from imagecache.cli_manage import ManageSession
 from imagecache.client import CacheClient, HTTPStatusError, InvalidResponse, NotFound
@@ -35,7 +36,9 @@ IMAGE_ID = "1b2c3d4e-0000-4000-8000-000000000001"
 class NodesDriver(SqliteDriver):
     """sqlite, plus the one question only the central index answers."""
 
-    nodes: dict[str, list[str]] = {}
+    def __init__(self, layout: CacheLayout) -> None:
+        super().__init__(layout)
+        self.nodes: dict[str, list[str]] = {}
 
     def cached_nodes(self, image_id: str) -> list[str]:
         return self.nodes.get(image_id, [])

@@ -139,7 +139,11 @@ def test_the_cleaner_is_a_cache_app(cache) -> None:
 
 def test_a_cache_app_closes_only_a_cache_it_opened(settings: Settings, cache: ImageCache, monkeypatch) -> None:
     closed: list[ImageCache] = []
-    monkeypatch.setattr(ImageCache, "close", lambda self: closed.append(self))
+
+    def close(self: ImageCache) -> None:
+        closed.append(self)
+
+    monkeypatch.setattr(ImageCache, "close", close)
     shared = Cleaner(cache=cache)
     shared.close()
     assert closed == []

@@ -78,7 +78,9 @@ def test_an_image_already_cached_is_dequeued_without_fetching(cache, service, pr
         pytest.param({"fail_after": 64 * 1024}, id="stream-dies"),
     ],
 )
-def test_a_failed_fetch_leaves_the_image_queued_and_uncached(cache, service, prefetcher, breakage: dict[str, Any]) -> None:
+def test_a_failed_fetch_leaves_the_image_queued_and_uncached(
+    cache, service, prefetcher, breakage: dict[str, Any]
+) -> None:
     image = service.add(**breakage)
     queue(cache, image)
     assert prefetcher.fetch_image_into_cache(image.image_id) is False
@@ -280,7 +282,11 @@ def test_progress_hears_every_chunk(cache, service, prefetcher) -> None:
 
 def test_the_prefetcher_is_a_cache_app_that_leaves_a_shared_cache_open(cache, prefetcher, monkeypatch) -> None:
     closed: list[ImageCache] = []
-    monkeypatch.setattr(ImageCache, "close", lambda self: closed.append(self))
+
+    def close(self: ImageCache) -> None:
+        closed.append(self)
+
+    monkeypatch.setattr(ImageCache, "close", close)
     assert isinstance(prefetcher, CacheApp) and prefetcher.settings is cache.settings
     prefetcher.close()
     assert closed == []
@@ -327,7 +333,11 @@ def test_for_settings_missing_image_stays_queued(settings, from_settings) -> Non
 
 def test_for_settings_closes_the_cache_it_opened(settings, monkeypatch) -> None:
     closed: list[ImageCache] = []
-    monkeypatch.setattr(ImageCache, "close", lambda self: closed.append(self))
+
+    def close(self: ImageCache) -> None:
+        closed.append(self)
+
+    monkeypatch.setattr(ImageCache, "close", close)
     with Prefetcher.for_settings(settings) as prefetcher:
         pass
     assert closed == [prefetcher.cache]

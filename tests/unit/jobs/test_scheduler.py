@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import subprocess
@@ -194,7 +195,7 @@ def test_two_processes_never_run_a_job_at_the_same_time(tmp_path) -> None:
         for pid, start, end in (line.split() for line in log.read_text().splitlines())
     )
     assert len(runs) >= at_least, runs
-    for (_, end, _), (start, _, _) in zip(runs, runs[1:]):
+    for (_, end, _), (start, _, _) in itertools.pairwise(runs):
         assert start >= end - 0.001, f"runs overlap: {runs}"
 
 
@@ -256,7 +257,8 @@ def test_for_cache_builds_the_server_jobs_from_settings(settings, cache, service
     assert jobs.lock_dir == settings.image_cache_dir
     assert {name: jobs.run_once(name) for name in jobs.names} == dict.fromkeys(jobs.names, Outcome.RAN)
     assert cache.is_cached(image.image_id)
-    assert {".job-cleaner.lock", ".job-pruner.lock", ".job-prefetcher.lock"} <= set(os.listdir(settings.image_cache_dir))
+    locks = {".job-cleaner.lock", ".job-pruner.lock", ".job-prefetcher.lock"}
+    assert locks <= set(os.listdir(settings.image_cache_dir))
     assert [r.image_id for r in cache.get_cached_images()] == [image.image_id]  # lock files are not images
 
 

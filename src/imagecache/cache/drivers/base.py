@@ -14,11 +14,18 @@ Rules every driver follows:
 * Methods are safe to call from many threads and many processes at once.
 * A driver never touches image bytes and never validates ids: callers pass
   canonical ids (see :func:`~imagecache.cache.layout.validate_image_id`).
+
+Optional features are declared here with a default that does the generic
+thing (:meth:`Driver.add_many` loops over :meth:`Driver.add`; an index
+without nodes answers :meth:`Driver.cached_nodes` with None and needs no
+:meth:`Driver.heartbeat`); a driver overrides what it does better.  Callers
+never probe a driver for a method.
 """
 
 from __future__ import annotations
 
 import abc
+import builtins
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,23 +61,32 @@ class Driver(abc.ABC):
 
     def close(self) -> None:
         """Release connections (the driver may be used again afterwards)."""
+        return None
 
     # -- cached images ------------------------------------------------------
     @abc.abstractmethod
     def add(self, record: CachedImage) -> None:
         """Record a newly published image (replacing any earlier record)."""
 
+    def add_many(self, records: Iterable[CachedImage]) -> None:
+        """Record many images the index has no record of (crash recovery adopts files in one go).
+
+        One :meth:`add` each; a driver with transactions adds them in one.
+        """
+        for record in records:
+            self.add(record)
+
     @abc.abstractmethod
     def get(self, image_id: str) -> CachedImage | None:
         """The record of one image, or None."""
 
     @abc.abstractmethod
-    def list(self) -> list[CachedImage]:
+    def list(self) -> builtins.list[CachedImage]:
         """Every record, most recently accessed first."""
 
     @abc.abstractmethod
     def remove(self, image_id: str) -> bool:
-        """Forget one image; True if there was a record."""
+        """Forget one image; True if there was a record, False if there was none."""
 
     @abc.abstractmethod
     def record_hit(self, image_id: str, when: float) -> None:
@@ -100,9 +116,22 @@ class Driver(abc.ABC):
         """Remove from the queue; True if it was queued."""
 
     @abc.abstractmethod
-    def queued(self) -> list[str]:
+    def queued(self) -> builtins.list[str]:
         """Queued ids, oldest first."""
 
     def clear_queue(self) -> int:
         """Empty the queue; how many entries were removed."""
         return sum(1 for image_id in self.queued() if self.dequeue(image_id))
+
+    # -- nodes (an index shared by several nodes) ---------------------------------
+    #: Seconds between the :meth:`heartbeat` calls the server must make; None
+    #: when the index has no nodes, so nothing needs to beat.
+    heartbeat_interval: float | None = None
+
+    def heartbeat(self) -> None:
+        """Tell the index this node is alive (nothing to do for an index without nodes)."""
+        return None
+
+    def cached_nodes(self, image_id: str) -> builtins.list[str] | None:
+        """The live nodes caching ``image_id``, as reference URLs; None when the index has no nodes."""
+        return None

@@ -34,6 +34,7 @@ Decisions:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime
 import logging
@@ -99,7 +100,7 @@ def heartbeat_interval(stale_after: float) -> float:
     return max(0.5, stale_after / HEARTBEATS_PER_STALE_PERIOD)
 
 
-def _record(row: Row[Any]) -> CachedImage:
+def _record(row: Row[*tuple[Any, ...]]) -> CachedImage:
     return CachedImage(
         image_id=row.image_id,
         size=int(row.size),
@@ -334,7 +335,7 @@ class CentralDriver(Driver):
         with self._begin() as connection:
             return connection.execute(statement).rowcount > 0
 
-    def queued(self) -> list[str]:
+    def queued(self) -> builtins.list[str]:
         statement = select(queued_images.c.image_id).where(self._queued_here()).order_by(queued_images.c.seq)
         with self._begin() as connection:
             return list(connection.execute(statement).scalars())

@@ -8,6 +8,7 @@ concurrent writers wait instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -90,10 +91,8 @@ class SqliteDriver(FileQueueMixin, Driver):
         with self._all_lock:
             conns, self._all = self._all, []
         for conn in conns:
-            try:
+            with contextlib.suppress(sqlite3.Error):  # closing is best effort
                 conn.close()
-            except sqlite3.Error:  # pragma: no cover - closing is best effort
-                pass
         self._local = threading.local()
 
     # -- cached images ------------------------------------------------------
@@ -162,19 +161,6 @@ class SqliteDriver(FileQueueMixin, Driver):
     def remove(self, image_id: str) -> bool:
         cursor = self._db().execute("DELETE FROM cached_images WHERE image_id = ?", (image_id,))
         return cursor.rowcount > 0
-
-    def remove_many(self, image_ids: Iterable[str]) -> int:
-        conn = self._db()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            removed = sum(
-                conn.execute("DELETE FROM cached_images WHERE image_id = ?", (i,)).rowcount for i in image_ids
-            )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return removed
 
     def record_hit(self, image_id: str, when: float) -> None:
         self._db().execute(

@@ -22,9 +22,8 @@ from imagecache.cache.errors import DriverConfigError
 from imagecache.cache.layout import CacheLayout, FileFacts
 
 PREFIX = "user.imagecache."
-_FLOATS = ("last_accessed", "last_modified")
-_INTS = ("hits",)
-_TEXTS = ("checksum", "os_hash_algo", "os_hash_value")
+#: The facts kept in attributes (size is the file's own).
+_FIELDS = ("hits", "last_accessed", "last_modified", "checksum", "os_hash_algo", "os_hash_value")
 _HIT_LOCK = ".xattr-hits.lock"
 
 
@@ -57,31 +56,23 @@ class XattrDriver(FileQueueMixin, Driver):
     # -- reading and writing attributes ----------------------------------------
     def _read(self, facts: FileFacts) -> CachedImage | None:
         path = os.path.join(self._layout.root, facts.image_id)
-        values: dict[str, object] = {}
         try:
-            names = os.listxattr(path)
-            for name in names:
-                if not name.startswith(PREFIX):
-                    continue
-                key = name[len(PREFIX):]
-                raw = os.getxattr(path, name).decode("utf-8", "replace")
-                if key in _FLOATS:
-                    values[key] = _number(raw, float)
-                elif key in _INTS:
-                    values[key] = _number(raw, int)
-                elif key in _TEXTS:
-                    values[key] = raw
+            values = {
+                name[len(PREFIX):]: os.getxattr(path, name).decode("utf-8", "replace")
+                for name in os.listxattr(path)
+                if name.startswith(PREFIX)
+            }
         except FileNotFoundError:
             return None
         return CachedImage(
             image_id=facts.image_id,
             size=facts.size,
-            hits=int(values.get("hits") or 0),
-            last_accessed=float(values.get("last_accessed") or facts.mtime),
-            last_modified=float(values.get("last_modified") or facts.mtime),
-            checksum=values.get("checksum"),  # type: ignore[arg-type]
-            os_hash_algo=values.get("os_hash_algo"),  # type: ignore[arg-type]
-            os_hash_value=values.get("os_hash_value"),  # type: ignore[arg-type]
+            hits=_count(values.get("hits")),
+            last_accessed=_seconds(values.get("last_accessed")) or facts.mtime,
+            last_modified=_seconds(values.get("last_modified")) or facts.mtime,
+            checksum=values.get("checksum"),
+            os_hash_algo=values.get("os_hash_algo"),
+            os_hash_value=values.get("os_hash_value"),
         )
 
     def _write(self, image_id: str, **values: object) -> None:
@@ -126,8 +117,18 @@ class XattrDriver(FileQueueMixin, Driver):
         return {facts.image_id for facts in self._layout.published()}
 
     def remove(self, image_id: str) -> bool:
-        # The attributes live on the file, which the cache unlinks itself.
-        return False
+        """Forget what the file's attributes record; True if it was there to forget.
+
+        The attributes live on the file, so the cache's unlinking (which comes
+        first) takes the record with it and this finds nothing: False.  A file
+        still in place keeps being a record (as an adopted file does), with
+        no hits and its mtime for times.
+        """
+        path = self._layout.path(image_id)
+        if not os.path.isfile(path):
+            return False
+        self._write(image_id, **dict.fromkeys(_FIELDS))
+        return True
 
     @contextlib.contextmanager
     def _hits_locked(self) -> Iterator[None]:
@@ -150,8 +151,17 @@ class XattrDriver(FileQueueMixin, Driver):
         return sum(facts.size for facts in self._layout.published())
 
 
-def _number(raw: str, kind: type) -> float | int:
+def _seconds(raw: str | None) -> float:
+    """A time from an attribute; 0.0 when missing or unreadable (the caller falls back to the mtime)."""
     try:
-        return kind(float(raw)) if kind is int else kind(raw)
+        return float(raw) if raw is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _count(raw: str | None) -> int:
+    """A counter from an attribute (written as an int, read leniently); 0 when missing or unreadable."""
+    try:
+        return int(float(raw)) if raw is not None else 0
     except ValueError:
         return 0

@@ -1,0 +1,421 @@
+"""ImageCache: an LRU cache of image files on local disk with a prefetch queue.
+
+The public face of the library.  It joins three narrow parts: the layout
+(the files), a driver (the index: sqlite, xattr or central) and the fill
+pipeline (:mod:`~imagecache.cache.pipeline`: one writer per image, verified
+before it is published).  No HTTP in here.
+
+Guarantees:
+
+* only a file whose size and hashes match the image's metadata is ever
+  published, by an atomic rename; a reader never sees a partial file;
+* a cache failure (disk full, permissions, a driver error) never breaks the
+  caller's stream: the chunks keep flowing, the cache just does not keep them;
+* the verified files never exceed ``image_cache_max_size``, and at least
+  ``image_cache_min_free`` bytes stay free on the filesystem: room is made,
+  least recently used first, before a file is published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+
+from imagecache.cache.drivers.base import CachedImage, Driver
+from imagecache.cache.drivers.sqlite import SqliteDriver
+from imagecache.cache.errors import DriverConfigError, ImageNotCached
+from imagecache.cache.eviction import select_victims
+from imagecache.cache.fill import is_locked, remove_if_stalled
+from imagecache.cache.flight import FillClaim, TailReader, open_reader
+from imagecache.cache.layout import CacheLayout, validate_image_id
+from imagecache.cache.pipeline import FillPipeline
+from imagecache.cache.progress import ProgressWatch
+from imagecache.cache.verify import Expected
+from imagecache.config import Settings
+
+if TYPE_CHECKING:
+    from imagecache.metrics import Metrics
+
+LOG = logging.getLogger(__name__)
+READ_CHUNK = 1 << 20
+#: Seconds a change mark is kept (far above any sensible auth_cache_ttl).
+CHANGE_MARK_LIFETIME = 3600.0
+
+
+class CleanResult(NamedTuple):
+    invalid_removed: int
+    stalled_removed: int
+
+    @property
+    def total(self) -> int:
+        return self.invalid_removed + self.stalled_removed
+
+
+class ReconcileResult(NamedTuple):
+    rows_dropped: int
+    files_adopted: int
+    files_invalidated: int
+    stalled_removed: int
+
+
+def _make_driver(name: str, layout: CacheLayout, settings: Settings) -> Driver:
+    """The driver ``name`` names, not yet configured; DriverConfigError for an unknown name.
+
+    One plain branch per driver.  xattr and central are imported only when
+    chosen: central needs SQLAlchemy, and a missing install of it is a
+    configuration error, not a crash.
+    """
+    if name == "sqlite":
+        return SqliteDriver(layout, settings.image_cache_sqlite_db)
+    if name == "xattr":
+        from imagecache.cache.drivers.xattr import XattrDriver
+
+        return XattrDriver(layout)
+    if name == "central":
+        try:
+            from imagecache.cache.drivers.central import CentralDriver
+        except ImportError as exc:
+            raise DriverConfigError(f"the central driver is not available: {exc}") from exc
+        return CentralDriver(layout, settings)
+    raise DriverConfigError(f"unknown image cache driver {name!r}")
+
+
+class ImageCache:
+    """An LRU cache of verified image files, configured by explicit settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        reconcile: bool = False,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        if metrics is None:
+            # Imported here: the cache's modules load without prometheus_client
+            # until a cache is built without the caller's counters.
+            from imagecache.metrics import Metrics
+
+            metrics = Metrics()
+        #: Counters shared with the filters in front of this cache (its own when none are given).
+        self.metrics: Metrics = metrics
+        self.layout = CacheLayout(settings.image_cache_dir)
+        self.layout.ensure()
+        self._clock = clock
+        #: Wakes the readers of fills in this process when their file changes.
+        self.progress = ProgressWatch()
+        self.driver: Driver
+        self.init_driver()
+        self._fills = FillPipeline(self, clock)
+        if reconcile:
+            self.reconcile()
+
+    # -- the driver -----------------------------------------------------------
+    def init_driver(self) -> None:
+        """Load and configure the configured driver; xattr falls back to sqlite if it cannot work.
+
+        Only xattr falls back: a node configured for the central index must
+        not quietly keep a private one that no other node can see.
+        """
+        name = self.settings.image_cache_driver
+        try:
+            self.driver = _make_driver(name, self.layout, self.settings)
+            self.configure_driver()
+        except DriverConfigError as exc:
+            if name != "xattr":
+                raise
+            LOG.warning("image cache driver %r cannot be used (%s); falling back to sqlite", name, exc)
+            self.driver = _make_driver("sqlite", self.layout, self.settings)
+            self.configure_driver()
+
+    def configure_driver(self) -> None:
+        self.driver.configure()
+
+    def close(self) -> None:
+        self.progress.close()
+        self.driver.close()
+
+    # -- questions --------------------------------------------------------------
+    def is_cached(self, image_id: str) -> bool:
+        return self.layout.exists(image_id)
+
+    def is_queued(self, image_id: str) -> bool:
+        return self.driver.is_queued(validate_image_id(image_id))
+
+    def is_being_cached(self, image_id: str) -> bool:
+        return is_locked(self.layout.incomplete_path(image_id))
+
+    def get_cache_size(self) -> int:
+        return self.driver.total_size()
+
+    def get_hit_count(self, image_id: str) -> int:
+        record = self.driver.get(validate_image_id(image_id))
+        return record.hits if record else 0
+
+    def get_image_size(self, image_id: str) -> int | None:
+        facts = self.layout.stat(image_id)
+        return facts.size if facts else None
+
+    def get_cached_image(self, image_id: str) -> CachedImage | None:
+        image_id = validate_image_id(image_id)
+        return self.driver.get(image_id) if self.layout.exists(image_id) else None
+
+    def get_cached_images(self) -> list[CachedImage]:
+        """Records of the cached images, most recently accessed first."""
+        return self.driver.list()
+
+    def get_queued_images(self) -> list[str]:
+        """Queued image ids, oldest queued first."""
+        return self.driver.queued()
+
+    def get_cached_nodes(self, image_id: str) -> list[str] | None:
+        """Reference URLs of the live nodes caching ``image_id``; None when the index has no nodes."""
+        nodes = self.driver.cached_nodes(validate_image_id(image_id))
+        return None if nodes is None else list(nodes)
+
+    # -- the queue ------------------------------------------------------------
+    def queue_image(self, image_id: str) -> bool:
+        """Queue for prefetching; False when already queued, cached or being cached."""
+        image_id = validate_image_id(image_id)
+        if self.is_cached(image_id) or self.is_being_cached(image_id):
+            return False
+        return self.driver.queue(image_id)
+
+    def delete_queued_image(self, image_id: str) -> bool:
+        return self.driver.dequeue(validate_image_id(image_id))
+
+    def delete_all_queued_images(self) -> int:
+        return self.driver.clear_queue()
+
+    # -- deleting ---------------------------------------------------------------
+    def delete_cached_image(self, image_id: str) -> bool:
+        """Evict one image; readers that have it open keep streaming."""
+        image_id = validate_image_id(image_id)
+        removed_file = self.layout.remove(image_id)
+        removed_row = self.driver.remove(image_id)
+        if removed_file:
+            self.metrics.evictions.inc()
+        return removed_file or removed_row
+
+    def delete_all_cached_images(self) -> int:
+        ids = {facts.image_id for facts in self.layout.published()} | self.driver.ids()
+        return sum(1 for image_id in ids if self.delete_cached_image(image_id))
+
+    # -- reading ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def open_for_read(self, image_id: str) -> Iterator[BinaryIO]:
+        """The open cached file; a read that completes (no exception) counts as a hit."""
+        with self.open_cached(image_id) as fh:
+            yield fh
+        self.record_hit(image_id)
+
+    def open_cached(self, image_id: str) -> BinaryIO:
+        """The open verified file, for callers that count the hit themselves
+        (with :meth:`record_hit`) once they have sent it; ImageNotCached if absent.
+        """
+        try:
+            return open(self.layout.path(image_id), "rb")  # the caller closes it
+        except FileNotFoundError:
+            raise ImageNotCached(f"image {image_id} is not cached") from None
+
+    def record_hit(self, image_id: str) -> None:
+        """Count a completed read (errors are logged: a hit count never fails a read)."""
+        try:
+            self.driver.record_hit(validate_image_id(image_id), self._clock())
+        except Exception:  # the index must not fail a download
+            LOG.exception("could not record a hit for image %s", image_id)
+
+    # -- writing ------------------------------------------------------------------
+    # Glance's signatures, kept for its callers (``image_checksum=`` ...); each
+    # builds one Expected from the image's metadata and hands it to the pipeline.
+    def get_caching_iter(
+        self,
+        image_id: str,
+        image_checksum: str | None,
+        image_iter: Iterable[bytes],
+        *,
+        os_hash_algo: str | None = None,
+        os_hash_value: str | None = None,
+        size: int | None = None,
+    ) -> Iterator[bytes]:
+        """Yield ``image_iter``'s chunks while caching them (Glance's argument order).
+
+        On a verification mismatch the file goes to ``invalid/`` and
+        ImageVerificationError is raised after the last chunk, so the caller's
+        response is aborted instead of completing with a wrong image.
+        """
+        validate_image_id(image_id)
+        expected = Expected(image_checksum, os_hash_algo, os_hash_value, size)
+        return self._fills.tee(image_id, image_iter, expected)
+
+    def cache_tee_iter(
+        self,
+        image_id: str,
+        image_iter: Iterable[bytes],
+        image_checksum: str | None,
+        *,
+        os_hash_algo: str | None = None,
+        os_hash_value: str | None = None,
+        size: int | None = None,
+    ) -> Iterator[bytes]:
+        """Glance's other spelling of :meth:`get_caching_iter`."""
+        validate_image_id(image_id)
+        expected = Expected(image_checksum, os_hash_algo, os_hash_value, size)
+        return self._fills.tee(image_id, image_iter, expected)
+
+    def cache_image_iter(
+        self,
+        image_id: str,
+        image_iter: Iterable[bytes],
+        image_checksum: str | None = None,
+        *,
+        os_hash_algo: str | None = None,
+        os_hash_value: str | None = None,
+        size: int | None = None,
+    ) -> bool:
+        """Cache from an iterator; True when cached, False when not cacheable.
+
+        Raises ImageVerificationError when the bytes do not match.
+        """
+        image_id = validate_image_id(image_id)
+        expected = Expected(image_checksum, os_hash_algo, os_hash_value, size)
+        return self._fills.copy(image_id, image_iter, expected)
+
+    def cache_image_file(
+        self,
+        image_id: str,
+        image_file: BinaryIO,
+        image_checksum: str | None = None,
+        *,
+        os_hash_algo: str | None = None,
+        os_hash_value: str | None = None,
+        size: int | None = None,
+    ) -> bool:
+        """Cache from an open file; True when cached, False when not cacheable."""
+        image_id = validate_image_id(image_id)
+        expected = Expected(image_checksum, os_hash_algo, os_hash_value, size)
+        return self._fills.copy(image_id, iter(lambda: image_file.read(READ_CHUNK), b""), expected)
+
+    # -- single-flight fills ------------------------------------------------------
+    def claim_fill(
+        self,
+        image_id: str,
+        image_checksum: str | None = None,
+        *,
+        os_hash_algo: str | None = None,
+        os_hash_value: str | None = None,
+        size: int | None = None,
+    ) -> FillClaim | None:
+        """The right to fill ``image_id`` in the background, or None.
+
+        None means: cached already, being filled by someone else (follow it
+        with :meth:`follow`), or not cacheable (too large, cache unwritable).
+        Start the claim with the image's data, or cancel it.
+        """
+        image_id = validate_image_id(image_id)
+        return self._fills.claim(image_id, Expected(image_checksum, os_hash_algo, os_hash_value, size))
+
+    def follow(self, image_id: str, size: int | None = None) -> TailReader | None:
+        """A reader of the fill in progress for ``image_id`` (any process), or None.
+
+        ``size`` (from the image's metadata) lets the reader hold the last
+        byte back until the file is verified and published.
+        """
+        try:
+            return open_reader(self.layout, validate_image_id(image_id), size, self.progress)
+        except OSError:
+            LOG.exception("cannot follow the fill of image %s", image_id)
+            return None
+
+    # -- size limits -----------------------------------------------------------
+    def prune(self) -> tuple[int, int]:
+        """Evict least recently used images until within the size limit: (files, bytes)."""
+        with self.layout.publish_lock():
+            total = self.driver.total_size()
+            excess = total - self.settings.image_cache_max_size
+            if excess <= 0:
+                return 0, 0
+            sizes: dict[str, int] = {}
+
+            def lru_order() -> Iterator[tuple[str, int]]:
+                # Read only as far as the eviction goes, remembering what was read.
+                for record in self.driver.lru():
+                    sizes[record.image_id] = record.size
+                    yield record.image_id, record.size
+
+            victims = select_victims(lru_order(), excess)
+            if victims is None:  # everything was read and still not enough: evict it all
+                victims = list(sizes)
+            pruned = bytes_pruned = 0
+            for image_id in victims:
+                if self.delete_cached_image(image_id):
+                    pruned += 1
+                    bytes_pruned += sizes[image_id]
+            LOG.info("pruned %d images, %d bytes", pruned, bytes_pruned)
+            return pruned, bytes_pruned
+
+    # -- housekeeping ----------------------------------------------------------
+    def clean(self, stall_time: float | None = None) -> CleanResult:
+        """Remove every invalid file, and incomplete files untouched for ``stall_time`` seconds."""
+        if stall_time is None:
+            stall_time = self.settings.image_cache_stall_time
+        invalid = sum(1 for facts in list(self.layout.invalid()) if self.layout.remove_invalid(facts.image_id))
+        # Change marks only matter for as long as an authorization answer is memoised.
+        self.layout.forget_changes(self._clock() - CHANGE_MARK_LIFETIME)
+        return CleanResult(invalid, self._remove_stalled(stall_time))
+
+    def _remove_stalled(self, stall_time: float) -> int:
+        """Remove incomplete files untouched for ``stall_time`` that no live writer holds.
+
+        Age alone is not enough: a slow fill (a pausing upstream) keeps its
+        lock, and every client streaming it depends on the file.
+        """
+        untouched_since = self._clock() - stall_time
+        stalled = 0
+        for facts in list(self.layout.incomplete()):
+            if facts.mtime < untouched_since and remove_if_stalled(
+                self.layout.incomplete_path(facts.image_id), untouched_since
+            ):
+                stalled += 1
+                LOG.info("removed stalled incomplete file of image %s", facts.image_id)
+        return stalled
+
+    def reconcile(self) -> ReconcileResult:
+        """Make the index agree with the files after a crash (run at start-up).
+
+        Rows without files are dropped; verified files without rows are adopted
+        with their sizes; a file whose size disagrees with its row is moved to
+        ``invalid/``; stalled incomplete files no live writer holds are removed.
+        """
+        with self.layout.publish_lock():
+            files = {facts.image_id: facts for facts in self.layout.published()}
+            records = {r.image_id: r for r in self.driver.list()}
+            dropped = invalidated = 0
+            for image_id, record in records.items():
+                facts = files.get(image_id)
+                if facts is None:
+                    dropped += self.driver.remove(image_id)
+                elif facts.size != record.size:
+                    LOG.error("cached image %s has %d bytes, index says %d; invalidating",
+                              image_id, facts.size, record.size)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.replace(self.layout.path(image_id), self.layout.invalid_path(image_id))
+                    self.driver.remove(image_id)
+                    invalidated += 1
+            orphans = [
+                CachedImage(image_id, facts.size, 0, facts.mtime, facts.mtime)
+                for image_id, facts in files.items()
+                if image_id not in records
+            ]
+            self.driver.add_many(orphans)
+        stalled = self._remove_stalled(self.settings.image_cache_stall_time)
+        result = ReconcileResult(dropped, len(orphans), invalidated, stalled)
+        if any(result):
+            LOG.warning("reconciled the cache index with its files: %s", result._asdict())
+        return result
+

@@ -1,0 +1,278 @@
+"""The fill pipeline: an image's bytes in, a verified, published file out (or nothing kept).
+
+It sits between the cache's public methods and the parts that do the work
+(:mod:`~imagecache.cache.fill` writes and hashes one image,
+:mod:`~imagecache.cache.flight` runs a fill in the background for readers
+to tail) and decides everything in between: whether an image may be cached
+at all, making room for it, stopping a fill that grows too big or meets a
+disk error, verifying the result against the image's :class:`Expected`
+facts, and publishing it into the files and the index.  Every failure but a
+verification mismatch leaves the caller's bytes flowing and nothing kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from imagecache.cache.drivers.base import CachedImage, Driver
+from imagecache.cache.errors import ImageVerificationError
+from imagecache.cache.eviction import bytes_to_free, select_victims
+from imagecache.cache.fill import FillWriter
+from imagecache.cache.flight import FillClaim, FillResult, close_source
+from imagecache.cache.layout import CacheLayout
+from imagecache.cache.progress import ProgressWatch
+from imagecache.cache.verify import Expected, mismatch, multihash_algo
+from imagecache.config import Settings, effective_min_free
+
+if TYPE_CHECKING:
+    from imagecache.metrics import Metrics
+
+LOG = logging.getLogger(__name__)
+
+
+class CacheParts(Protocol):
+    """What a fill uses of the cache it fills (:class:`~imagecache.cache.core.ImageCache` has it all).
+
+    Read through the cache at each use, never copied: a cache's driver may be
+    replaced after it is built (the xattr fallback, tests).
+    """
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def layout(self) -> CacheLayout: ...
+
+    @property
+    def driver(self) -> Driver: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def progress(self) -> ProgressWatch: ...
+
+    def delete_cached_image(self, image_id: str) -> bool: ...
+
+
+@dataclass
+class _FillOutcome:
+    published: bool = False
+
+
+class FillPipeline:
+    """Fills of one cache: a tee, a whole copy, or a claim for a background fill."""
+
+    def __init__(self, cache: CacheParts, clock: Callable[[], float]) -> None:
+        self._cache = cache
+        self._clock = clock
+
+    # -- the three ways in ---------------------------------------------------------
+    def tee(self, image_id: str, source: Iterable[bytes], expected: Expected) -> Iterator[bytes]:
+        """Yield ``source``'s chunks while caching them; ImageVerificationError after the last on a mismatch.
+
+        The lock is taken when iteration starts, not when the iterator is
+        built, so an iterator that is never consumed holds nothing.
+        """
+        writer = self._start(image_id, expected)
+        if writer is None:
+            try:
+                yield from source
+            finally:
+                close_source(source)
+            return
+        yield from self._fill(writer, source, expected, _FillOutcome())
+
+    def copy(self, image_id: str, source: Iterable[bytes], expected: Expected) -> bool:
+        """Cache all of ``source``; True when published, False when not cacheable.
+
+        Raises ImageVerificationError when the bytes do not match.
+        """
+        writer = self._start(image_id, expected)
+        if writer is None:
+            close_source(source)
+            return False
+        outcome = _FillOutcome()
+        for _ in self._fill(writer, source, expected, outcome):
+            pass
+        return outcome.published
+
+    def claim(self, image_id: str, expected: Expected) -> FillClaim | None:
+        """The right to fill ``image_id`` in the background, or None (cached, being filled, not cacheable)."""
+        writer = self._start(image_id, expected)
+        if writer is None:
+            return None
+        return FillClaim(
+            self._cache.layout,
+            writer,
+            expected,
+            write=self._accept_chunk,
+            finish=self._finish,
+            on_result=self.count,
+            abandon_after=self._cache.settings.fill_abandon_after,
+            progress=self._cache.progress,
+        )
+
+    def count(self, result: FillResult) -> None:
+        self._cache.metrics.fills.labels(result=result.value).inc()
+
+    # -- the steps -----------------------------------------------------------------
+    def _start(self, image_id: str, expected: Expected) -> FillWriter | None:
+        """A writer for the image, or None when it must not (or cannot) be cached."""
+        if expected.size is not None and not self._fits(expected.size):
+            LOG.info("image %s (%d bytes) will not be cached: larger than the cache allows", image_id, expected.size)
+            return None
+        algo = multihash_algo(expected, self._cache.settings.hashing_algorithm)
+        try:
+            writer = FillWriter.acquire(self._cache.layout, image_id, algo)
+        except OSError as exc:
+            LOG.warning("cannot cache image %s: %s", image_id, exc)
+            return None
+        if writer is not None and expected.size is not None:
+            try:
+                self._make_room(expected.size, protect=image_id)
+            except Exception:
+                LOG.exception("could not make room for image %s", image_id)
+        return writer
+
+    def _fits(self, size: int) -> bool:
+        return size <= self._cache.settings.image_cache_max_size
+
+    def _accept_chunk(self, writer: FillWriter, chunk: bytes, expected: Expected) -> bool:
+        """Write ``chunk``; False (writing nothing) once the fill cannot go on."""
+        limit = self._cache.settings.image_cache_max_size
+        if expected.size is not None:
+            limit = min(limit, expected.size)
+        if writer.size + len(chunk) > limit:
+            LOG.info("image %s grew past %d bytes; not caching it", writer.image_id, limit)
+            return False
+        try:
+            writer.write(chunk)
+        except Exception as exc:  # noqa: BLE001 - disk full, EIO, ...: the download goes on
+            LOG.warning("stopped caching image %s: %s", writer.image_id, exc)
+            return False
+        return True
+
+    def _fill(
+        self, writer: FillWriter, source: Iterable[bytes], expected: Expected, outcome: _FillOutcome
+    ) -> Iterator[bytes]:
+        """Yield every chunk while the writer keeps it; publish verified bytes at the end.
+
+        The last chunk is held back until the image is published (or has
+        failed verification, which raises instead): a consumer that has every
+        byte finds the image cached, and never holds a wrong image whole.
+        """
+        active: FillWriter | None = writer
+        held: bytes | None = None
+        try:
+            for chunk in source:
+                if active is not None:
+                    active = self._write_or_drop(active, chunk, expected)
+                if held is not None:
+                    yield held
+                held = chunk
+        except BaseException:
+            # The source failed or the consumer went away: keep nothing.
+            if active is not None:
+                active.discard()
+            self.count(FillResult.FAILED)
+            raise
+        finally:
+            close_source(source)
+        if active is None:
+            self.count(FillResult.FAILED)
+        else:
+            try:
+                outcome.published = self._finish(active, expected)
+            finally:
+                self.count(FillResult.COMPLETED if outcome.published else FillResult.FAILED)
+        if held is not None:
+            yield held
+
+    def _write_or_drop(self, writer: FillWriter, chunk: bytes, expected: Expected) -> FillWriter | None:
+        if self._accept_chunk(writer, chunk, expected):
+            return writer
+        writer.discard()
+        return None
+
+    def _finish(self, writer: FillWriter, expected: Expected) -> bool:
+        """Verify, make durable, make room, publish and index; ImageVerificationError on a mismatch."""
+        digest = writer.digest()
+        problem = mismatch(digest, expected)
+        if problem is not None:
+            LOG.error("image %s failed verification (%s); moved to invalid/", writer.image_id, problem)
+            try:
+                writer.invalidate()
+            except OSError:
+                LOG.exception("could not move image %s to invalid/", writer.image_id)
+                writer.discard()
+            raise ImageVerificationError(f"image {writer.image_id}: {problem}")
+        layout = self._cache.layout
+        try:
+            writer.sync()  # outside the publish lock: other fills publish meanwhile
+            with layout.publish_lock():
+                if not self._make_room(digest.size, protect=writer.image_id, already_on_disk=True):
+                    LOG.info("no room for image %s (%d bytes); not caching it", writer.image_id, digest.size)
+                    writer.discard()
+                    return False
+                writer.publish()
+                now = self._clock()
+                self._cache.driver.add(
+                    CachedImage(
+                        image_id=writer.image_id,
+                        size=digest.size,
+                        hits=0,
+                        last_accessed=now,
+                        last_modified=now,
+                        checksum=digest.checksum,
+                        os_hash_algo=digest.os_hash_algo,
+                        os_hash_value=digest.os_hash_value,
+                    )
+                )
+            _release_readers(writer)
+            return True
+        except Exception:
+            LOG.exception("could not publish image %s", writer.image_id)
+            writer.discard()
+            return layout.exists(writer.image_id)
+        finally:
+            writer.close()
+
+    def _make_room(self, incoming: int, *, protect: str | None = None, already_on_disk: bool = False) -> bool:
+        """Evict LRU images so ``incoming`` bytes fit; False (evicting nothing) if they cannot."""
+        if not self._fits(incoming):
+            return False
+        cache = self._cache
+        usage = cache.layout.disk_usage()
+        needed = bytes_to_free(
+            cache_size=cache.driver.total_size(),
+            incoming=incoming,
+            max_size=cache.settings.image_cache_max_size,
+            # Bytes already written to incomplete/ are already gone from the free space.
+            disk_free=usage.free + (incoming if already_on_disk else 0),
+            min_free=effective_min_free(cache.settings, usage.total),
+        )
+        protected = frozenset({protect}) if protect else frozenset()
+        victims = select_victims(((r.image_id, r.size) for r in cache.driver.lru()), needed, protected)
+        if victims is None:
+            return False
+        for image_id in victims:
+            cache.delete_cached_image(image_id)
+            LOG.info("evicted image %s to make room", image_id)
+        return True
+
+
+def _release_readers(writer: FillWriter) -> None:
+    """Readers may hand out the last byte: the image is on disk and listed.
+
+    Read-your-writes: a client holding the whole image finds it in
+    ``GET /v2/cache`` and can delete it.  Should the mark fail, readers
+    finish when the writer lets go of its lock a moment later.
+    """
+    try:
+        writer.mark_verified()
+    except OSError:
+        LOG.warning("could not mark image %s published; its readers finish at the writer's close", writer.image_id)

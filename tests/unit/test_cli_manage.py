@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from imagecache.cli import main
-from imagecache.cli_manage import ManageSession, connect, local_time
+from imagecache.cli.manage import local_time
+from imagecache.cli.manage_session import ManageSession, connect
 from imagecache.client import (
     BadRequest,
     ClientError,

@@ -19,7 +19,7 @@ from webob import Request, Response
 from imagecache import ImageCache, Settings
 from imagecache.cache.drivers.sqlite import SqliteDriver
 from imagecache.cli import main
-from imagecache.cli_manage import ManageSession
+from imagecache.cli.manage_session import ManageSession
 from imagecache.client import CacheClient, HTTPStatusError, InvalidResponse, NotFound
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi.cache_manage import CacheManageFilter

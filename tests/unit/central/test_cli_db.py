@@ -16,8 +16,8 @@ from imagecache.db.migrate import head_revision, schema_state, upgrade
 from .pg import engine_for
 
 
-def db(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(main, ["db", *args], input=input, env=env, catch_exceptions=False)
+def db(*args: str, answers: str | None = None, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, ["db", *args], input=answers, env=env, catch_exceptions=False)
 
 
 def test_upgrade_creates_the_schema_then_has_nothing_to_do(empty_db_url) -> None:
@@ -121,7 +121,7 @@ def test_forget_node_asks_first_and_deletes_its_rows(make_driver, db_url) -> Non
     gone = make_driver("http://gone:9292")
     gone.add(CachedImage("11111111-1111-4111-8111-111111111111", 10, 0, 1.0, 1.0))
     gone.queue("22222222-2222-4222-8222-222222222222")
-    declined = db("forget-node", "http://gone:9292", "--db-url", db_url, input="n\n")
+    declined = db("forget-node", "http://gone:9292", "--db-url", db_url, answers="n\n")
     assert declined.exit_code == 1 and "nothing deleted" in declined.stderr
     done = db("forget-node", "http://gone:9292/", "--db-url", db_url, "--force")
     assert done.exit_code == 0 and "its 1 cached image record" in done.stdout

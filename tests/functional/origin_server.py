@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from imagecache import images, server
-from imagecache.cli import UsageProblem, serve
+from imagecache.cli import UsageProblem
+from imagecache.cli.serve import serve
 from imagecache.config import ConfigError, Settings, load_settings
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

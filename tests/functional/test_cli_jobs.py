@@ -33,10 +33,12 @@ def imagecache(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 
 
 def create(server: RunningServer, data: bytes) -> str:
-    made = server.request("POST", "/v2/images", json_body={"name": "img", "disk_format": "raw", "container_format": "bare"})
+    made = server.request("POST", "/v2/images",
+                          json_body={"name": "img", "disk_format": "raw", "container_format": "bare"})
     assert made.status == 201, made.text
     image_id = made.json()["id"]
-    put = server.request("PUT", f"/v2/images/{image_id}/file", body=data, headers={"Content-Type": "application/octet-stream"})
+    put = server.request("PUT", f"/v2/images/{image_id}/file", body=data,
+                         headers={"Content-Type": "application/octet-stream"})
     assert put.status == 204, put.text
     return str(image_id)
 

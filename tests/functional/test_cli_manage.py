@@ -25,16 +25,16 @@ from .fake_keystone import FakeKeystone
 
 FORBIDDEN = "You are not permitted to manage the image cache."
 #: What the developer's shell may hold and the commands would otherwise pick up.
-NO_CREDENTIALS = {
-    name: ""
-    for name in ("OS_AUTH_TOKEN", "OS_TOKEN", "OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME",
-                 "OS_TENANT_NAME", "OS_AUTH_STRATEGY", "OS_REGION_NAME", "GLANCE_CLIENT_CA_FILE",
-                 "GLANCE_CLIENT_CERT_FILE", "GLANCE_CLIENT_KEY_FILE")
-}
+NO_CREDENTIALS = dict.fromkeys(
+    ("OS_AUTH_TOKEN", "OS_TOKEN", "OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME",
+     "OS_TENANT_NAME", "OS_AUTH_STRATEGY", "OS_REGION_NAME", "GLANCE_CLIENT_CA_FILE",
+     "GLANCE_CLIENT_CERT_FILE", "GLANCE_CLIENT_KEY_FILE"),
+    "",
+)
 
 
 def manage(
-    port: int, *args: str, token: str | None = None, input: str | None = None, env: dict[str, str] | None = None,
+    port: int, *args: str, token: str | None = None, answers: str | None = None, env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``imagecache manage --port PORT [--os-auth-token TOKEN] ARGS``, run to completion."""
     argv = [sys.executable, "-m", "imagecache.cli", "manage", "--port", str(port), "--timeout", "30"]
@@ -43,8 +43,8 @@ def manage(
     return subprocess.run(
         [*argv, *args],
         env=clean_environment({**NO_CREDENTIALS, **(env or {})}),
-        input=input,
-        stdin=subprocess.DEVNULL if input is None else None,
+        input=answers,
+        stdin=subprocess.DEVNULL if answers is None else None,
         capture_output=True,
         text=True,
         timeout=60,
@@ -119,7 +119,9 @@ def test_queue_list_and_unqueue(node: RunningServer) -> None:
     done = as_admin(node, "queue-image", first, "not-a-uuid", second)
     assert done.returncode == 1  # one id failed; the others were still queued
     assert done.stdout.splitlines() == [f"Queued image {first} for caching", f"Queued image {second} for caching"]
-    assert done.stderr == "Could not queue image not-a-uuid: 400 Bad Request: Invalid image id: an image id is a UUID.\n"
+    assert done.stderr == (
+        "Could not queue image not-a-uuid: 400 Bad Request: Invalid image id: an image id is a UUID.\n"
+    )
     assert cache_state(node)["queued"] == sorted([first, second])
 
     listed = as_admin(node, "--json", "list-queued")
@@ -143,7 +145,7 @@ def test_delete_all_asks_first_and_force_does_not(node: RunningServer) -> None:
     image_id = cached_image(node, os.urandom(32 << 10))
     queued(node, str(uuid.uuid4()))
 
-    declined = as_admin(node, "delete-all-cached-images", input="n\n")
+    declined = as_admin(node, "delete-all-cached-images", answers="n\n")
     assert declined.returncode == 1 and declined.stdout == ""
     assert declined.stderr.startswith(f"Delete all cached images on 127.0.0.1:{node.port}? [y/N]: ")
     assert declined.stderr.endswith("Error: nothing deleted (--force deletes without asking)\n")

@@ -48,7 +48,6 @@ from imagecache.client import (
 )
 from imagecache.config import load_settings
 from imagecache.server import build_app
-
 from tests.support.waiting import wait_until
 
 from .conftest import AuthTokens, RunningServer, free_port
@@ -226,7 +225,7 @@ def test_a_silent_server_times_out_as_unreachable() -> None:
         listener.listen(1)  # connections complete in the backlog; nobody ever answers
         client = CacheClient("127.0.0.1", listener.getsockname()[1], timeout=0.3, environ={})
         started = time.monotonic()
-        with pytest.raises(Unreachable, match="did not answer within 0.3 s"):
+        with pytest.raises(Unreachable, match=r"did not answer within 0\.3 s"):
             client.get_queued_images()
         assert time.monotonic() - started < 5
 
@@ -239,7 +238,7 @@ class _Redirector:
         seen = self.seen
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+            def do_GET(self) -> None:
                 seen.append(dict(self.headers))
                 location = target(self.path)
                 body = b'{"queued_images": []}' if location is None else b""

@@ -112,7 +112,8 @@ def test_serving_flags_map_onto_settings(captured: list[Settings]) -> None:
     assert (settings.client_header_timeout, settings.send_timeout) == (7.5, 20.0)
 
 
-@pytest.mark.parametrize("flag", ["--threads=0", "--max-connections=0", "--client-header-timeout=0", "--send-timeout=-1"])
+@pytest.mark.parametrize("flag",
+                         ["--threads=0", "--max-connections=0", "--client-header-timeout=0", "--send-timeout=-1"])
 def test_serving_flags_out_of_range_are_one_line_errors(captured: list[Settings], flag: str) -> None:
     result = invoke(flag)
     assert result.exit_code == 2 and captured == []

@@ -305,10 +305,12 @@ def test_a_command_leaves_no_log_handler_behind(command, settings, cache) -> Non
 
 def test_the_cli_starts_without_its_heavy_modules() -> None:
     probe = "import sys, imagecache.cli; print(' '.join(sorted(sys.modules)))"
-    loaded = set(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split())
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
     assert not loaded & {"gunicorn", "rich", "webob", "imagecache.images", "imagecache.jobs", "imagecache.server"}
 
 
-@pytest.mark.parametrize(("size", "text"), [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (10 << 30, "10.0 GiB"), (3 << 50, "3072.0 TiB")])
+@pytest.mark.parametrize(("size", "text"), [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (10 << 30, "10.0 GiB"),
+                                            (3 << 50, "3072.0 TiB")])
 def test_format_size(size: int, text: str) -> None:
     assert format_size(size) == text

@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from imagecache.cli import main
-from imagecache.cli_manage import ManageSession, connect, local_time
+from imagecache.cli.manage import local_time
+from imagecache.cli.manage_session import ManageSession, connect
 from imagecache.client import (
     BadRequest,
     ClientError,
@@ -111,13 +112,15 @@ class StubFactory:
         return self.client
 
 
-def run(client: StubClient | StubFactory, *args: str, input: str | None = None) -> Result:
+def run(client: StubClient | StubFactory, *args: str, answers: str | None = None) -> Result:
     factory = client if isinstance(client, StubFactory) else StubFactory(client)
-    return CliRunner().invoke(main, ["manage", *args], obj=ManageSession(client_factory=factory), input=input,
+    return CliRunner().invoke(main, ["manage", *args], obj=ManageSession(client_factory=factory), input=answers,
                               catch_exceptions=False)
 
 
-def entry(image_id: str, size: int = 3 << 20, hits: int = 0, accessed: float = NOW, modified: float = NOW) -> dict[str, Any]:
+def entry(
+    image_id: str, size: int = 3 << 20, hits: int = 0, accessed: float = NOW, modified: float = NOW,
+) -> dict[str, Any]:
     return {"image_id": image_id, "hits": hits, "last_accessed": accessed, "last_modified": modified, "size": size}
 
 
@@ -271,7 +274,7 @@ def test_delete_all_with_force_asks_nothing(command: str, what: str) -> None:
 @pytest.mark.parametrize("answer", ["y\n", "yes\n"])
 def test_delete_all_asks_on_stderr_and_goes_on_with_yes(answer: str) -> None:
     client = StubClient(cached=[entry(new_id())])
-    result = run(client, "--json", "delete-all-cached-images", input=answer)
+    result = run(client, "--json", "delete-all-cached-images", answers=answer)
     assert result.exit_code == 0
     assert result.stderr.startswith("Delete all cached images on 127.0.0.1:9292? [y/N]: ")
     assert json.loads(result.stdout) == {"num_deleted": 1}
@@ -280,7 +283,7 @@ def test_delete_all_asks_on_stderr_and_goes_on_with_yes(answer: str) -> None:
 @pytest.mark.parametrize("answer", ["n\n", "\n", None], ids=["no", "default", "end-of-input"])
 def test_delete_all_declined_deletes_nothing_and_exits_1(answer: str | None) -> None:
     client = StubClient(queued=[new_id()])
-    result = run(client, "-H", "::1", "delete-all-queued-images", input=answer)
+    result = run(client, "-H", "::1", "delete-all-queued-images", answers=answer)
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.startswith("Delete all queued images on [::1]:9292? [y/N]: ")

@@ -17,7 +17,6 @@ import urllib3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imagecache import client as client_module
 from imagecache.client import (
     DEFAULT_TIMEOUT,
     MAX_MESSAGE,
@@ -38,6 +37,7 @@ from imagecache.client import (
     normalize_doc_root,
     quote_image_id,
 )
+from imagecache.client import cache_client as client_module
 
 IMAGE_ID = "1b2c3d4e-0000-4000-8000-000000000001"
 

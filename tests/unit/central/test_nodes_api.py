@@ -20,7 +20,7 @@ from imagecache import ImageCache, Settings
 from imagecache.cache.drivers.sqlite import SqliteDriver
 from imagecache.cache.layout import CacheLayout
 from imagecache.cli import main
-from imagecache.cli_manage import ManageSession
+from imagecache.cli.manage_session import ManageSession
 from imagecache.client import CacheClient, HTTPStatusError, InvalidResponse, NotFound
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi.cache_manage import CacheManageFilter

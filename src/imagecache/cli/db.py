@@ -20,25 +20,24 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from imagecache.config import ConfigError, Settings, load_settings
+from imagecache.cli._common import (
+    UsageProblem,
+    confirm_or_stop,
+    human_size,
+    print_json,
+    print_table,
+    settings_or_usage,
+)
+from imagecache.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy import URL, Engine
-
-
-def _usage_problem(message: str) -> click.ClickException:
-    # Imported late: imagecache.cli imports this module to register the group.
-    from imagecache.cli import UsageProblem
-
-    return UsageProblem(message)
 
 
 def database_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,12 +57,9 @@ def database_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def db_settings(config_file: str | None, db_url: str | None) -> Settings:
     """Settings as ``serve`` builds them; a database URL is required."""
-    try:
-        settings = load_settings(config_file, os.environ, {"db_url": db_url})
-    except ConfigError as exc:
-        raise _usage_problem(str(exc)) from None
+    settings = settings_or_usage(config_file, {"db_url": db_url})
     if not settings.db_url:
-        raise _usage_problem("no database: give --db-url, or db_url in --config or IMAGECACHE_DB_URL")
+        raise UsageProblem("no database: give --db-url, or db_url in --config or IMAGECACHE_DB_URL")
     return settings
 
 
@@ -74,7 +70,7 @@ def parsed_url(settings: Settings) -> URL:
     try:
         return database_url(settings.db_url)
     except DatabaseURLError as exc:
-        raise _usage_problem(str(exc)) from None
+        raise UsageProblem(str(exc)) from None
 
 
 @contextlib.contextmanager
@@ -174,17 +170,15 @@ def nodes(config_file: str | None, db_url: str | None, as_json: bool) -> None:
         require_head(engine)
         reports = list_nodes(engine, settings.node_stale_after)
     if as_json:
-        click.echo(json.dumps([
+        print_json([
             {"url": r.url, "state": r.state.value, "last_seen": r.last_seen.timestamp() if r.last_seen else None,
              "cached_images": r.images, "size": r.size}
             for r in reports
-        ], indent=2))
+        ])
         return
     if not reports:
         click.echo("No nodes.")
         return
-    from imagecache.cli_manage import human_size, print_table
-
     print_table(
         [("Node reference URL", "left"), ("State", "left"), ("Last seen", "left"), ("Images", "right"),
          ("Size", "right")],
@@ -202,7 +196,6 @@ def forget_node(url: str, config_file: str | None, db_url: str | None, force: bo
     Its files are not touched (they are on its own disk).  A node that comes
     back registers again, and adopts its files at start.
     """
-    from imagecache.cli_manage import confirm_or_stop
     from imagecache.db.admin import forget_node as run_forget
 
     settings = db_settings(config_file, db_url)

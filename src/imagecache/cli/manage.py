@@ -14,181 +14,33 @@ when everything asked was done, 1 when the node refused or failed something
 errors (options that cannot work, such as a client certificate without its
 key).
 
-The client is made by a factory with :func:`connect`'s keywords, taken from
-the click context's ``obj`` when it is a :class:`ManageSession` (tests pass
-one to ``main(obj=...)``), else :func:`connect` itself.  The client module,
-urllib3 and rich are imported only when a command runs.
+How the client is made is :mod:`imagecache.cli.manage_session`'s; the client
+package, urllib3 and rich are imported only when a command runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import json
-import os
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from http import HTTPStatus
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from imagecache.cli._common import confirm_or_stop, human_size, plural, print_json, print_table
+from imagecache.cli.manage_session import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DOC_ROOTS,
+    ManageSession,
+    client_errors,
+    describe,
+    fails_alone,
+    session,
+)
+
 if TYPE_CHECKING:
-    from imagecache.client import CacheClient, ClientError
-
-#: Makes a client from :func:`connect`'s keyword arguments.
-ClientFactory = Callable[..., "CacheClient"]
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9292
-DOC_ROOTS = ("/v1", "/v2")
-#: Columns a table may use when stdout is no terminal (a pipe or a file): wide
-#: enough that no row wraps, so each image stays on one line for grep and awk.
-PIPE_WIDTH = 200
-#: The environment variables CacheClient reads TLS files from (Glance's names).
-TLS_FILE_VARIABLES = {
-    "ca_file": "GLANCE_CLIENT_CA_FILE",
-    "cert_file": "GLANCE_CLIENT_CERT_FILE",
-    "key_file": "GLANCE_CLIENT_KEY_FILE",
-}
-
-
-def connect(
-    *,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    timeout: float | None = None,
-    use_ssl: bool = False,
-    insecure: bool = False,
-    ca_file: str | None = None,
-    cert_file: str | None = None,
-    key_file: str | None = None,
-    doc_root: str = DOC_ROOTS[0],
-    auth_token: str | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    project_name: str | None = None,
-    auth_url: str | None = None,
-    region_name: str | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> CacheClient:
-    """A client for one node, through :func:`imagecache.client.get_client`.
-
-    Unset credentials come from ``environ`` (default ``os.environ``) as
-    get_client reads them (``OS_AUTH_TOKEN``, ``OS_AUTH_URL``,
-    ``OS_USERNAME``...).  TLS files given here override Glance's
-    ``GLANCE_CLIENT_*_FILE`` variables, and any of them means TLS.  Raises
-    :class:`imagecache.client.ConfigurationError` for options that cannot work.
-    """
-    from imagecache.client import get_client, normalize_doc_root
-
-    env = dict(os.environ if environ is None else environ)
-    files = {"ca_file": ca_file, "cert_file": cert_file, "key_file": key_file}
-    for name, path in files.items():
-        if path:
-            env[TLS_FILE_VARIABLES[name]] = path
-    client = get_client(
-        host,
-        port,
-        timeout=timeout,
-        use_ssl=use_ssl or any(files.values()),
-        username=username,
-        password=password,
-        tenant=project_name,
-        auth_url=auth_url,
-        auth_token=auth_token,
-        region=region_name,
-        insecure=insecure,
-        environ=env,
-    )
-    # get_client has no doc_root; the attribute only shapes the URLs.
-    client.doc_root = normalize_doc_root(doc_root)
-    return client
-
-
-@dataclass
-class ManageSession:
-    """What the manage commands share: how to reach the node, and how to answer."""
-
-    client_factory: ClientFactory = connect
-    options: dict[str, Any] = field(default_factory=dict)
-    as_json: bool = False
-    _client: CacheClient | None = field(default=None, repr=False)
-
-    @property
-    def node(self) -> str:
-        host = self.options.get("host", DEFAULT_HOST)
-        host = f"[{host}]" if ":" in host else host
-        return f"{host}:{self.options.get('port', DEFAULT_PORT)}"
-
-    def client(self) -> CacheClient:
-        """The client, made on first use; options that cannot work are a usage problem (exit 2)."""
-        if self._client is None:
-            from imagecache.client import ConfigurationError
-
-            try:
-                self._client = self.client_factory(**self.options)
-            except ConfigurationError as exc:
-                raise _usage_problem(exc.message) from None
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-
-def _usage_problem(message: str) -> click.ClickException:
-    # Imported late: imagecache.cli imports this module to register the group.
-    from imagecache.cli import UsageProblem
-
-    return UsageProblem(message)
-
-
-# -- errors --------------------------------------------------------------------------
-
-
-def describe(error: ClientError) -> str:
-    """One line for a client error: ``403 Forbidden: <the server's message>``."""
-    from imagecache.client import HTTPStatusError
-
-    message = " ".join(error.message.split())
-    if isinstance(error, HTTPStatusError):
-        try:
-            phrase = HTTPStatus(error.status).phrase
-        except ValueError:
-            phrase = "error"
-        return f"{error.status} {phrase}: {message}"
-    return message
-
-
-@contextlib.contextmanager
-def client_errors() -> Iterator[None]:
-    """A client failure ends the command with one line: exit 2 for bad options, 1 for the rest."""
-    from imagecache.client import ClientError, ConfigurationError
-
-    try:
-        yield
-    except ConfigurationError as exc:
-        raise _usage_problem(exc.message) from None
-    except ClientError as exc:
-        raise click.ClickException(describe(exc)) from None
-
-
-def fails_alone(error: ClientError) -> bool:
-    """Whether ``error`` is about one image (a bad id, a server error), so the
-    other ids are still worth trying.  A refused token, a forbidden caller or
-    an unreachable node would fail every id the same way."""
-    from imagecache.client import Forbidden, HTTPStatusError, Unauthorized
-
-    return isinstance(error, HTTPStatusError) and not isinstance(error, Unauthorized | Forbidden)
-
-
-# -- output --------------------------------------------------------------------------
-
-
-def print_json(document: Any) -> None:
-    click.echo(json.dumps(document, indent=2))
+    from imagecache.client import CacheClient
 
 
 def local_time(timestamp: Any) -> str:
@@ -198,50 +50,10 @@ def local_time(timestamp: Any) -> str:
     return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def human_size(size: Any) -> str:
-    from imagecache.cli import format_size
-
-    return format_size(size) if isinstance(size, int) and not isinstance(size, bool) else str(size)
-
-
-def print_table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]]) -> None:
-    """A table on stdout: (header, justify) per column; one line per row when piped."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(file=sys.stdout, highlight=False)
-    if not console.is_terminal:
-        console = Console(file=sys.stdout, highlight=False, width=PIPE_WIDTH)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for header, justify in columns:
-        table.add_column(header, justify=justify, no_wrap=header == "ID")  # type: ignore[arg-type]
-    for row in rows:
-        table.add_row(*row)
-    with console.capture() as captured:
-        console.print(table)
-    # rich pads every line to the table's width; the padding is noise in a pipe.
-    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()), color=console.is_terminal)
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-# -- the group -------------------------------------------------------------------------
-
-
 def json_flag(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--json`` after the command name too (``manage list-cached --json``)."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout (messages go to stderr).")(command)
-
-
-def session(ctx: click.Context, as_json: bool = False) -> ManageSession:
-    state = ctx.find_object(ManageSession)
-    assert state is not None, "manage commands run inside the manage group"
-    if as_json:
-        state.as_json = True
-    return state
+    flag = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout (messages go to stderr).")
+    return flag(command)
 
 
 @click.group()
@@ -270,7 +82,7 @@ def session(ctx: click.Context, as_json: bool = False) -> ManageSession:
               help="Where the cache routes are (cached_images, queued_images).")
 @json_flag
 @click.pass_context
-def manage(ctx: click.Context, as_json: bool, **options: Any) -> None:
+def manage(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
     """Manage one node's image cache over its API (glance-cache-manage).
 
     Needs an admin: a token (--os-auth-token, $OS_AUTH_TOKEN) or Keystone
@@ -302,14 +114,13 @@ def list_cached(ctx: click.Context, as_json: bool) -> None:
     if not images:
         click.echo("No cached images.")
         return
-    columns = [("ID", "left"), ("Size", "right"), ("Hits", "right"),
-               ("Last accessed", "left"), ("Last modified", "left")]
     rows = [
         (str(image.get("image_id")), human_size(image.get("size")), str(image.get("hits")),
          local_time(image.get("last_accessed")), local_time(image.get("last_modified")))
         for image in images
     ]
-    print_table(columns, rows)
+    print_table([("ID", "left"), ("Size", "right"), ("Hits", "right"),
+                 ("Last accessed", "left"), ("Last modified", "left")], rows)
 
 
 @manage.command("list-queued")
@@ -439,17 +250,6 @@ def force_flag(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")(command)
 
 
-def confirm_or_stop(question: str) -> None:
-    """Ask on stderr (stdout may be JSON); anything but yes, or no answer, ends with exit 1."""
-    try:
-        agreed = click.confirm(question, default=False, err=True)
-    except click.Abort:  # end of input, or ^C
-        click.echo(err=True)
-        agreed = False
-    if not agreed:
-        raise click.ClickException("nothing deleted (--force deletes without asking)")
-
-
 def delete_all(state: ManageSession, what: str, force: bool, call: Callable[[CacheClient], int]) -> None:
     if not force:
         confirm_or_stop(f"Delete all {what} images on {state.node}?")
@@ -458,7 +258,7 @@ def delete_all(state: ManageSession, what: str, force: bool, call: Callable[[Cac
     if state.as_json:
         print_json({"num_deleted": deleted})
     else:
-        click.echo(f"Deleted {_plural(deleted, f'{what} image')}.")
+        click.echo(f"Deleted {plural(deleted, f'{what} image')}.")
 
 
 @manage.command("delete-all-cached-images")

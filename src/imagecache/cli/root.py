@@ -1,0 +1,17 @@
+"""The root ``imagecache`` group: every command group registered on it."""
+
+from __future__ import annotations
+
+import click
+
+from imagecache.cli.db import db
+from imagecache.cli.jobs import clean, prefetch, prune
+from imagecache.cli.manage import manage
+from imagecache.cli.serve import serve
+
+
+@click.group(commands=[serve, clean, prune, prefetch, manage, db])
+@click.version_option(package_name="imagecache")
+def main() -> None:
+    """imagecache: an on-disk cache of VM image data."""
+

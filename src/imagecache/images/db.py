@@ -99,54 +99,28 @@ def _timestamp(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+#: How the columns that are not stored as they are go in and come out: (to SQL, from SQL).
+_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "protected": (int, bool),
+    "os_hidden": (int, bool),
+    "created_at": (_timestamp, datetime.fromisoformat),
+    "updated_at": (_timestamp, datetime.fromisoformat),
+    "tags": (lambda tags: _json_text(list(tags)), lambda text: tuple(json.loads(text))),
+    "properties": (lambda properties: _json_text(dict(properties)), json.loads),
+}
+_AS_IS = (lambda value: value, lambda value: value)
+
+
 def _row_values(image: Image) -> tuple[Any, ...]:
-    return (
-        image.id,
-        image.name,
-        image.status,
-        image.visibility,
-        int(image.protected),
-        int(image.os_hidden),
-        image.owner,
-        image.checksum,
-        image.os_hash_algo,
-        image.os_hash_value,
-        image.size,
-        image.virtual_size,
-        image.min_ram,
-        image.min_disk,
-        image.container_format,
-        image.disk_format,
-        _timestamp(image.created_at),
-        _timestamp(image.updated_at),
-        json.dumps(list(image.tags), ensure_ascii=False),
-        json.dumps(dict(image.properties), ensure_ascii=False),
-    )
+    return tuple(_CODECS.get(column, _AS_IS)[0](getattr(image, column)) for column in _COLUMNS)
 
 
 def _image(row: sqlite3.Row) -> Image:
-    return Image(
-        id=row["id"],
-        name=row["name"],
-        status=row["status"],
-        visibility=row["visibility"],
-        protected=bool(row["protected"]),
-        os_hidden=bool(row["os_hidden"]),
-        owner=row["owner"],
-        checksum=row["checksum"],
-        os_hash_algo=row["os_hash_algo"],
-        os_hash_value=row["os_hash_value"],
-        size=row["size"],
-        virtual_size=row["virtual_size"],
-        min_ram=row["min_ram"],
-        min_disk=row["min_disk"],
-        container_format=row["container_format"],
-        disk_format=row["disk_format"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        tags=tuple(json.loads(row["tags"])),
-        properties=json.loads(row["properties"]),
-    )
+    return Image(**{column: _CODECS.get(column, _AS_IS)[1](row[column]) for column in _COLUMNS})
 
 
 def _sort_value(image: Image, key: str) -> Any:

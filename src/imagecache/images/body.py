@@ -17,16 +17,8 @@ from imagecache.images.refusals import Refusal
 CHUNK_SIZE = 1 << 20
 
 
-class BodyError(Exception):
-    """The request body could not be read as announced (a client-side failure)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-    def refusal(self) -> Refusal:
-        return Refusal(self.status, self.message)
+class BodyError(Refusal):
+    """The request body could not be read as announced (a client-side failure: 400 or 413)."""
 
 
 def declared_length(environ: Mapping[str, Any]) -> int | None:

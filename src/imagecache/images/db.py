@@ -6,7 +6,8 @@ SQLite connection must not cross a fork.  Read-modify-write changes run in
 ``BEGIN IMMEDIATE`` transactions, so concurrent requests in any thread or
 worker process serialise on the database's write lock and never lose an
 update.  Deleted ids are remembered, as in Glance, so an id is never reused
-(a cache may still hold bytes under it).
+(a cache may still hold bytes under it).  A missing image or a taken id is
+refused here (404, 409), where it is found out.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from imagecache.images.listing import ListQuery
 from imagecache.images.model import Image, utcnow
+from imagecache.images.refusals import conflict, not_found
 from imagecache.wsgi.context import RequestContext
-
-T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -99,54 +99,36 @@ def _timestamp(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+#: How the columns that are not stored as they are go in and come out: (to SQL, from SQL).
+_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "protected": (int, bool),
+    "os_hidden": (int, bool),
+    "created_at": (_timestamp, datetime.fromisoformat),
+    "updated_at": (_timestamp, datetime.fromisoformat),
+    "tags": (lambda tags: _json_text(list(tags)), lambda text: tuple(json.loads(text))),
+    "properties": (lambda properties: _json_text(dict(properties)), json.loads),
+}
+_AS_IS = (lambda value: value, lambda value: value)
+
+
 def _row_values(image: Image) -> tuple[Any, ...]:
-    return (
-        image.id,
-        image.name,
-        image.status,
-        image.visibility,
-        int(image.protected),
-        int(image.os_hidden),
-        image.owner,
-        image.checksum,
-        image.os_hash_algo,
-        image.os_hash_value,
-        image.size,
-        image.virtual_size,
-        image.min_ram,
-        image.min_disk,
-        image.container_format,
-        image.disk_format,
-        _timestamp(image.created_at),
-        _timestamp(image.updated_at),
-        json.dumps(list(image.tags), ensure_ascii=False),
-        json.dumps(dict(image.properties), ensure_ascii=False),
-    )
+    return tuple(_CODECS.get(column, _AS_IS)[0](getattr(image, column)) for column in _COLUMNS)
 
 
 def _image(row: sqlite3.Row) -> Image:
-    return Image(
-        id=row["id"],
-        name=row["name"],
-        status=row["status"],
-        visibility=row["visibility"],
-        protected=bool(row["protected"]),
-        os_hidden=bool(row["os_hidden"]),
-        owner=row["owner"],
-        checksum=row["checksum"],
-        os_hash_algo=row["os_hash_algo"],
-        os_hash_value=row["os_hash_value"],
-        size=row["size"],
-        virtual_size=row["virtual_size"],
-        min_ram=row["min_ram"],
-        min_disk=row["min_disk"],
-        container_format=row["container_format"],
-        disk_format=row["disk_format"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        tags=tuple(json.loads(row["tags"])),
-        properties=json.loads(row["properties"]),
-    )
+    return Image(**{column: _CODECS.get(column, _AS_IS)[1](row[column]) for column in _COLUMNS})
+
+
+def _stored(conn: sqlite3.Connection, image_id: str) -> Image:
+    """The record of ``image_id`` as ``conn`` sees it; 404 when there is none."""
+    row = conn.execute(f"{_SELECT} WHERE id = ?", (image_id,)).fetchone()
+    if row is None:
+        raise not_found(f"No image found with ID {image_id}")
+    return _image(row)
 
 
 def _sort_value(image: Image, key: str) -> Any:
@@ -297,34 +279,32 @@ class ImageDB:
 
     # -- writes -----------------------------------------------------------------------
 
-    def insert(self, image: Image) -> bool:
-        """Add a new image; False when its id is or ever was taken."""
+    def insert(self, image: Image) -> Image:
+        """Add a new image and return it; 409 when its id is or ever was taken."""
+        taken = conflict(f"Image with identifier {image.id} already exists!")
         with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM deleted_images WHERE id = ?", (image.id,)).fetchone():
-                return False
+                raise taken
             try:
                 conn.execute(
                     f"INSERT INTO images ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                     _row_values(image),
                 )
             except sqlite3.IntegrityError:
-                return False
-        return True
+                raise taken from None
+        return image
 
-    def modify(self, image_id: str, change: Callable[[Image], Image | T]) -> Image | T | None:
-        """Apply ``change`` to the current record atomically.
+    def modify(self, image_id: str, change: Callable[[Image], Image]) -> Image:
+        """Apply ``change`` to the current record atomically, and return the result.
 
-        ``change`` gets the image as stored and returns either the new image
-        (written if it differs) or any other value, which is passed back
-        unwritten (a refusal).  None when there is no such image.
+        ``change`` gets the image as stored and returns the new image (written
+        if it differs), or raises (a refusal), which leaves the record as it
+        was.  404 when there is no such image.
         """
         with self._transaction() as conn:
-            row = conn.execute(f"{_SELECT} WHERE id = ?", (image_id,)).fetchone()
-            if row is None:
-                return None
-            current = _image(row)
+            current = _stored(conn, image_id)
             result = change(current)
-            if isinstance(result, Image) and result != current:
+            if result != current:
                 if result.id != current.id:
                     raise ValueError("an image's id cannot change")
                 assignments = ", ".join(f"{column} = ?" for column in _COLUMNS[1:])
@@ -334,19 +314,14 @@ class ImageDB:
                 )
             return result
 
-    def delete(self, image_id: str, veto: Callable[[Image], T | None]) -> Image | T | None:
-        """Delete an image unless ``veto`` (given the stored record) returns a reason.
+    def delete(self, image_id: str, check: Callable[[Image], None]) -> Image:
+        """Delete an image unless ``check`` (given the stored record) raises (a refusal).
 
-        Returns the deleted image, the veto, or None when there is no such image.
+        Returns the deleted image; 404 when there is no such image.
         """
         with self._transaction() as conn:
-            row = conn.execute(f"{_SELECT} WHERE id = ?", (image_id,)).fetchone()
-            if row is None:
-                return None
-            current = _image(row)
-            reason = veto(current)
-            if reason is not None:
-                return reason
+            current = _stored(conn, image_id)
+            check(current)
             conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
             conn.execute(
                 "INSERT OR REPLACE INTO deleted_images (id, deleted_at) VALUES (?, ?)",

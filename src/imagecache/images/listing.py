@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from imagecache.images.refusals import Refusal, bad_request
+from imagecache.images.refusals import bad_request
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
@@ -58,53 +58,53 @@ class ListQuery:
     size_max: int | None = None
 
 
-def _boolean(name: str, value: str) -> bool | Refusal:
+def _boolean(name: str, value: str) -> bool:
     if value.lower() not in ("true", "false"):
-        return bad_request(
+        raise bad_request(
             f"Invalid value '{value}' for '{name}' filter. Valid values are 'true' or 'false'."
         )
     return value.lower() == "true"
 
 
-def _non_negative(name: str, value: str) -> int | Refusal:
+def _non_negative(name: str, value: str) -> int:
     try:
         number = int(value)
     except ValueError:
-        return bad_request(f"{name} param must be an integer")
+        raise bad_request(f"{name} param must be an integer") from None
     if number < 0:
-        return bad_request(f"{name} param must be positive")
+        raise bad_request(f"{name} param must be positive")
     if number > _MAX_SIZE:
-        return bad_request(f"{name} param is too large")
+        raise bad_request(f"{name} param is too large")
     return number
 
 
-def _sorting(keys: list[str], dirs: list[str], sort: str | None) -> tuple[tuple[str, str], ...] | Refusal:
+def _sorting(keys: list[str], dirs: list[str], sort: str | None) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = []
     if sort is not None:
         if keys or dirs:
-            return bad_request("Old and new sorting syntax cannot be combined")
+            raise bad_request("Old and new sorting syntax cannot be combined")
         for item in sort.strip().split(","):
             key, _, direction = item.partition(":")
             pairs.append((key.strip(), direction.strip() or "desc"))
     else:
         if len(dirs) > 1 and len(dirs) != len(keys):
-            return bad_request("Number of sort dirs does not match the number of sort keys")
+            raise bad_request("Number of sort dirs does not match the number of sort keys")
         default = dirs[0] if len(dirs) == 1 else "desc"
         pairs = [(key, dirs[i] if len(dirs) > 1 else default) for i, key in enumerate(keys)]
         if not pairs:
             pairs = [("created_at", default)]
     for key, direction in pairs:
         if key not in SORT_KEYS:
-            return bad_request(
+            raise bad_request(
                 f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}."
             )
         if direction not in SORT_DIRS:
-            return bad_request(f"Invalid sort direction: {direction}")
+            raise bad_request(f"Invalid sort direction: {direction}")
     return tuple(pairs)
 
 
-def parse_list_params(params: Iterable[tuple[str, str]]) -> ListQuery | Refusal:
-    """A :class:`ListQuery` from query parameters (repeats kept in order)."""
+def parse_list_params(params: Iterable[tuple[str, str]]) -> ListQuery:
+    """A :class:`ListQuery` from query parameters (repeats kept in order); a Refusal (400) for bad ones."""
     values: dict[str, list[str]] = {}
     for name, value in params:
         values.setdefault(name, []).append(value)
@@ -115,53 +115,34 @@ def parse_list_params(params: Iterable[tuple[str, str]]) -> ListQuery | Refusal:
 
     for name in _UNSUPPORTED:
         if name in values:
-            return bad_request(f"The '{name}' filter is not available on this service.")
+            raise bad_request(f"The '{name}' filter is not available on this service.")
 
     limit = DEFAULT_LIMIT
     raw_limit = last("limit")
     if raw_limit is not None:
-        parsed = _non_negative("limit", raw_limit)
-        if isinstance(parsed, Refusal):
-            return parsed
-        limit = min(parsed, MAX_LIMIT)
+        limit = min(_non_negative("limit", raw_limit), MAX_LIMIT)
 
     sort_keys = [key.strip() for key in values.pop("sort_key", [])]
     sort_dirs = [direction.strip() for direction in values.pop("sort_dir", [])]
     sort = _sorting(sort_keys, sort_dirs, last("sort"))
-    if isinstance(sort, Refusal):
-        return sort
 
     visibility = last("visibility")
     if visibility is not None and visibility not in LIST_VISIBILITIES:
-        return bad_request(f"Invalid visibility value: {visibility}")
+        raise bad_request(f"Invalid visibility value: {visibility}")
 
     member_status = last("member_status")
     if member_status is not None and member_status not in MEMBER_STATUSES:
-        return bad_request(f"Invalid status: {member_status}")
+        raise bad_request(f"Invalid status: {member_status}")
 
-    os_hidden: bool | Refusal = False
     raw_hidden = last("os_hidden")
-    if raw_hidden is not None:
-        os_hidden = _boolean("os_hidden", raw_hidden)
-        if isinstance(os_hidden, Refusal):
-            return os_hidden
-
-    protected: bool | Refusal | None = None
+    os_hidden = False if raw_hidden is None else _boolean("os_hidden", raw_hidden)
     raw_protected = last("protected")
-    if raw_protected is not None:
-        protected = _boolean("protected", raw_protected)
-        if isinstance(protected, Refusal):
-            return protected
+    protected = None if raw_protected is None else _boolean("protected", raw_protected)
 
     sizes: dict[str, int | None] = {}
     for name in ("size_min", "size_max"):
         raw = last(name)
-        sizes[name] = None
-        if raw is not None:
-            parsed = _non_negative(name, raw)
-            if isinstance(parsed, Refusal):
-                return parsed
-            sizes[name] = parsed
+        sizes[name] = None if raw is None else _non_negative(name, raw)
 
     equals: dict[str, tuple[str, ...]] = {}
     for name in EQUALITY_FILTERS:
@@ -174,7 +155,7 @@ def parse_list_params(params: Iterable[tuple[str, str]]) -> ListQuery | Refusal:
     properties = {name: found[-1] for name, found in values.items()}
     counts = [len(tags), len(properties), *(len(v) for v in equals.values())]
     if max(counts) > MAX_FILTER_VALUES:
-        return bad_request(f"At most {MAX_FILTER_VALUES} values per filter are supported.")
+        raise bad_request(f"At most {MAX_FILTER_VALUES} values per filter are supported.")
     return ListQuery(
         limit=limit,
         marker=marker,

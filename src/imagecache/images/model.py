@@ -7,12 +7,13 @@ that clients (python-glanceclient, nova) see what they expect.
 from __future__ import annotations
 
 import dataclasses
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from imagecache.cache.layout import is_image_id
 
 STATUSES = (
     "queued",
@@ -69,17 +70,17 @@ RESERVED_PREFIX = "os_glance"
 #: Upper bound Glance keeps for min_ram/min_disk (a 4-byte database INT).
 MAX_DB_INT = 2**31 - 1
 
-_UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-
 
 def canonical_id(text: str) -> str | None:
     """The lower-case dashed UUID form of ``text``, or None if it is not one.
 
-    Only the 8-4-4-4-12 form is accepted, so an id can never carry a path
-    separator, a dot or a NUL: it is safe as a file name.
+    The cache's own rule (:func:`imagecache.cache.layout.is_image_id`): only
+    the 8-4-4-4-12 form is accepted, so an id can never carry a path
+    separator, a dot or a NUL, and an image's id is the name the cache files
+    its bytes under.
     """
     lowered = text.lower()
-    return lowered if _UUID.match(lowered) else None
+    return lowered if is_image_id(lowered) else None
 
 
 def new_id() -> str:

@@ -1,24 +1,31 @@
-"""A request the service declines, as a value.
+"""A request the service declines, raised where the decision is made.
 
-Parsing and policy functions return a :class:`Refusal` instead of raising, so
-bad input travels as data to the one place that turns it into a response.
+Parsing, policy checks, listing, the database and body reading raise a
+:class:`Refusal` at the check that fails, so the checks run (and refuse) in
+the order they are written; :class:`~imagecache.images.app.ImagesApp` turns
+it into a response in one place, its entry, as WebOb's ``HTTPException`` is
+meant to be used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import webob
 import webob.exc
 
+Headers = tuple[tuple[str, str], ...]
 
-@dataclass(frozen=True)
-class Refusal:
-    """An HTTP error status with the short explanation the client sees."""
 
-    status: int
-    message: str
-    headers: tuple[tuple[str, str], ...] = ()
+class Refusal(Exception):
+    """An HTTP error status with the short explanation the client sees (and extra headers)."""
+
+    def __init__(self, status: int, message: str, headers: Headers = ()) -> None:
+        super().__init__(status, message, headers)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.message}"
 
     def response(self, request: webob.Request) -> webob.Response:
         """Glance-style error body: webob's, text by default, JSON or HTML on request."""

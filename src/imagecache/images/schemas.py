@@ -12,6 +12,7 @@ Each function returns a fresh document: callers may keep or change it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from jsonschema.protocols import Validator
@@ -323,3 +324,10 @@ def image_validator() -> Validator:
     """A validator for image documents, with the draft Glance's ``jsonschema.validate`` picks."""
     schema = image_schema()
     return validator_for(schema)(schema)
+
+
+def base_attributes(validator: Validator) -> frozenset[str]:
+    """The attributes ``validator``'s schema declares; every other name is a custom property."""
+    schema = validator.schema
+    properties = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+    return frozenset(properties)

@@ -116,7 +116,7 @@ class ImageStore:
     def open(self, image_id: str) -> BinaryIO | None:
         """The image's file opened for reading, or None when it has none."""
         try:
-            return open(self.path(image_id), "rb")  # noqa: SIM115 - the caller closes it
+            return open(self.path(image_id), "rb")
         except FileNotFoundError:
             return None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Any
 
 from imagecache.images.model import Image, isotime
@@ -63,23 +62,30 @@ def image_document(image: Image) -> dict[str, Any]:
     return document
 
 
+def _v1_facts(image: Image) -> list[tuple[str, object]]:
+    """What the legacy v1 API said of an image, in its order (listings and headers alike)."""
+    return [
+        ("id", image.id),
+        ("name", image.name),
+        ("size", image.size),
+        ("checksum", image.checksum),
+        ("status", image.status),
+        ("disk_format", image.disk_format),
+        ("container_format", image.container_format),
+        ("is_public", image.visibility == "public"),
+        ("owner", image.owner),
+        ("protected", image.protected),
+        ("min_disk", image.min_disk),
+        ("min_ram", image.min_ram),
+        ("created_at", isotime(image.created_at)),
+        ("updated_at", isotime(image.updated_at)),
+    ]
+
+
 def v1_document(image: Image) -> dict[str, Any]:
     """An image as the legacy v1 API listed it (``is_public``, ``properties``)."""
     return {
-        "id": image.id,
-        "name": image.name,
-        "size": image.size,
-        "checksum": image.checksum,
-        "status": image.status,
-        "disk_format": image.disk_format,
-        "container_format": image.container_format,
-        "is_public": image.visibility == "public",
-        "owner": image.owner,
-        "protected": image.protected,
-        "min_disk": image.min_disk,
-        "min_ram": image.min_ram,
-        "created_at": isotime(image.created_at),
-        "updated_at": isotime(image.updated_at),
+        **dict(_v1_facts(image)),
         "deleted_at": None,
         "deleted": False,
         "properties": dict(image.properties),
@@ -104,23 +110,7 @@ def v1_headers(image: Image) -> list[tuple[str, str]]:
     as Glance v1 sent them.  Custom properties whose names cannot be header
     names are left out.
     """
-    meta: Iterable[tuple[str, object]] = (
-        ("id", image.id),
-        ("name", image.name),
-        ("size", image.size),
-        ("checksum", image.checksum),
-        ("status", image.status),
-        ("disk_format", image.disk_format),
-        ("container_format", image.container_format),
-        ("is_public", image.visibility == "public"),
-        ("owner", image.owner),
-        ("protected", image.protected),
-        ("min_disk", image.min_disk),
-        ("min_ram", image.min_ram),
-        ("created_at", isotime(image.created_at)),
-        ("updated_at", isotime(image.updated_at)),
-        ("deleted", False),
-    )
+    meta = [*_v1_facts(image), ("deleted", False)]
     headers = [(f"x-image-meta-{key}", _header_value(value)) for key, value in meta if value is not None]
     headers.extend(
         (f"x-image-meta-property-{key}", _header_value(value))

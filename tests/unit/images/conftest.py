@@ -105,7 +105,9 @@ class Client:
             content_type="application/octet-stream",
         )
 
-    def active_image(self, data: bytes = b"image bytes", context: RequestContext | None = ALICE, **fields: Any) -> dict[str, Any]:
+    def active_image(
+        self, data: bytes = b"image bytes", context: RequestContext | None = ALICE, **fields: Any
+    ) -> dict[str, Any]:
         image = self.create(context, **fields)
         response = self.upload(image["id"], data, context)
         assert response.status_int == 204, response.body

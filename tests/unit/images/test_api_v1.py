@@ -109,7 +109,8 @@ def test_v1_brief_listing_and_filters(client: Client) -> None:
     first = client.create(name="one", os_distro="a")["id"]
     client.create(name="two", os_distro="b")
     brief = client.request("GET", "/v1/images").json["images"]
-    assert {tuple(sorted(entry)) for entry in brief} == {("checksum", "container_format", "disk_format", "id", "name", "size")}
+    brief_keys = ("checksum", "container_format", "disk_format", "id", "name", "size")
+    assert {tuple(sorted(entry)) for entry in brief} == {brief_keys}
     assert [i["id"] for i in client.request("GET", "/v1/images/detail?property-os_distro=a").json["images"]] == [first]
     assert [i["id"] for i in client.request("GET", "/v1/images?name=one&is_public=None").json["images"]] == [first]
     assert len(client.request("GET", "/v1/images/detail?limit=1").json["images"]) == 1

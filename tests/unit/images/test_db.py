@@ -13,6 +13,7 @@ import pytest
 from imagecache.images.db import ImageDB
 from imagecache.images.listing import ListQuery
 from imagecache.images.model import Image, new_id
+from imagecache.images.refusals import Refusal, conflict, forbidden
 from imagecache.wsgi.context import RequestContext
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -49,20 +50,33 @@ def test_wal_mode(db: ImageDB) -> None:
 def test_insert_refuses_taken_and_deleted_ids(db: ImageDB) -> None:
     image = record()
     assert db.insert(image)
-    assert not db.insert(image)
+    with pytest.raises(Refusal) as taken:
+        db.insert(image)
+    assert taken.value.status == 409
     assert db.delete(image.id, lambda current: None) == image
-    assert not db.insert(image)
+    with pytest.raises(Refusal) as deleted:
+        db.insert(image)
+    assert deleted.value.status == 409
 
 
-def test_modify_writes_images_and_passes_other_values_back(db: ImageDB) -> None:
+def test_modify_writes_images_and_passes_refusals_on_unwritten(db: ImageDB) -> None:
     image = record(name="before")
     db.insert(image)
-    assert db.modify(image.id, lambda current: "refused") == "refused"
+    refusal = conflict("refused")
+
+    def refuse(current: Image) -> Image:
+        raise refusal
+
+    with pytest.raises(Refusal) as refused:
+        db.modify(image.id, refuse)
+    assert refused.value is refusal
     assert db.get(image.id) == image
     changed = db.modify(image.id, lambda current: current.evolve(name="after"))
     assert isinstance(changed, Image) and changed.name == "after"
     assert db.get(image.id) == changed
-    assert db.modify(new_id(), lambda current: current) is None
+    with pytest.raises(Refusal) as missing:
+        db.modify(new_id(), lambda current: current)
+    assert missing.value.status == 404
     with pytest.raises(ValueError):
         db.modify(image.id, lambda current: current.evolve(id=new_id()))
 
@@ -70,9 +84,18 @@ def test_modify_writes_images_and_passes_other_values_back(db: ImageDB) -> None:
 def test_delete_veto(db: ImageDB) -> None:
     image = record(protected=True)
     db.insert(image)
-    assert db.delete(image.id, lambda current: "protected" if current.protected else None) == "protected"
+
+    def check(current: Image) -> None:
+        if current.protected:
+            raise forbidden("protected")
+
+    with pytest.raises(Refusal) as vetoed:
+        db.delete(image.id, check)
+    assert vetoed.value.message == "protected"
     assert db.get(image.id) == image
-    assert db.delete(new_id(), lambda current: None) is None
+    with pytest.raises(Refusal) as missing:
+        db.delete(new_id(), lambda current: None)
+    assert missing.value.status == 404
 
 
 def test_concurrent_modifications_do_not_lose_updates(db: ImageDB) -> None:

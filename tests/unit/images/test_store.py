@@ -23,7 +23,9 @@ def store(tmp_path: Path) -> ImageStore:
 
 @settings(max_examples=30, deadline=None)
 @given(chunks=st.lists(st.binary(max_size=3000), max_size=6), algorithm=st.sampled_from(["sha256", "sha512", "md5"]))
-def test_write_digests_match_hashlib(tmp_path_factory: pytest.TempPathFactory, chunks: list[bytes], algorithm: str) -> None:
+def test_write_digests_match_hashlib(
+    tmp_path_factory: pytest.TempPathFactory, chunks: list[bytes], algorithm: str
+) -> None:
     store = ImageStore(str(tmp_path_factory.mktemp("store")), algorithm)
     image_id = new_id()
     data = store.write(image_id, iter(chunks))

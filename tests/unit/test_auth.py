@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagecache.config import ConfigError
+from imagecache.http.context import get_context
 from imagecache.wsgi.auth import (
     DEV_PROJECT_ID,
     AuthMiddleware,
@@ -20,7 +21,6 @@ from imagecache.wsgi.auth import (
     is_open_path,
     load_tokens_file,
 )
-from imagecache.wsgi.context import get_context
 
 TOKENS = TokenTable(
     {

@@ -9,7 +9,7 @@ import os
 from paste.deploy import loadapp
 from webob import Request
 
-from imagecache.wsgi.context import RequestContext, set_context
+from imagecache.http.context import RequestContext, set_context
 
 INI = """\
 [pipeline:main]

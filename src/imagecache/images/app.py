@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 import webob
 
 from imagecache.config import Settings
+from imagecache.http.context import RequestContext, get_context
 from imagecache.images import parsing, policy, views
 from imagecache.images.body import BodyError, body_chunks, read_body
 from imagecache.images.db import ImageDB
@@ -35,7 +36,6 @@ from imagecache.images.refusals import Refusal, bad_request, conflict, forbidden
 from imagecache.images.routes import RouteTable
 from imagecache.images.schemas import all_schemas, image_validator
 from imagecache.images.store import ImageStore
-from imagecache.wsgi.context import RequestContext, get_context
 
 LOG = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
+from imagecache.http.context import RequestContext
 from imagecache.images.listing import ListQuery
 from imagecache.images.model import Image, utcnow
-from imagecache.wsgi.context import RequestContext
 
 T = TypeVar("T")
 

@@ -34,12 +34,11 @@ from typing import Any, NamedTuple
 from imagecache.cache import ImageCache, ImageVerificationError
 from imagecache.cache.layout import validate_image_id
 from imagecache.config import Settings
+from imagecache.http.context import RequestContext, set_context
 from imagecache.jobs.base import CacheApp
 from imagecache.origin import open_image_service
 from imagecache.wsgi.bodies import CountingBody
-from imagecache.wsgi.context import RequestContext, set_context
 from imagecache.wsgi.image_source import ImageSource, WSGIApp
-
 
 LOG = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ Two strategies, chosen by ``auth_strategy``:
     (``forward_unknown``), the table only names this node's own admins and
     any other token goes on, as a non-admin, for the upstream to judge.
 
-Either way the middleware puts a :class:`~imagecache.wsgi.context.RequestContext`
+Either way the middleware puts a :class:`~imagecache.http.context.RequestContext`
 into the environ; the layers behind it read nothing else.
 """
 
@@ -29,7 +29,7 @@ from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from imagecache.config import AUTH_STRATEGIES, ConfigError, read_toml
-from imagecache.wsgi.context import ANONYMOUS, RequestContext, set_context
+from imagecache.http.context import ANONYMOUS, RequestContext, set_context
 
 log = logging.getLogger(__name__)
 

@@ -34,12 +34,12 @@ from webob import Request, Response
 from imagecache.cache import FillClaim, ImageCache, ImageNotCached, TailReader
 from imagecache.config import Settings
 from imagecache.http import ranges
+from imagecache.http.context import ENVIRON_KEY, RequestContext, get_context
 from imagecache.http.file_body import FileRangeBody
 from imagecache.metrics import Metrics
 from imagecache.wsgi import app_data, image_routes
 from imagecache.wsgi.app_data import Representation
 from imagecache.wsgi.bodies import CountingBody, FillBody
-from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context
 from imagecache.wsgi.image_routes import Action, ImageRoute
 from imagecache.wsgi.image_source import ImageMeta, ImageSource, upstream_failed
 

@@ -30,12 +30,12 @@ from typing import Any
 
 from webob import Request, Response
 
-from imagecache.cache import CacheError, CachedImage, ImageCache, InvalidImageId
+from imagecache.cache import CachedImage, CacheError, ImageCache, InvalidImageId
 from imagecache.cache.layout import validate_image_id
+from imagecache.http.context import RequestContext, get_context
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi import cache_routes
 from imagecache.wsgi.cache_routes import Matched, Route, Unrouted, WrongMethod
-from imagecache.wsgi.context import RequestContext, get_context
 from imagecache.wsgi.image_source import ImageSource
 from imagecache.wsgi.token_check import UpstreamTokenCheck
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from webob import Request, Response
 
-from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context, set_context
+from imagecache.http.context import ENVIRON_KEY, RequestContext, get_context, set_context
 
 LOG = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagecache.wsgi.context import get_context
+from imagecache.http.context import get_context
 
 StartResponse = Callable[..., Any]
 

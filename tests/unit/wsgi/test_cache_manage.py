@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from urllib.parse import unquote
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from webob import Request, Response
@@ -15,9 +15,9 @@ from webob import Request, Response
 from imagecache import ImageCache, Settings
 from imagecache.cache import CacheError
 from imagecache.config import ConfigError
+from imagecache.http.context import ANONYMOUS, RequestContext, set_context
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi.cache_manage import RECORD_FIELDS, CacheManageFilter, filter_factory
-from imagecache.wsgi.context import ANONYMOUS, RequestContext, set_context
 from imagecache.wsgi.image_source import ImageSource
 
 from .fake_images import FakeImage, FakeImageService

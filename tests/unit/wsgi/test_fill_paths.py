@@ -12,10 +12,10 @@ from webob import Request
 
 from imagecache import ImageCache, Settings
 from imagecache.cache import FillFailed
+from imagecache.http.context import RequestContext, set_context
 from imagecache.images import make_app
 from imagecache.wsgi.bodies import FillBody
 from imagecache.wsgi.cache_filter import CacheFilter
-from imagecache.wsgi.context import RequestContext, set_context
 from tests.support.waiting import wait_until
 
 

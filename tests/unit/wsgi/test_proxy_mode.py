@@ -9,11 +9,10 @@ import pytest
 import webob
 
 from imagecache import ImageCache, Settings
+from imagecache.http.context import RequestContext, get_context, set_context
 from imagecache.wsgi.auth import AuthMiddleware, TokenIdentity, TokenTable
 from imagecache.wsgi.cache_filter import CacheFilter
-from imagecache.wsgi.context import RequestContext, get_context, set_context
 from imagecache.wsgi.image_source import UPSTREAM_ERROR_HEADER, ImageSource
-
 from tests.support.waiting import wait_until
 
 from .fake_images import FakeImageService

@@ -19,11 +19,11 @@ from typing import Any, Protocol
 
 from webob import Request, Response
 
+from imagecache.http.closing import quiet_close
 from imagecache.http.context import ENVIRON_KEY, RequestContext, get_context, set_context
+from imagecache.http.types import WSGIApplication
 
 LOG = logging.getLogger(__name__)
-
-WSGIApp = Callable[..., Iterable[bytes]]
 
 #: Request headers a sub-request carries over from the caller's request.
 _FORWARDED = ("HTTP_X_AUTH_TOKEN", "HTTP_X_PROJECT_ID", "HTTP_X_TENANT_ID", "HTTP_X_ROLES", "HTTP_X_IDENTITY_STATUS")
@@ -82,7 +82,7 @@ class ImageSource:
 
     def __init__(
         self,
-        app: WSGIApp,
+        app: WSGIApplication,
         *,
         memo_ttl: float = 0.0,
         memo_size: int = 4096,
@@ -106,7 +106,8 @@ class ImageSource:
         if self._memo_ttl > 0:
             with self._lock:
                 hit = self._memo.get(key)
-            if hit is not None and self._clock() - hit[0] < self._memo_ttl and not self._changed_since(image_id, hit[1]):
+            fresh = hit is not None and self._clock() - hit[0] < self._memo_ttl
+            if hit is not None and fresh and not self._changed_since(image_id, hit[1]):
                 return hit[2]
         wall = self._wall_clock()
         meta = self._fetch_metadata(environ, image_id)
@@ -150,7 +151,9 @@ class ImageSource:
             image = body if isinstance(body, dict) else None
         return ImageMeta(response.status_code, image, response)
 
-    def call(self, environ: Mapping[str, Any], method: str, path: str, *, context: RequestContext | None = None) -> Response:
+    def call(
+        self, environ: Mapping[str, Any], method: str, path: str, *, context: RequestContext | None = None
+    ) -> Response:
         """Any small sub-request (HEAD, metadata) as the caller; the body is read whole."""
         request = Request.blank(path, environ=sub_environ(environ, context=context), method=method)
         return request.get_response(self.app)
@@ -170,7 +173,9 @@ class ImageSource:
         env = request.environ
         captured: dict[str, Any] = {}
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
             captured["status"], captured["headers"] = status, headers
             return lambda _data: None
 
@@ -207,6 +212,4 @@ class _ClosingBody:
         return next(self._iter)
 
     def close(self) -> None:
-        close = getattr(self._body, "close", None)
-        if close is not None:
-            close()
+        quiet_close(self._body)

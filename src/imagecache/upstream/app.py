@@ -36,7 +36,8 @@ from imagecache.upstream.forwarding import LOG
 from imagecache.upstream.request import ClientBodyError, request_body, request_headers, request_path
 from imagecache.upstream.response import UpstreamBody, response_headers, status_line, via_for_version
 
-#: Set on the 502 and 504 the proxy answers itself (see the package docstring).
+#: Set on the 502 and 504 the proxy answers itself (see the package docstring), so
+#: the cache filter (wsgi/image_source.upstream_failed) tells them from the upstream's own.
 UPSTREAM_ERROR_HEADER = "X-Imagecache-Upstream-Error"
 #: Methods a lost connection may be retried for (they have no body).
 _RETRYABLE = frozenset({"GET", "HEAD"})

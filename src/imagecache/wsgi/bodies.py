@@ -28,13 +28,14 @@ def _nothing(_: int) -> None:
 
 
 class CountingBody:
-    """The app's body, passed through as it is, its bytes counted.
+    """The app's body, passed through as it is, its bytes counted (if ``on_bytes`` is given).
 
     An iterator whose close() reaches the app's body even when nobody
-    iterated it (a generator's ``finally`` would not run then).
+    iterated it: a generator's ``finally`` would not run then, and an
+    upstream connection would stay out of its pool.
     """
 
-    def __init__(self, body: Iterable[bytes], on_bytes: Count) -> None:
+    def __init__(self, body: Iterable[bytes], on_bytes: Count = _nothing) -> None:
         self._body = body
         self._iter: Iterator[bytes] | None = None
         self._on_bytes = on_bytes

@@ -13,26 +13,22 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from webob import Request, Response
 
-from imagecache.http.closing import quiet_close
 from imagecache.http.context import ENVIRON_KEY, RequestContext, get_context, set_context
 from imagecache.http.types import WSGIApplication
+from imagecache.upstream import UPSTREAM_ERROR_HEADER
+from imagecache.wsgi.bodies import CountingBody
 
 LOG = logging.getLogger(__name__)
 
 #: Request headers a sub-request carries over from the caller's request.
 _FORWARDED = ("HTTP_X_AUTH_TOKEN", "HTTP_X_PROJECT_ID", "HTTP_X_TENANT_ID", "HTTP_X_ROLES", "HTTP_X_IDENTITY_STATUS")
 _BASE = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme", "SCRIPT_NAME")
-
-
-#: Set by the upstream proxy app on the 502/504 it answers itself when the
-#: upstream cannot be reached, so an upstream's own 5xx is told apart.
-UPSTREAM_ERROR_HEADER = "X-Imagecache-Upstream-Error"
 
 
 def upstream_failed(response: Response) -> bool:
@@ -180,7 +176,7 @@ class ImageSource:
             return lambda _data: None
 
         body = self.app(env, start_response)
-        return int(captured["status"].split()[0]), dict(captured["headers"]), _ClosingBody(body)
+        return int(captured["status"].split()[0]), dict(captured["headers"]), CountingBody(body)
 
 
 def _identity(environ: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -190,26 +186,3 @@ def _identity(environ: Mapping[str, Any]) -> tuple[Any, ...]:
     if isinstance(context, RequestContext):
         return (token, context.project_id, context.roles)
     return (token,)
-
-
-class _ClosingBody:
-    """The app's body, whose close() reaches the app even when nobody iterated it.
-
-    A generator's finally never runs if the generator was never started, which
-    would leave an upstream connection out of its pool.
-    """
-
-    def __init__(self, body: Iterable[bytes]) -> None:
-        self._body = body
-        self._iter: Iterator[bytes] | None = None
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        if self._iter is None:
-            self._iter = iter(self._body)
-        return next(self._iter)
-
-    def close(self) -> None:
-        quiet_close(self._body)

@@ -258,5 +258,5 @@ def test_missing_unreadable_and_binary_tokens_files(tmp_path: Path) -> None:
         load_tokens_file(tmp_path)
     binary = tmp_path / "bin.toml"
     binary.write_bytes(b"\xff\xfe[tokens]")
-    with pytest.raises(ConfigError, match="UTF-8|TOML"):
+    with pytest.raises(ConfigError, match=r"UTF-8|TOML"):
         load_tokens_file(binary)

@@ -22,12 +22,13 @@ workers cannot multiply them.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
-from wsgiref.types import StartResponse, WSGIEnvironment
+from wsgiref.types import StartResponse, WSGIEnvironment  # not http.types: the cache imports this module
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -67,7 +68,8 @@ def enable_multiprocess(directory: str) -> None:
     before keep their old storage, hence "before constructing Metrics").
     """
     os.environ[MULTIPROC_ENV] = directory
-    values.ValueClass = values.get_value_class()
+    # prometheus_client leaves get_value_class unannotated.
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 def reset_multiprocess_dir(directory: str) -> None:
@@ -79,10 +81,8 @@ def reset_multiprocess_dir(directory: str) -> None:
     """
     os.makedirs(directory, exist_ok=True)
     for path in glob.glob(os.path.join(glob.escape(directory), "*.db")):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.remove(path)
-        except FileNotFoundError:
-            pass
 
 
 def _check_multiprocess(directory: str) -> None:
@@ -112,12 +112,13 @@ class _Exposition:
 
     def collect(self) -> Iterator[Metric]:
         for family in self.counters.collect():
-            if family.type in _HAS_CREATED:
-                trimmed = Metric(family.name, family.documentation, family.type, family.unit)
-                created = family.name + "_created"
-                trimmed.samples = [s for s in family.samples if s.name != created]
-                family = trimmed
-            yield family
+            if family.type not in _HAS_CREATED:
+                yield family
+                continue
+            trimmed = Metric(family.name, family.documentation, family.type, family.unit)
+            created = family.name + "_created"
+            trimmed.samples = [s for s in family.samples if s.name != created]
+            yield trimmed
         yield from self.gauges
 
 
@@ -195,7 +196,8 @@ class Metrics:
         if self.multiprocess_dir is not None:
             # A fresh registry per scrape holding only the file collector:
             # adding self.registry too would count this process twice.
-            counters = MultiProcessCollector(None, path=self.multiprocess_dir)
+            # prometheus_client leaves MultiProcessCollector's __init__ unannotated.
+            counters = MultiProcessCollector(None, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         else:
             counters = self.registry
         gauges = []

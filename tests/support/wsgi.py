@@ -6,7 +6,7 @@ from typing import Any
 
 from webob import Request
 
-from imagecache.wsgi.context import RequestContext, set_context
+from imagecache.http.context import RequestContext, set_context
 
 
 def call(app: Any, method: str, path: str, body: bytes | None = None, content_type: str | None = None,

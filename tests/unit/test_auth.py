@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagecache.config import ConfigError
+from imagecache.http.context import get_context
 from imagecache.wsgi.auth import (
     DEV_PROJECT_ID,
     AuthMiddleware,
@@ -20,7 +21,6 @@ from imagecache.wsgi.auth import (
     is_open_path,
     load_tokens_file,
 )
-from imagecache.wsgi.context import get_context
 
 TOKENS = TokenTable(
     {
@@ -258,5 +258,5 @@ def test_missing_unreadable_and_binary_tokens_files(tmp_path: Path) -> None:
         load_tokens_file(tmp_path)
     binary = tmp_path / "bin.toml"
     binary.write_bytes(b"\xff\xfe[tokens]")
-    with pytest.raises(ConfigError, match="UTF-8|TOML"):
+    with pytest.raises(ConfigError, match=r"UTF-8|TOML"):
         load_tokens_file(binary)

@@ -101,7 +101,7 @@ def test_a_tiny_comparison_runs_against_imagecache_and_the_limit(tmp_path: Path)
 def test_the_helpers_read_what_they_are_given() -> None:
     from bench.limit import _file_for
     from bench.profile import summarise_collapsed
-    from bench.results import Cell, Results, furthest_from_limit, render_cell, ROW_BY_KEY
+    from bench.results import ROW_BY_KEY, Cell, Results, furthest_from_limit, render_cell
     from bench.wrk import lua_script
 
     assert _file_for("/r", "/v2/images/abc/file") == "/r/abc" and _file_for("/r", "/..") is None

@@ -23,7 +23,8 @@ from tests.support.wsgi import call
 
 
 def upload(app, data: bytes) -> str:
-    made = call(app, "POST", "/v2/images", json.dumps({"name": "i", "disk_format": "raw", "container_format": "bare"}).encode(), "application/json")
+    fields = {"name": "i", "disk_format": "raw", "container_format": "bare"}
+    made = call(app, "POST", "/v2/images", json.dumps(fields).encode(), "application/json")
     image_id = made.json["id"]
     assert call(app, "PUT", f"/v2/images/{image_id}/file", data, "application/octet-stream").status_int == 204
     return image_id
@@ -44,7 +45,7 @@ def cached(tmp_path_factory):
         data = os.urandom(size)
         image_id = upload(app, data)
         assert call(app, "GET", f"/v2/images/{image_id}/file").body == data
-        wait_until(lambda: cache.is_cached(image_id), f"image {image_id} to be published")
+        wait_until(lambda image_id=image_id: cache.is_cached(image_id), f"image {image_id} to be published")
         images[size] = (image_id, data)
     return app, images
 

@@ -9,7 +9,7 @@ import os
 from paste.deploy import loadapp
 from webob import Request
 
-from imagecache.wsgi.context import RequestContext, set_context
+from imagecache.http.context import RequestContext, set_context
 
 INI = """\
 [pipeline:main]
@@ -49,7 +49,8 @@ def cached_in_pipeline(tmp_path):
     cache_dir = tmp_path / "cache"
     ini.write_text(INI.format(cache_dir=cache_dir, data_dir=tmp_path / "data"))
     app = loadapp(f"config:{ini}")
-    made = call(app, "POST", "/v2/images", json.dumps({"name": "p", "disk_format": "raw", "container_format": "bare"}).encode(), "application/json")
+    fields = {"name": "p", "disk_format": "raw", "container_format": "bare"}
+    made = call(app, "POST", "/v2/images", json.dumps(fields).encode(), "application/json")
     assert made.status_int == 201
     image_id = made.json["id"]
     data = os.urandom(100_000)

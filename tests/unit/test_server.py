@@ -14,9 +14,9 @@ import webob
 
 from imagecache import server
 from imagecache.config import ConfigError, Settings
+from imagecache.http.context import get_context
 from imagecache.serving.options import StderrAccessLogger
 from imagecache.serving.worker import StreamWorker
-from imagecache.wsgi.context import get_context
 
 
 def echo_app(environ: dict, start_response) -> Iterable[bytes]:

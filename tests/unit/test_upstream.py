@@ -185,10 +185,9 @@ class GatedInput(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:  # type: ignore[override]
         assert size is not None and size >= 0, "the proxy must never read the whole body at once"
         self.largest_read = max(self.largest_read, size)
-        if self.offset >= self.gate and not self.opened.is_set():
-            if not self.opened.wait(10):
-                raise OSError("the upstream got nothing before the client finished: the body was buffered")
-        end = min(self.offset + size, len(self.data)) if self.offset >= self.gate else min(self.offset + size, self.gate)
+        if self.offset >= self.gate and not self.opened.is_set() and not self.opened.wait(10):
+            raise OSError("the upstream got nothing before the client finished: the body was buffered")
+        end = min(self.offset + size, len(self.data) if self.offset >= self.gate else self.gate)
         piece = bytes(self.data[self.offset:end])
         self.offset = end
         return piece
@@ -727,7 +726,7 @@ def test_good_base_urls() -> None:
 
 
 def test_the_error_body_is_json_like_the_servers(app: UpstreamApp) -> None:
-    # The same shape as imagecache.wsgi.cache_manage.error_response.
+    # The same shape as every error of the server (imagecache.http.errors).
     env = environ("PUT", "/x", CONTENT_LENGTH="nope")
     answer = call(app, env)
     assert answer.status == 400

@@ -9,6 +9,7 @@ default it echoes what it received as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import ipaddress
@@ -103,10 +104,8 @@ class Exchange:
     def die(self) -> None:
         """Drop the connection now (FIN), whatever was promised."""
         self.handler.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def hang(self) -> None:
         """Answer nothing until the test ends."""
@@ -237,7 +236,7 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "imagecache test upstream")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -304,7 +303,12 @@ class Answer:
 
 
 def environ(
-    method: str = "GET", path: str = "/", *, headers: dict[str, str] | None = None, body: bytes | None = None, **extra: Any,
+    method: str = "GET",
+    path: str = "/",
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """A WSGI environ as a server would build it (webob's), with ``extra`` keys on top."""
     request = Request.blank(path, method=method, headers=headers or {})

@@ -93,7 +93,7 @@ _CONTENT_RANGE = re.compile(r"bytes[ \t]+([0-9]+)-([0-9]+)/([0-9]+|\*)", re.IGNO
 # Numbers longer than this are larger than any entity we could hold; they are
 # kept as a cap so that int() never meets Python's digit limit (CVE-2020-10735).
 _MAX_DIGITS = 64
-_HUGE = 10**_MAX_DIGITS
+_HUGE: int = 10**_MAX_DIGITS
 
 
 @dataclass(frozen=True)

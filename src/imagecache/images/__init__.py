@@ -2,7 +2,7 @@
 
 :func:`make_app` builds the WSGI application from explicit settings: metadata
 in ``<data_dir>/images.db`` (SQLite, WAL), bytes in ``<data_dir>/images/<id>``.
-Who is calling comes from :func:`imagecache.wsgi.context.get_context`; with
+Who is calling comes from :func:`imagecache.http.context.get_context`; with
 no context the caller is anonymous.
 """
 

@@ -26,6 +26,8 @@ from typing import Any
 import webob
 
 from imagecache.config import Settings
+from imagecache.http.context import RequestContext
+from imagecache.http.types import StartResponse, WSGIEnvironment
 from imagecache.images import image_data, legacy, metadata, views
 from imagecache.images.catalog import Catalog
 from imagecache.images.db import ImageDB
@@ -35,13 +37,11 @@ from imagecache.images.routes import RouteTable
 from imagecache.images.schemas import all_schemas, image_validator
 from imagecache.images.store import ImageStore
 from imagecache.images.wire import json_response
-from imagecache.wsgi.context import RequestContext
 
 LOG = logging.getLogger(__name__)
 
 Handler = Callable[..., webob.Response]
 Routes = list[tuple[str, dict[str, Handler]]]
-StartResponse = Callable[..., Any]
 
 
 class ImagesApp:
@@ -102,7 +102,7 @@ class ImagesApp:
 
     # -- WSGI --------------------------------------------------------------------------
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = webob.Request(environ)
         try:
             response = self.dispatch(request)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from jsonschema.protocols import Validator
 
+from imagecache.http.context import RequestContext
 from imagecache.images import policy, views
 from imagecache.images.db import ImageDB
 from imagecache.images.listing import parse_list_params
@@ -18,7 +19,6 @@ from imagecache.images.model import Image, canonical_id
 from imagecache.images.refusals import Refusal, bad_request, not_found
 from imagecache.images.schemas import base_attributes
 from imagecache.images.store import ImageStore
-from imagecache.wsgi.context import RequestContext
 
 
 class Catalog:

@@ -21,10 +21,10 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from imagecache.http.context import RequestContext
 from imagecache.images.listing import ListQuery
 from imagecache.images.model import Image, utcnow
 from imagecache.images.refusals import conflict, not_found
-from imagecache.wsgi.context import RequestContext
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (

@@ -16,13 +16,13 @@ from typing import BinaryIO
 
 import webob
 
+from imagecache.http.context import get_context
 from imagecache.images import policy
 from imagecache.images.body import body_chunks
 from imagecache.images.catalog import Catalog
 from imagecache.images.download import file_response
 from imagecache.images.model import Image, ImageData, utcnow
 from imagecache.images.refusals import Refusal, bad_request, conflict, forbidden
-from imagecache.wsgi.context import get_context
 
 LOG = logging.getLogger(__name__)
 

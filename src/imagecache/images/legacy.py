@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import webob
 
+from imagecache.http.context import get_context
 from imagecache.images import views
 from imagecache.images.catalog import Catalog
 from imagecache.images.download import file_response
@@ -15,7 +16,6 @@ from imagecache.images.image_data import open_data
 from imagecache.images.metadata import delete
 from imagecache.images.refusals import not_found
 from imagecache.images.wire import json_response, query_pairs
-from imagecache.wsgi.context import get_context
 
 #: Query parameters the legacy v1 listing honours (``property-<name>`` too).
 _V1_LIST_PARAMS = (

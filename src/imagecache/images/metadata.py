@@ -16,12 +16,12 @@ from typing import Any
 
 import webob
 
+from imagecache.http.context import RequestContext, get_context
 from imagecache.images import parsing, policy, views
 from imagecache.images.catalog import Catalog
 from imagecache.images.model import Image, new_id, unique_tags, utcnow
 from imagecache.images.refusals import Refusal, bad_request, forbidden, not_found
 from imagecache.images.wire import json_body, json_response, query_pairs
-from imagecache.wsgi.context import RequestContext, get_context
 
 #: Status for deactivate/reactivate on an image in another status: Glance
 #: answers 403 (its domain raises Forbidden for these transitions).

@@ -18,6 +18,7 @@ from typing import Any
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
 
+from imagecache.http.context import RequestContext
 from imagecache.images import policy
 from imagecache.images.model import (
     MAX_DB_INT,
@@ -29,7 +30,6 @@ from imagecache.images.model import (
 )
 from imagecache.images.refusals import Refusal, bad_request, conflict, forbidden
 from imagecache.images.schemas import base_attributes
-from imagecache.wsgi.context import RequestContext
 
 #: JSON patch media types and the JSON-schema draft style of their operations.
 PATCH_MEDIA_TYPES = {

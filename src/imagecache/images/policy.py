@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import enum
 
+from imagecache.http.context import RequestContext
 from imagecache.images.model import Image
-from imagecache.wsgi.context import RequestContext
 
 
 def owns(context: RequestContext, image: Image) -> bool:

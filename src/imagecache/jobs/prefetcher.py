@@ -34,11 +34,13 @@ from typing import Any, NamedTuple
 from imagecache.cache import ImageCache, ImageVerificationError
 from imagecache.cache.layout import validate_image_id
 from imagecache.config import Settings
+from imagecache.http.closing import quiet_close
+from imagecache.http.context import RequestContext, set_context
+from imagecache.http.types import WSGIApplication
 from imagecache.jobs.base import CacheApp
 from imagecache.origin import open_image_service
 from imagecache.wsgi.bodies import CountingBody
-from imagecache.wsgi.context import RequestContext, set_context
-from imagecache.wsgi.image_source import ImageSource, WSGIApp
+from imagecache.wsgi.image_source import ImageSource
 
 LOG = logging.getLogger(__name__)
 
@@ -84,9 +86,7 @@ def _discard(body: Iterator[bytes]) -> None:
     """
     with contextlib.suppress(Exception):
         next(body, None)
-    close = getattr(body, "close", None)
-    if close is not None:
-        close()
+    quiet_close(body)
 
 
 def _reporting(count: Callable[[int], None], image_id: str, size: int | None,
@@ -133,7 +133,7 @@ class Prefetcher(CacheApp):
         settings: Settings,
         *,
         cache: ImageCache | None = None,
-        app: WSGIApp | None = None,
+        app: WSGIApplication | None = None,
         context: RequestContext | None = None,
         max_concurrent: int = DEFAULT_MAX_CONCURRENT,
     ) -> Prefetcher:

@@ -2,13 +2,13 @@
 
 Refusals of a connection (over the limit, too slow, too large) are decided
 on the worker's event loop and must cost nothing: prebuilt bytes, sent
-without blocking, then the connection is closed.
+without blocking, then the connection is closed.  They are the server's
+JSON error (:mod:`imagecache.http.errors`), as raw HTTP/1.1.
 """
 
 from __future__ import annotations
 
-import json
-from http import HTTPStatus
+from imagecache.http.errors import error_answer
 
 #: How soon a refused client may try again.
 RETRY_AFTER_SECONDS = 1
@@ -16,17 +16,10 @@ RETRY_AFTER_SECONDS = 1
 
 def refusal(status: int, message: str, *, retry_after: int | None = None) -> bytes:
     """A complete ``Connection: close`` response with the project's JSON error body."""
-    phrase = HTTPStatus(status).phrase
-    body = json.dumps({"error": {"code": status, "title": phrase, "message": message}}).encode()
-    lines = [
-        f"HTTP/1.1 {status} {phrase}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-        "Connection: close",
-    ]
-    if retry_after is not None:
-        lines.append(f"Retry-After: {retry_after}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    extra = [("Connection", "close"), *([("Retry-After", str(retry_after))] if retry_after is not None else [])]
+    answer = error_answer(status, message, extra)
+    lines = [f"HTTP/1.1 {answer.status}", *(f"{name}: {value}" for name, value in answer.headers)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + answer.body
 
 
 BUSY = refusal(503, "This node is serving as many connections as it may; try again shortly.",

@@ -12,20 +12,18 @@ validator and bytes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from webob import Request
 
 from imagecache.http import ranges
+from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironment
 from imagecache.metrics import Metrics
 from imagecache.wsgi.bodies import CountingBody, WindowBody
 
 LOG = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 #: Response fields the node sets itself on the image data the app sends ...
 _ENTITY_FIELDS = frozenset({"etag", "accept-ranges"})
@@ -78,8 +76,8 @@ def relay(
 
 
 def pass_range(
-    app: WSGIApp,
-    environ: dict[str, Any],
+    app: WSGIApplication,
+    environ: WSGIEnvironment,
     image_id: str,
     selected: ranges.ByteRange,
     entity: Representation,

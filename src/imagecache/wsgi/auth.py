@@ -13,23 +13,23 @@ Two strategies, chosen by ``auth_strategy``:
     (``forward_unknown``), the table only names this node's own admins and
     any other token goes on, as a non-admin, for the upstream to judge.
 
-Either way the middleware puts a :class:`~imagecache.wsgi.context.RequestContext`
+Either way the middleware puts a :class:`~imagecache.http.context.RequestContext`
 into the environ; the layers behind it read nothing else.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from imagecache.config import AUTH_STRATEGIES, ConfigError, read_toml
-from imagecache.wsgi.context import ANONYMOUS, RequestContext, set_context
+from imagecache.http.context import ANONYMOUS, RequestContext, set_context
+from imagecache.http.errors import send_error
+from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,10 @@ _READ_METHODS = frozenset({"GET", "HEAD"})
 #: Paths answered to anyone, whatever the strategy (GET and HEAD only).
 _OPEN_PATHS = frozenset({"/", "/versions", "/healthcheck", "/metrics"})
 _SCHEMAS_PREFIX = "/v2/schemas"
+#: The challenge every 401 of the node carries.
+CHALLENGE = ("WWW-Authenticate", 'Token realm="imagecache"')
+#: What a 401 says to a caller whose token is not known.
+BAD_TOKEN_MESSAGE = "The request you have made requires authentication: send a valid token in X-Auth-Token."
 
 
 @dataclass(frozen=True)
@@ -169,18 +173,6 @@ def is_open_path(method: str, path: str) -> bool:
     )
 
 
-def _unauthorized(message: str) -> tuple[str, list[tuple[str, str]], bytes]:
-    body = json.dumps(
-        {"error": {"code": 401, "title": "Unauthorized", "message": message}}
-    ).encode("utf-8")
-    headers = [
-        ("Content-Type", "application/json"),
-        ("Content-Length", str(len(body))),
-        ("WWW-Authenticate", 'Token realm="imagecache"'),
-    ]
-    return "401 Unauthorized", headers, body
-
-
 class AuthMiddleware:
     """Sets the caller's :class:`RequestContext`, or answers 401."""
 
@@ -222,15 +214,11 @@ class AuthMiddleware:
                 set_context(environ, ANONYMOUS)
                 return self.app(environ, start_response)
             message = (
-                "The request you have made requires authentication: "
-                "send a valid token in X-Auth-Token."
+                BAD_TOKEN_MESSAGE
                 if environ.get(TOKEN_HEADER)
-                else "The request you have made requires authentication: "
-                "send a token in X-Auth-Token."
+                else "The request you have made requires authentication: send a token in X-Auth-Token."
             )
-            status, headers, body = _unauthorized(message)
-            start_response(status, headers)
-            return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+            return send_error(environ, start_response, 401, message, [CHALLENGE])
         set_context(environ, context)
         return self.app(environ, start_response)
 

@@ -7,12 +7,12 @@ is sent by :class:`imagecache.http.file_body.FileRangeBody`.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from imagecache.cache import FillFailed, ImageVerificationError, TailReader
+from imagecache.http.closing import quiet_close
 from imagecache.http.ranges import parse_content_range
 
 LOG = logging.getLogger(__name__)
@@ -28,13 +28,14 @@ def _nothing(_: int) -> None:
 
 
 class CountingBody:
-    """The app's body, passed through as it is, its bytes counted.
+    """The app's body, passed through as it is, its bytes counted (if ``on_bytes`` is given).
 
     An iterator whose close() reaches the app's body even when nobody
-    iterated it (a generator's ``finally`` would not run then).
+    iterated it: a generator's ``finally`` would not run then, and an
+    upstream connection would stay out of its pool.
     """
 
-    def __init__(self, body: Iterable[bytes], on_bytes: Count) -> None:
+    def __init__(self, body: Iterable[bytes], on_bytes: Count = _nothing) -> None:
         self._body = body
         self._iter: Iterator[bytes] | None = None
         self._on_bytes = on_bytes
@@ -50,9 +51,7 @@ class CountingBody:
         return chunk
 
     def close(self) -> None:
-        close = getattr(self._body, "close", None)
-        if close is not None:
-            close()
+        quiet_close(self._body)
 
 
 class ResponseAborted(ConnectionResetError):
@@ -147,10 +146,7 @@ class FillBody:
     def close(self) -> None:
         self._reader.close()
         if self._app_body is not None:
-            close = getattr(self._app_body, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    close()
+            quiet_close(self._app_body)
 
 
 class WindowBody:
@@ -162,7 +158,13 @@ class WindowBody:
     """
 
     def __init__(
-        self, body: Iterable[bytes], skip: int, length: int | None, *, on_bytes: Count = _nothing, what: str = "the body"
+        self,
+        body: Iterable[bytes],
+        skip: int,
+        length: int | None,
+        *,
+        on_bytes: Count = _nothing,
+        what: str = "the body",
     ) -> None:
         self._body = body
         self._skip = skip
@@ -174,8 +176,9 @@ class WindowBody:
         skip, remaining = self._skip, self._length
         if remaining == 0:
             return
-        for chunk in self._body:
-            self._on_bytes(len(chunk))
+        for received in self._body:
+            self._on_bytes(len(received))
+            chunk = received
             if skip:
                 dropped = min(skip, len(chunk))
                 chunk, skip = chunk[dropped:], skip - dropped
@@ -190,9 +193,7 @@ class WindowBody:
             raise OSError(f"{self._what}: the image service's data ended {remaining} bytes early")
 
     def close(self) -> None:
-        close = getattr(self._body, "close", None)
-        if close is not None:
-            close()
+        quiet_close(self._body)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

@@ -23,7 +23,6 @@ Every cache failure falls back to the app: the cache never fails a download.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -34,19 +33,19 @@ from webob import Request, Response
 from imagecache.cache import FillClaim, ImageCache, ImageNotCached, TailReader
 from imagecache.config import Settings
 from imagecache.http import ranges
+from imagecache.http.closing import quiet_close
+from imagecache.http.context import ENVIRON_KEY, RequestContext, get_context
+from imagecache.http.errors import send_error
 from imagecache.http.file_body import FileRangeBody
+from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironment
 from imagecache.metrics import Metrics
 from imagecache.wsgi import app_data, image_routes
 from imagecache.wsgi.app_data import Representation
 from imagecache.wsgi.bodies import CountingBody, FillBody
-from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context
 from imagecache.wsgi.image_routes import Action, ImageRoute
 from imagecache.wsgi.image_source import ImageMeta, ImageSource, upstream_failed
 
 LOG = logging.getLogger(__name__)
-
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 SERVABLE_STATUSES = frozenset({"active", "deactivated"})
 _OCTET_STREAM = "application/octet-stream"
@@ -57,7 +56,7 @@ class CacheFilter:
 
     def __init__(
         self,
-        app: WSGIApp,
+        app: WSGIApplication,
         cache: ImageCache,
         source: ImageSource | None = None,
         metrics: Metrics | None = None,
@@ -79,7 +78,7 @@ class CacheFilter:
         self.service_token = service_token
 
     @classmethod
-    def for_app(cls, app: WSGIApp, cache: ImageCache, settings: Settings) -> CacheFilter:
+    def for_app(cls, app: WSGIApplication, cache: ImageCache, settings: Settings) -> CacheFilter:
         """The filter over ``app`` as the server and paste build it.
 
         Metadata answers are memoised only in front of an upstream, where each
@@ -96,7 +95,7 @@ class CacheFilter:
             service_token=settings.upstream_auth_token,
         )
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         route = image_routes.match(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
         if route is None:
             return self.app(environ, start_response)
@@ -126,7 +125,7 @@ class CacheFilter:
         try:
             if self.cache.delete_cached_image(image_id):
                 LOG.info("evicted image %s from the cache: %s", image_id, why)
-        except Exception:  # noqa: BLE001 - eviction trouble must not fail the request
+        except Exception:  # eviction trouble must not fail the request
             LOG.exception("could not evict image %s", image_id)
 
     # -- downloads ---------------------------------------------------------------
@@ -134,7 +133,7 @@ class CacheFilter:
         image_id = route.image_id
         try:
             cached = self.cache.is_cached(image_id)
-        except Exception:  # noqa: BLE001 - a broken cache is a miss, not an error
+        except Exception:  # a broken cache is a miss, not an error
             LOG.exception("cache lookup failed for image %s", image_id)
             cached = False
         if cached:
@@ -218,15 +217,9 @@ class CacheFilter:
                 entity = self._entity(route, {"checksum": record.checksum if record is not None else None})
                 return self._send_file(request, fh, image_id, entity, start_response)
         self.metrics.cache_misses.inc()
-        body = json.dumps({"error": {
-            "code": 503, "title": "Service Unavailable",
-            "message": "The image is cached here, but the image service that authorizes access to it "
-                       "cannot be reached; try again later.",
-        }}).encode()
-        start_response("503 Service Unavailable", [
-            ("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Retry-After", "5"),
-        ])
-        return [body]
+        message = ("The image is cached here, but the image service that authorizes access to it "
+                   "cannot be reached; try again later.")
+        return send_error(request.environ, start_response, 503, message, [("Retry-After", "5")])
 
     def _gone(self, environ: Mapping[str, Any], image_id: str, meta: ImageMeta) -> bool:
         """Does the image really not exist (not merely hidden from this caller)?
@@ -323,7 +316,7 @@ class CacheFilter:
                 os_hash_value=image.get("os_hash_value"),
                 size=size,
             )
-        except Exception:  # noqa: BLE001 - the cache never fails a download
+        except Exception:  # the cache never fails a download
             LOG.exception("cannot start caching image %s", image_id)
             return None
 
@@ -334,25 +327,25 @@ class CacheFilter:
         """Start the fill from the app's data, and stream it to this caller like any follower."""
         try:
             status, headers, body = self.source.data(request.environ, route.image_id)
-        except Exception:  # noqa: BLE001
+        except Exception:
             claim.cancel()
             raise
         if status != 200:
-            _discard(body)
+            quiet_close(body)
             claim.cancel()
             return self._pass_through(request, start_response, self._entity(route, image))
         header = {k.lower(): v for k, v in headers.items()}
         upstream_md5 = header.get("content-md5")
         if upstream_md5 and image.get("checksum") and upstream_md5 != image["checksum"]:
             LOG.warning("image %s: the data's Content-MD5 differs from its metadata; not caching it", route.image_id)
-            _discard(body)
+            quiet_close(body)
             claim.cancel()
             return self._pass_through(request, start_response, self._entity(route, image))
         try:
             reader = claim.start(CountingBody(body, self.metrics.upstream_bytes.inc))
-        except Exception:  # noqa: BLE001 - the cache never fails a download
+        except Exception:  # the cache never fails a download
             LOG.exception("cannot start the fill of image %s", route.image_id)
-            _discard(body)
+            quiet_close(body)
             claim.cancel()
             return self._pass_through(request, start_response, self._entity(route, image))
         return self._stream_fill(request, route, image, reader, start_response)
@@ -363,7 +356,7 @@ class CacheFilter:
     ) -> Iterable[bytes]:
         try:
             representation = self._image_headers(request, route, image)
-        except Exception:  # noqa: BLE001
+        except Exception:
             reader.close()
             raise
         if representation is None:
@@ -407,7 +400,7 @@ class CacheFilter:
         """The image's metadata as the caller sees it, or None (not found, or no answer)."""
         try:
             meta = self.source.metadata(request.environ, route.image_id)
-        except Exception:  # noqa: BLE001 - no metadata: serve, don't cache
+        except Exception:  # no metadata: serve, don't cache
             LOG.exception("metadata lookup failed for image %s", route.image_id)
             return None
         return dict(meta.image or {}) if meta.found else None
@@ -417,17 +410,11 @@ def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _discard(body: Iterable[bytes]) -> None:
-    close = getattr(body, "close", None)
-    if close is not None:
-        try:
-            close()
-        except Exception:  # noqa: BLE001
-            LOG.debug("closing an unused body failed", exc_info=True)
+def filter_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Callable[[WSGIApplication], CacheFilter]:
+    """paste.deploy entry point.
 
-
-def filter_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Callable[[WSGIApp], CacheFilter]:
-    """paste.deploy entry point: ``[filter:cache] paste.filter_factory = imagecache.wsgi.cache_filter:filter_factory``."""
+    ``[filter:cache] paste.filter_factory = imagecache.wsgi.cache_filter:filter_factory``
+    """
     from imagecache.config import load_settings
 
     # global_conf holds paste's own keys (__file__, here), not our options.

@@ -25,24 +25,23 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from http import HTTPStatus
 from typing import Any
 
 from webob import Request, Response
 
-from imagecache.cache import CacheError, CachedImage, ImageCache, InvalidImageId
+from imagecache.cache import CachedImage, CacheError, ImageCache, InvalidImageId
 from imagecache.cache.layout import validate_image_id
+from imagecache.http.context import RequestContext, get_context
+from imagecache.http.errors import JSON, error_answer
+from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironment
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi import cache_routes
+from imagecache.wsgi.auth import BAD_TOKEN_MESSAGE, CHALLENGE
 from imagecache.wsgi.cache_routes import Matched, Route, Unrouted, WrongMethod
-from imagecache.wsgi.context import RequestContext, get_context
 from imagecache.wsgi.image_source import ImageSource
 from imagecache.wsgi.token_check import UpstreamTokenCheck
 
 LOG = logging.getLogger(__name__)
-
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 CLEAR_TARGET_HEADER = "x-image-cache-clear-target"
 #: Fields of a cached image record in the API (Glance's, and what glanceclient reads).
@@ -53,7 +52,8 @@ RECORD_FIELDS = ("image_id", "hits", "last_accessed", "last_modified", "size")
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(status=status, content_type="application/json", charset=None, body=json.dumps(body).encode("utf-8"))
+    # webob adds no charset to application/json.
+    return Response(status=status, content_type=JSON, body=json.dumps(body).encode("utf-8"))
 
 
 def empty_response(status: int) -> Response:
@@ -65,13 +65,10 @@ def empty_response(status: int) -> Response:
     return response
 
 
-def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    """A JSON error glanceclient shows as it is: ``{"error": {"message": ...}}``."""
-    phrase = HTTPStatus(status).phrase
-    response = json_response({"error": {"code": status, "title": phrase, "message": message}}, status)
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
+def error_response(status: int, message: str, extra: Iterable[tuple[str, str]] = ()) -> Response:
+    """The server's JSON error (:mod:`imagecache.http.errors`), which glanceclient shows as it is."""
+    answer = error_answer(status, message, extra)
+    return Response(status=answer.status, headerlist=answer.headers, app_iter=[answer.body])
 
 
 def record(image: CachedImage) -> dict[str, Any]:
@@ -88,7 +85,7 @@ class CacheManageFilter:
 
     def __init__(
         self,
-        app: WSGIApp,
+        app: WSGIApplication,
         cache: ImageCache,
         source: ImageSource,
         prefetcher: Prefetcher,
@@ -122,7 +119,7 @@ class CacheManageFilter:
 
 
     @classmethod
-    def for_app(cls, app: WSGIApp, cache: ImageCache) -> CacheManageFilter:
+    def for_app(cls, app: WSGIApplication, cache: ImageCache) -> CacheManageFilter:
         """The filter over ``app`` as the server and paste build it: the
         prefetcher reads images from ``app`` as an admin, with the
         ``upstream_auth_token`` when the app is an upstream that checks tokens."""
@@ -132,7 +129,7 @@ class CacheManageFilter:
         token_check = UpstreamTokenCheck(source, ttl=settings.auth_cache_ttl) if settings.upstream_url else None
         return cls(app, cache, source, Prefetcher(cache, source, context), token_check)
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         found = cache_routes.match(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
         if found is None:
             return self.app(environ, start_response)
@@ -144,14 +141,10 @@ class CacheManageFilter:
             return error_response(404, "No such image cache resource.")
         if isinstance(found, WrongMethod):
             allowed = ", ".join(found.allowed)
-            return error_response(405, f"Method not allowed here; use {allowed}.", {"Allow": allowed})
+            return error_response(405, f"Method not allowed here; use {allowed}.", [("Allow", allowed)])
         if not get_context(request.environ).is_admin:
             if self.token_check is not None and self.token_check.rejects(request.environ):
-                return error_response(
-                    401,
-                    "The request you have made requires authentication: send a valid token in X-Auth-Token.",
-                    {"WWW-Authenticate": 'Token realm="imagecache"'},
-                )
+                return error_response(401, BAD_TOKEN_MESSAGE, [CHALLENGE])
             return error_response(403, "You are not permitted to manage the image cache.")
         try:
             return self._dispatch(request, found)
@@ -190,7 +183,8 @@ class CacheManageFilter:
             return error_response(400, f"If provided, '{CLEAR_TARGET_HEADER}' must be 'cache', 'queue' or 'both'.")
         cache_deleted = self.cache.delete_all_cached_images() if target != "queue" else 0
         queue_deleted = self.cache.delete_all_queued_images() if target != "cache" else 0
-        LOG.info("cleared the image cache (%s): %d cached, %d queued images removed", target or "both", cache_deleted, queue_deleted)
+        LOG.info("cleared the image cache (%s): %d cached, %d queued images removed",
+                 target or "both", cache_deleted, queue_deleted)
         return empty_response(204)
 
     def clean_cache(self, request: Request) -> Response:
@@ -297,7 +291,7 @@ def _legacy_done() -> Response:
 # -- paste.deploy ------------------------------------------------------------------
 
 
-def filter_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Callable[[WSGIApp], CacheManageFilter]:
+def filter_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Callable[[WSGIApplication], CacheManageFilter]:
     """paste.deploy entry point.
 
     ::

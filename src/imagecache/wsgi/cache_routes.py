@@ -1,6 +1,7 @@
 """Which requests belong to the cache management API: pure matching, no I/O.
 
-The routes are a table of path templates, each with the route every allowed
+The routes are a table of path templates (matched by
+:class:`imagecache.http.routes.Routes`), each with the route every allowed
 method leads to.  The API owns a few path prefixes (its *namespace*): a path
 inside one that fits no template is answered 404 by the API rather than
 passed on, so the app behind never sees a malformed cache-management call.
@@ -17,6 +18,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from imagecache.http.routes import Routes, WrongMethod, split_path
+
+__all__ = ["TABLE", "Matched", "Route", "RouteResult", "Unrouted", "WrongMethod", "in_namespace", "match", "segments"]
 
 
 class Route(enum.Enum):
@@ -38,37 +43,40 @@ class Route(enum.Enum):
     DELETE_QUEUED = "delete-queued"  # DELETE {prefix}/queued_images/{id}
 
 
-#: The template segment that captures an image id (any one non-empty segment).
-ID = "{id}"
+#: The placeholder that captures an image id (any one non-empty segment), and its name.
+ID_NAME = "id"
+ID = f"{{{ID_NAME}}}"
 
 #: Prefixes of the legacy ``glance-cache-manage`` routes.
 LEGACY_PREFIXES = ("v1", "v2")
 
-Template = tuple[str, ...]
+Segments = tuple[str, ...]
+Row = tuple[str, Mapping[str, Route]]
 
 
-def _legacy_rows(prefix: str) -> tuple[tuple[Template, Mapping[str, Route]], ...]:
+def _legacy_rows(prefix: str) -> tuple[Row, ...]:
     return (
-        ((prefix, "cached_images"), {"GET": Route.LIST_CACHED, "DELETE": Route.DELETE_ALL_CACHED}),
-        ((prefix, "cached_images", ID), {"DELETE": Route.DELETE_CACHED}),
-        ((prefix, "queued_images"), {"GET": Route.LIST_QUEUED, "DELETE": Route.DELETE_ALL_QUEUED}),
-        ((prefix, "queued_images", ID), {"PUT": Route.QUEUE, "DELETE": Route.DELETE_QUEUED}),
+        (f"/{prefix}/cached_images", {"GET": Route.LIST_CACHED, "DELETE": Route.DELETE_ALL_CACHED}),
+        (f"/{prefix}/cached_images/{ID}", {"DELETE": Route.DELETE_CACHED}),
+        (f"/{prefix}/queued_images", {"GET": Route.LIST_QUEUED, "DELETE": Route.DELETE_ALL_QUEUED}),
+        (f"/{prefix}/queued_images/{ID}", {"PUT": Route.QUEUE, "DELETE": Route.DELETE_QUEUED}),
     )
 
 
 #: (template, {method: route}): the first template that fits the path wins,
 #: so literal segments (``clean``, ``prune``) come before ``{id}``.
-TABLE: tuple[tuple[Template, Mapping[str, Route]], ...] = (
-    (("v2", "cache"), {"GET": Route.CACHE_STATE, "DELETE": Route.CACHE_CLEAR}),
-    (("v2", "cache", "clean"), {"POST": Route.CACHE_CLEAN}),
-    (("v2", "cache", "prune"), {"POST": Route.CACHE_PRUNE}),
-    (("v2", "cache", "nodes", ID), {"GET": Route.CACHE_NODES}),
-    (("v2", "cache", ID), {"PUT": Route.CACHE_QUEUE, "DELETE": Route.CACHE_DELETE}),
+TABLE: tuple[Row, ...] = (
+    ("/v2/cache", {"GET": Route.CACHE_STATE, "DELETE": Route.CACHE_CLEAR}),
+    ("/v2/cache/clean", {"POST": Route.CACHE_CLEAN}),
+    ("/v2/cache/prune", {"POST": Route.CACHE_PRUNE}),
+    (f"/v2/cache/nodes/{ID}", {"GET": Route.CACHE_NODES}),
+    (f"/v2/cache/{ID}", {"PUT": Route.CACHE_QUEUE, "DELETE": Route.CACHE_DELETE}),
     *(row for prefix in LEGACY_PREFIXES for row in _legacy_rows(prefix)),
 )
+_ROUTES: Routes[Route] = Routes(TABLE)
 
 #: Path prefixes the API owns: inside them, an unknown path is a 404 of ours.
-NAMESPACES: tuple[Template, ...] = (
+NAMESPACES: tuple[Segments, ...] = (
     ("v2", "cache"),
     *((prefix, name) for prefix in LEGACY_PREFIXES for name in ("cached_images", "queued_images")),
 )
@@ -83,44 +91,24 @@ class Matched:
 
 
 @dataclass(frozen=True)
-class WrongMethod:
-    """The path names a route, the method does not: 405 with ``Allow``."""
-
-    allowed: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class Unrouted:
     """A path inside the API's namespace that names no route: 404."""
 
 
+#: ``WrongMethod`` (:mod:`imagecache.http.routes`): the path names a route, the
+#: method does not; 405 with ``Allow``.
 RouteResult = Matched | WrongMethod | Unrouted
 
 
-def segments(path: str) -> tuple[str, ...] | None:
+def segments(path: str) -> Segments | None:
     """The segments of an absolute path, or None for one that is not absolute."""
     if not path.startswith("/"):
         return None
-    return tuple(path[1:].split("/"))
+    return split_path(path)
 
 
-def in_namespace(parts: tuple[str, ...]) -> bool:
+def in_namespace(parts: Segments) -> bool:
     return any(parts[: len(prefix)] == prefix for prefix in NAMESPACES)
-
-
-def _fit(template: Template, parts: tuple[str, ...]) -> tuple[bool, str | None]:
-    """(whether ``parts`` fits ``template``, the captured id if it has one)."""
-    if len(template) != len(parts):
-        return False, None
-    captured: str | None = None
-    for want, got in zip(template, parts, strict=True):
-        if want == ID:
-            if not got:
-                return False, None
-            captured = got
-        elif want != got:
-            return False, None
-    return True, captured
 
 
 def match(method: str, path: str) -> RouteResult | None:
@@ -128,12 +116,9 @@ def match(method: str, path: str) -> RouteResult | None:
     parts = segments(path)
     if parts is None or not in_namespace(parts):
         return None
-    for template, methods in TABLE:
-        fits, image_id = _fit(template, parts)
-        if not fits:
-            continue
-        route = methods.get(method)
-        if route is None:
-            return WrongMethod(tuple(methods))
-        return Matched(route, image_id)
-    return Unrouted()
+    found = _ROUTES.match(method, path)
+    if found is None:
+        return Unrouted()
+    if isinstance(found, WrongMethod):
+        return found
+    return Matched(found.handler, found.params.get(ID_NAME))

@@ -13,26 +13,22 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from webob import Request, Response
 
-from imagecache.wsgi.context import ENVIRON_KEY, RequestContext, get_context, set_context
+from imagecache.http.context import ENVIRON_KEY, RequestContext, get_context, set_context
+from imagecache.http.types import WSGIApplication
+from imagecache.upstream import UPSTREAM_ERROR_HEADER
+from imagecache.wsgi.bodies import CountingBody
 
 LOG = logging.getLogger(__name__)
-
-WSGIApp = Callable[..., Iterable[bytes]]
 
 #: Request headers a sub-request carries over from the caller's request.
 _FORWARDED = ("HTTP_X_AUTH_TOKEN", "HTTP_X_PROJECT_ID", "HTTP_X_TENANT_ID", "HTTP_X_ROLES", "HTTP_X_IDENTITY_STATUS")
 _BASE = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme", "SCRIPT_NAME")
-
-
-#: Set by the upstream proxy app on the 502/504 it answers itself when the
-#: upstream cannot be reached, so an upstream's own 5xx is told apart.
-UPSTREAM_ERROR_HEADER = "X-Imagecache-Upstream-Error"
 
 
 def upstream_failed(response: Response) -> bool:
@@ -82,7 +78,7 @@ class ImageSource:
 
     def __init__(
         self,
-        app: WSGIApp,
+        app: WSGIApplication,
         *,
         memo_ttl: float = 0.0,
         memo_size: int = 4096,
@@ -106,7 +102,8 @@ class ImageSource:
         if self._memo_ttl > 0:
             with self._lock:
                 hit = self._memo.get(key)
-            if hit is not None and self._clock() - hit[0] < self._memo_ttl and not self._changed_since(image_id, hit[1]):
+            fresh = hit is not None and self._clock() - hit[0] < self._memo_ttl
+            if hit is not None and fresh and not self._changed_since(image_id, hit[1]):
                 return hit[2]
         wall = self._wall_clock()
         meta = self._fetch_metadata(environ, image_id)
@@ -150,7 +147,9 @@ class ImageSource:
             image = body if isinstance(body, dict) else None
         return ImageMeta(response.status_code, image, response)
 
-    def call(self, environ: Mapping[str, Any], method: str, path: str, *, context: RequestContext | None = None) -> Response:
+    def call(
+        self, environ: Mapping[str, Any], method: str, path: str, *, context: RequestContext | None = None
+    ) -> Response:
         """Any small sub-request (HEAD, metadata) as the caller; the body is read whole."""
         request = Request.blank(path, environ=sub_environ(environ, context=context), method=method)
         return request.get_response(self.app)
@@ -170,12 +169,14 @@ class ImageSource:
         env = request.environ
         captured: dict[str, Any] = {}
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
             captured["status"], captured["headers"] = status, headers
             return lambda _data: None
 
         body = self.app(env, start_response)
-        return int(captured["status"].split()[0]), dict(captured["headers"]), _ClosingBody(body)
+        return int(captured["status"].split()[0]), dict(captured["headers"]), CountingBody(body)
 
 
 def _identity(environ: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -185,28 +186,3 @@ def _identity(environ: Mapping[str, Any]) -> tuple[Any, ...]:
     if isinstance(context, RequestContext):
         return (token, context.project_id, context.roles)
     return (token,)
-
-
-class _ClosingBody:
-    """The app's body, whose close() reaches the app even when nobody iterated it.
-
-    A generator's finally never runs if the generator was never started, which
-    would leave an upstream connection out of its pool.
-    """
-
-    def __init__(self, body: Iterable[bytes]) -> None:
-        self._body = body
-        self._iter: Iterator[bytes] | None = None
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        if self._iter is None:
-            self._iter = iter(self._body)
-        return next(self._iter)
-
-    def close(self) -> None:
-        close = getattr(self._body, "close", None)
-        if close is not None:
-            close()

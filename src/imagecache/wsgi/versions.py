@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from webob import Request
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 #: The versions a Glance lists only when it has a cache (glance/api/versions.py).
 CACHE_VERSIONS = ("v2.14", "v2.16", "v2.18")
@@ -52,10 +52,10 @@ def with_cache_versions(document: Any) -> Any:
 class CacheVersions:
     """WSGI filter: the upstream's ``/`` and ``/versions`` with the cache versions added."""
 
-    def __init__(self, app: WSGIApp) -> None:
+    def __init__(self, app: WSGIApplication) -> None:
         self.app = app
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or environ.get("PATH_INFO", "") not in _PATHS:
             return self.app(environ, start_response)
         request = Request(environ)

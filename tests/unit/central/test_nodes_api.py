@@ -22,9 +22,9 @@ from imagecache.cache.layout import CacheLayout
 from imagecache.cli import main
 from imagecache.cli.manage_session import ManageSession
 from imagecache.client import CacheClient, HTTPStatusError, InvalidResponse, NotFound
+from imagecache.http.context import RequestContext, set_context
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi.cache_manage import CacheManageFilter
-from imagecache.wsgi.context import RequestContext, set_context
 from imagecache.wsgi.image_source import ImageSource
 from tests.unit.wsgi.fake_images import FakeImageService
 

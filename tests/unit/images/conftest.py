@@ -17,8 +17,8 @@ import pytest
 import webob
 
 from imagecache.config import Settings
+from imagecache.http.context import RequestContext, set_context
 from imagecache.images import ImagesApp, make_app
-from imagecache.wsgi.context import RequestContext, set_context
 
 ADMIN = RequestContext(project_id="admin-project", roles=("admin",))
 ALICE = RequestContext(project_id="alice", roles=("member",))

@@ -68,7 +68,7 @@ def test_upload_with_no_content_length_header_at_all(client: Client) -> None:
     request.environ["wsgi.input"] = io.BytesIO(DATA)
     request.environ.pop("CONTENT_LENGTH", None)
     request.content_type = "application/octet-stream"
-    from imagecache.wsgi.context import set_context
+    from imagecache.http.context import set_context
 
     set_context(request.environ, ALICE)
     assert request.get_response(client.app).status_int == 204
@@ -218,7 +218,7 @@ def test_download_whole_image(client: Client) -> None:
 def test_download_streams_in_one_mib_chunks(client: Client) -> None:
     image = client.active_image(DATA)
     request = webob.Request.blank(f"/v2/images/{image['id']}/file")
-    from imagecache.wsgi.context import set_context
+    from imagecache.http.context import set_context
 
     set_context(request.environ, ALICE)
     response = request.get_response(client.app)
@@ -382,7 +382,7 @@ def test_public_and_community_images_download_for_everyone(client: Client) -> No
 def test_download_keeps_streaming_an_image_deleted_meanwhile(client: Client) -> None:
     image = client.active_image(DATA)
     request = webob.Request.blank(f"/v2/images/{image['id']}/file")
-    from imagecache.wsgi.context import set_context
+    from imagecache.http.context import set_context
 
     set_context(request.environ, ALICE)
     response = request.get_response(client.app)

@@ -211,7 +211,7 @@ def test_visibility_rules_on_show(client: Client) -> None:
 
 
 def test_ownerless_private_image_is_for_admins_only(client: Client) -> None:
-    from imagecache.wsgi.context import RequestContext
+    from imagecache.http.context import RequestContext
 
     projectless_admin = RequestContext(roles=("admin",))
     image = client.create(projectless_admin, visibility="private")

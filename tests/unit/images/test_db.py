@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from imagecache.http.context import RequestContext
 from imagecache.images.db import ImageDB
 from imagecache.images.listing import ListQuery
 from imagecache.images.model import Image, new_id
 from imagecache.images.refusals import Refusal, conflict, forbidden
-from imagecache.wsgi.context import RequestContext
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 ADMIN = RequestContext(project_id="p", roles=("admin",))

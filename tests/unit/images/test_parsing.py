@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from imagecache.http.context import RequestContext
 from imagecache.images import parsing
 from imagecache.images.listing import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, parse_list_params
 from imagecache.images.model import Image, new_id
 from imagecache.images.refusals import Refusal
 from imagecache.images.schemas import image_validator
 from imagecache.images.views import v1_headers, versions_document
-from imagecache.wsgi.context import RequestContext
 
 VALIDATOR = image_validator()
 BASE = frozenset(VALIDATOR.schema["properties"])

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from imagecache.http.context import RequestContext
 from imagecache.images import policy
 from imagecache.images.db import ImageDB
 from imagecache.images.listing import ListQuery
 from imagecache.images.model import Image, new_id
 from imagecache.images.policy import Download
-from imagecache.wsgi.context import RequestContext
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 ADMIN = RequestContext(project_id="p1", roles=("admin",))

@@ -11,9 +11,9 @@ import webob.exc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from imagecache.http.context import RequestContext, set_context
 from imagecache.images import ImagesApp
 from imagecache.images.refusals import Refusal, bad_request, conflict, forbidden, not_found
-from imagecache.wsgi.context import RequestContext, set_context
 
 from .conftest import ALICE, Client
 

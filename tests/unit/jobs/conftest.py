@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from imagecache import ImageCache, Settings
+from imagecache.http.context import RequestContext
 from imagecache.jobs.prefetcher import Prefetcher
-from imagecache.wsgi.context import RequestContext
 from imagecache.wsgi.image_source import ImageSource
 from tests.unit.conftest import FakeClock
 from tests.unit.wsgi.fake_images import FakeImageService

@@ -15,7 +15,7 @@ from webob import Request, Response
 
 from imagecache import images
 from imagecache.config import Settings
-from imagecache.wsgi.context import RequestContext, set_context
+from imagecache.http.context import RequestContext, set_context
 
 ADMIN = RequestContext.admin(project_id="p-admin")
 

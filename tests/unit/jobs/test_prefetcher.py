@@ -12,9 +12,9 @@ import pytest
 from imagecache import ImageCache, Settings
 from imagecache.cache import InvalidImageId
 from imagecache.config import ConfigError
+from imagecache.http.context import ENVIRON_KEY, RequestContext
 from imagecache.jobs import CacheApp
 from imagecache.jobs.prefetcher import Prefetcher, RunResult, caller_environ
-from imagecache.wsgi.context import ENVIRON_KEY, RequestContext
 from imagecache.wsgi.image_source import ImageSource
 from tests.support.waiting import wait_until
 from tests.unit.jobs import embedded

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagecache.wsgi.context import get_context
+from imagecache.http.context import get_context
 
 StartResponse = Callable[..., Any]
 
@@ -101,7 +101,8 @@ class FakeImageService:
             if found and method == "GET":
                 image = self.images.get(found.group(1))
                 if image is None or not self.visible(environ, image):
-                    return _json(start_response, "404 Not Found", {"message": f"No image found with ID {found.group(1)}"})
+                    missing = {"message": f"No image found with ID {found.group(1)}"}
+                    return _json(start_response, "404 Not Found", missing)
                 return answer(image, start_response)
         return _json(start_response, "404 Not Found", {"message": "The resource could not be found."})
 

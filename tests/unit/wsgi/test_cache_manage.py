@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from urllib.parse import unquote
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from webob import Request, Response
@@ -15,9 +15,9 @@ from webob import Request, Response
 from imagecache import ImageCache, Settings
 from imagecache.cache import CacheError
 from imagecache.config import ConfigError
+from imagecache.http.context import ANONYMOUS, RequestContext, set_context
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi.cache_manage import RECORD_FIELDS, CacheManageFilter, filter_factory
-from imagecache.wsgi.context import ANONYMOUS, RequestContext, set_context
 from imagecache.wsgi.image_source import ImageSource
 
 from .fake_images import FakeImage, FakeImageService
@@ -60,7 +60,12 @@ def fill(cache: ImageCache, image: FakeImage) -> None:
     """Put an image straight into the cache, verified as a download would."""
     meta = image.metadata()
     assert cache.cache_image_iter(
-        image.image_id, [image.data], meta["checksum"], os_hash_algo="sha512", os_hash_value=meta["os_hash_value"], size=meta["size"]
+        image.image_id,
+        [image.data],
+        meta["checksum"],
+        os_hash_algo="sha512",
+        os_hash_value=meta["os_hash_value"],
+        size=meta["size"],
     )
 
 
@@ -482,7 +487,9 @@ def test_bad_ids_are_4xx_and_touch_nothing(api, cache, service, tmp_path, method
     assert service.data_requests == []
 
 
-@pytest.mark.parametrize("path", ["/v2/cache/", f"/v2/cache/{UNKNOWN_ID}/file", "/v1/cached_images/a/b", "/v2/queued_images/"])
+@pytest.mark.parametrize(
+    "path", ["/v2/cache/", f"/v2/cache/{UNKNOWN_ID}/file", "/v1/cached_images/a/b", "/v2/queued_images/"]
+)
 def test_unknown_paths_in_the_api_are_404_not_passed_on(api, service, path: str) -> None:
     response = call(api, "GET", path)
     assert response.status_code == 404
@@ -504,7 +511,12 @@ def test_a_cache_failure_is_a_clean_json_500(api, cache, monkeypatch) -> None:
 
 
 def test_filter_factory_builds_a_working_filter_from_string_options(tmp_path, service) -> None:
-    make = filter_factory({"here": str(tmp_path)}, image_cache_dir=str(tmp_path / "c"), image_cache_max_size="1048576", image_cache_driver="sqlite")
+    make = filter_factory(
+        {"here": str(tmp_path)},
+        image_cache_dir=str(tmp_path / "c"),
+        image_cache_max_size="1048576",
+        image_cache_driver="sqlite",
+    )
     api = make(service)
     assert isinstance(api, CacheManageFilter)
     assert api.cache.settings.image_cache_max_size == 1048576

@@ -167,7 +167,9 @@ def test_ids_are_captured_raw_for_the_caller_to_validate() -> None:
 # -- random paths --------------------------------------------------------------------
 
 SEGMENTS = st.one_of(
-    st.sampled_from(["v1", "v2", "cache", "cached_images", "queued_images", "clean", "prune", "nodes", ID, "", "..", "."]),
+    st.sampled_from(
+        ["v1", "v2", "cache", "cached_images", "queued_images", "clean", "prune", "nodes", ID, "", "..", "."]
+    ),
     st.text(alphabet=st.characters(codec="latin-1"), max_size=12),
 )
 PATHS = st.one_of(

@@ -12,10 +12,10 @@ from webob import Request
 
 from imagecache import ImageCache, Settings
 from imagecache.cache import FillFailed
+from imagecache.http.context import RequestContext, set_context
 from imagecache.images import make_app
 from imagecache.wsgi.bodies import FillBody
 from imagecache.wsgi.cache_filter import CacheFilter
-from imagecache.wsgi.context import RequestContext, set_context
 from tests.support.waiting import wait_until
 
 
@@ -71,7 +71,8 @@ def stack(tmp_path):
 
 
 def upload(app, data: bytes) -> str:
-    made = call(app, "POST", "/v2/images", json.dumps({"name": "i", "disk_format": "raw", "container_format": "bare"}).encode())
+    fields = {"name": "i", "disk_format": "raw", "container_format": "bare"}
+    made = call(app, "POST", "/v2/images", json.dumps(fields).encode())
     image_id = made.json["id"]
     assert call(app, "PUT", f"/v2/images/{image_id}/file", data).status_int == 204
     return image_id
@@ -103,7 +104,7 @@ def test_concurrent_misses_read_the_image_once(stack):
 
 
 def test_a_range_on_an_uncached_image_passes_through_without_a_fill(stack):
-    app, origin, cache = stack
+    app, _origin, cache = stack
     data = os.urandom(100_000)
     image_id = upload(app, data)
     answer = call(app, "GET", f"/v2/images/{image_id}/file", headers={"Range": "bytes=10-19"})
@@ -158,7 +159,8 @@ def test_a_stopped_fill_resumes_from_the_app(answer):
 
 def test_a_resume_with_the_wrong_range_or_too_few_bytes_fails_visibly():
     reader = StubReader(IMAGE[:100], len(IMAGE))
-    wrong = FillBody(reader, lambda s: (206, {"Content-Range": f"bytes 0-9/{len(IMAGE)}"}, iter([b"x" * 10])), len(IMAGE))
+    wrong_part = {"Content-Range": f"bytes 0-9/{len(IMAGE)}"}
+    wrong = FillBody(reader, lambda s: (206, wrong_part, iter([b"x" * 10])), len(IMAGE))
     with pytest.raises(OSError, match="wrong range"):
         b"".join(wrong)
     short = FillBody(StubReader(IMAGE[:100], len(IMAGE)), lambda s: (200, {}, iter([IMAGE[:200]])), len(IMAGE))

@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 from webob import Request
 
 from imagecache import ImageCache, Settings
+from imagecache.http.context import RequestContext, set_context
 from imagecache.images import make_app
 from imagecache.wsgi.cache_filter import CacheFilter
-from imagecache.wsgi.context import RequestContext, set_context
 from tests.support.range_oracle import Ask, asks
 from tests.support.waiting import wait_until
 from tests.support.wsgi import call

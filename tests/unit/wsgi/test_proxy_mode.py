@@ -9,11 +9,10 @@ import pytest
 import webob
 
 from imagecache import ImageCache, Settings
+from imagecache.http.context import RequestContext, get_context, set_context
 from imagecache.wsgi.auth import AuthMiddleware, TokenIdentity, TokenTable
 from imagecache.wsgi.cache_filter import CacheFilter
-from imagecache.wsgi.context import RequestContext, get_context, set_context
 from imagecache.wsgi.image_source import UPSTREAM_ERROR_HEADER, ImageSource
-
 from tests.support.waiting import wait_until
 
 from .fake_images import FakeImageService
@@ -29,7 +28,8 @@ class FlakyUpstream:
     def __call__(self, environ, start_response) -> Iterable[bytes]:
         if self.down:
             body = json.dumps({"error": {"code": 502, "message": "upstream unreachable"}}).encode()
-            start_response("502 Bad Gateway", [("Content-Type", "application/json"), (UPSTREAM_ERROR_HEADER, "unreachable")])
+            headers = [("Content-Type", "application/json"), (UPSTREAM_ERROR_HEADER, "unreachable")]
+            start_response("502 Bad Gateway", headers)
             return [body]
         return self.service(environ, start_response)
 
@@ -113,7 +113,8 @@ def test_unknown_tokens_go_on_as_non_admins_in_front_of_an_upstream():
         assert answer.status_int == 200 and answer.json == {"roles": expected, "token": token}
     assert webob.Request.blank("/v2/images").get_response(app).status_int == 401  # no token at all
     strict = AuthMiddleware(echo, "tokens", table)
-    assert webob.Request.blank("/v2/images", headers={"X-Auth-Token": "keystone-token"}).get_response(strict).status_int == 401
+    keystone = webob.Request.blank("/v2/images", headers={"X-Auth-Token": "keystone-token"})
+    assert keystone.get_response(strict).status_int == 401
 
 
 def test_a_change_through_one_worker_voids_every_workers_memo(tmp_path):

@@ -13,9 +13,9 @@ import pytest
 from webob import Request, Response
 
 from imagecache import ImageCache, Settings
+from imagecache.http.context import RequestContext, set_context
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi.cache_manage import CacheManageFilter
-from imagecache.wsgi.context import RequestContext, set_context
 from imagecache.wsgi.image_source import UPSTREAM_ERROR_HEADER, ImageSource
 from imagecache.wsgi.token_check import PROBE_PATH, UpstreamTokenCheck
 

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from bench.herd import settled_fill_counts
 from bench.http import Batch, release_together, write_random_file
 from bench.limit import hash_rates, test_data
 from bench.procs import RssSampler, rss_bytes
@@ -325,7 +326,7 @@ def herd_run_measured(ctx: Context, name: str, target: Target, n: int,
         reads = (target.store_bytes() - store0) / size
     counts: dict[str, float] = {}
     if metrics0 is not None:
-        delta = target.client.metrics() - metrics0
+        delta = settled_fill_counts(target.client, metrics0)
         counts = {key: delta.get(metric, **labels) for key, (metric, labels) in HERD_COUNTS.items()}
     return HerdRun(batch.wall, reads, used, batch, counts)
 

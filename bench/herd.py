@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.http import Client, release_together, write_random_file
+from bench.http import Client, Metrics, release_together, write_random_file
 from bench.report import facts_line, load_average, machine_facts, markdown_table
 from bench.server import ImagecacheServer
 from bench.stats import Summary, ratio
@@ -127,6 +127,22 @@ class HerdReport:
 
 
 # -- one herd -------------------------------------------------------------------------
+def settled_fill_counts(client: Client, before: Metrics, timeout: float = 10.0) -> Metrics:
+    """The metrics' change since ``before`` once the herd's fill has counted its result.
+
+    The fill's thread counts it just after it publishes the image, so a
+    client can hold every byte (and see the image listed) a moment before.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        delta = client.metrics() - before
+        counted = sum(delta.get("imagecache_fills_total", result=r) for r in ("completed", "failed", "abandoned"))
+        if counted >= 1 or time.monotonic() >= deadline:
+            return delta
+        time.sleep(0.02)
+
+
+
 def herd_once(
     client: Client, image_id: str, size: int, n: int, *, index: int, timeout: float,
     expected_sha256: str | None = None,
@@ -137,8 +153,8 @@ def herd_once(
     batch = release_together(client, image_id, n, size, timeout, expected_sha256=expected_sha256)
     errors, wall = batch.errors, batch.wall
     if not errors:
-        client.wait_cached(image_id)  # the fill is over: its counts are final
-    delta = client.metrics() - before
+        client.wait_cached(image_id)
+    delta = settled_fill_counts(client, before)
     upstream = delta.get("imagecache_upstream_bytes_total")
     return RunResult(
         clients=n,

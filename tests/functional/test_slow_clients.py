@@ -19,6 +19,7 @@ from tests.support.waiting import wait_until
 
 from .conftest import RunningServer
 from .test_cache_http import cache_listing, create
+from .test_fills import Download, MiB, metric, metrics, run_together
 
 HEADER_DEADLINE = 2.0
 
@@ -93,6 +94,26 @@ def test_health_and_metrics_answer_while_every_thread_is_busy(start_server: Any,
     for _ in range(3):
         assert get(server, "/healthcheck", timeout=10)[0] == 200
         assert get(server, "/metrics", timeout=10)[0] == 200
+
+
+def test_first_downloads_beyond_the_thread_count_all_follow_the_fill_at_once(start_server: Any) -> None:
+    # Two request threads and twelve first downloads of an image whose fill takes about 4 s.  A
+    # follower that held its thread to the end would leave ten clients waiting until the fill is
+    # over (they would then be hits); sent from the loop, every one follows the fill as it grows.
+    server = start_server(workers=1, auth="tokens", origin=f"throttled:{8 * MiB}", settings={"threads": 2})
+    data = os.urandom(32 * MiB)
+    image_id = create(server, "alice", data)
+    downloads = [Download(server, image_id) for _ in range(12)]
+    run_together(downloads)
+    for download in downloads:
+        assert download.error is None and download.status == 200, (download.status, download.error)
+        assert download.body == data
+    wait_until(lambda: image_id in cache_listing(server), "the image to be listed as cached")
+    values = metrics(server)
+    followers, hits = metric(values, "imagecache_fill_followers_total"), metric(values, "imagecache_cache_hits_total")
+    assert followers + hits == 11
+    assert followers >= 10, f"only {followers:.0f} of 11 followed the fill: the rest waited for a thread"
+    assert metric(values, "imagecache_upstream_bytes_total") == len(data)
 
 
 def test_a_client_that_stops_reading_a_hit_is_closed_after_the_send_timeout(start_server: Any, slow_sockets) -> None:

@@ -68,6 +68,13 @@ class FillResult(enum.Enum):
     ABANDONED = "abandoned"
 
 
+class Edge(enum.Enum):
+    """Why :meth:`TailReader.next_run` has no run to hand out."""
+
+    WAIT = "wait"  # the writer is still at it: ask again once the file changes
+    HANDOFF = "handoff"  # the fill is over, or cannot be waited for here: go on with pieces()
+
+
 class _State(enum.Enum):
     FILLING = "filling"
     VERIFIED = "verified"  # published and indexed: the writer says so
@@ -136,6 +143,7 @@ class TailReader:
         self._mark = mark
         #: Wakes this reader when the writer makes progress (else it polls).
         self._watch = watch
+        self._seen = 0  # the watch's mark when next_run() last looked
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -195,6 +203,34 @@ class TailReader:
             else:
                 time.sleep(delay)
                 delay = min(delay * 2, POLL_MAX)
+
+    def next_run(self) -> tuple[int, int] | Edge:
+        """:meth:`pieces` without waiting, for an event loop: the next run on disk, or why there is none.
+
+        Only what needs no waiting is handed out here: the image's last byte,
+        the end of the fill (published, invalid, failed) and a reader with no
+        size or no progress watch are :attr:`Edge.HANDOFF`, for :meth:`pieces`
+        to finish on a thread, where it may block.  A run
+        counts as sent once the next one is asked for, as in :meth:`pieces`.
+        """
+        if self.size is None or self._watch is None:
+            return Edge.HANDOFF
+        self._seen = self._watch.mark()
+        end = min(os.fstat(self._fd).st_size, self.size - 1)
+        if end > self.offset:
+            run = (self.offset, end - self.offset)
+            self.offset = end
+            return run
+        # Still filling (or verifying, with every byte but the last on disk): wait for the next change.
+        return Edge.WAIT if self._state() is _State.FILLING else Edge.HANDOFF
+
+    def call_on_change(self, callback: Callable[[], None]) -> bool:
+        """After :attr:`Edge.WAIT`: ``callback()`` (on another thread) once the file changes.
+
+        False when it changed already since :meth:`next_run` looked: ask again now.
+        """
+        assert self._watch is not None, "next_run() hands off readers without a watch"
+        return self._watch.call_on_change(self._seen, callback)
 
     @property
     def fd(self) -> int:

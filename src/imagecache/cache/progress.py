@@ -22,7 +22,8 @@ import os
 import select
 import struct
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 LOG = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class _Entry:
     condition: threading.Condition
     users: int = 1
     generation: int = 0
+    #: Called once, on the watch's thread, at the next change (an event loop's wake-up).
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Watch:
@@ -67,6 +70,19 @@ class Watch:
         entry = self._entry
         with entry.condition:
             return entry.condition.wait_for(lambda: entry.generation != mark, timeout)
+
+    def call_on_change(self, mark: int, callback: Callable[[], None]) -> bool:
+        """Have ``callback()`` called once at the first change after ``mark``; False if it came already.
+
+        For an event loop, which cannot block in :meth:`wait`: the callback
+        runs on the watch's thread, so it should only hand work to the loop.
+        """
+        entry = self._entry
+        with entry.condition:
+            if entry.generation != mark:
+                return False
+            entry.callbacks.append(callback)
+            return True
 
     def close(self) -> None:
         if not self._closed:
@@ -165,6 +181,12 @@ class ProgressWatch:
             with entry.condition:
                 entry.generation += 1
                 entry.condition.notify_all()
+                callbacks, entry.callbacks = entry.callbacks, []
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:  # one waiter's trouble must not stop the watch
+                    LOG.exception("a fill progress callback failed")
 
     def close(self) -> None:
         """Stop the thread (it closes the descriptor within a second); readers then time out and poll."""

@@ -46,12 +46,14 @@ class Progress:
 
 
 class Outcome:
-    """What one :meth:`FileStream.pump` call achieved."""
+    """What one ``pump()`` call achieved (:class:`FileStream`, or a followed fill's stream)."""
 
     WAITING = "waiting"  # the socket is full: wait until writable
     NEEDS_COMPLETION = "needs-completion"  # run complete() on a thread, then pump again
     DONE = "done"
     BROKEN = "broken"  # the client went away
+    PARKED = "parked"  # a followed fill has nothing new: its progress wakes the stream
+    HANDOFF = "handoff"  # a followed fill's end: a thread finishes the response
 
 
 class FileStream:

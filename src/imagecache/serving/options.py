@@ -101,7 +101,7 @@ def raise_file_limit(settings: Settings) -> tuple[int, int] | None:
     into failed accepts.  Returns (needed, allowed) when even the hard limit
     is lower than needed (the caller warns), else None.
     """
-    import resource  # noqa: PLC0415 - POSIX only, and only the server needs it
+    import resource  # POSIX only, and only the server needs it
 
     per_worker = -(-settings.max_connections // settings.workers)
     needed = 2 * per_worker + FD_MARGIN

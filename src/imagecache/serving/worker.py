@@ -16,9 +16,11 @@ waits:
   end in a backlog;
 * **health and metrics have their own lane** (a small pool of their own),
   so they never queue behind downloads;
-* **cached files are sent from the loop** (non-blocking ``sendfile``, see
-  :mod:`~imagecache.serving.file_stream`): a hit holds a thread only while
-  it is authorized, however slowly its client reads;
+* **image data is sent from the loop** (non-blocking ``sendfile``, see
+  :mod:`~imagecache.serving.loop_streams`): a hit, and a follower of a fill
+  in progress, hold a thread only while they are authorized, however
+  slowly their client reads; a follower that has caught up with the fill
+  waits for its progress on the loop too;
 * **every blocking write has a deadline** (``send_timeout``): a client that
   stops reading is closed, on a thread or on the loop.
 
@@ -28,6 +30,7 @@ in ``pyproject.toml``); the WSGI layers know nothing of it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import selectors
@@ -43,8 +46,8 @@ from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from imagecache.serving import canned
-from imagecache.serving.file_stream import FileStream, Offloadable, Outcome, send_range
 from imagecache.serving.header_scan import Complete, HeaderLimits, Incomplete, scan
+from imagecache.serving.loop_streams import LoopStreams, Offload, Streaming, peer
 
 #: Paths answered on the lane: what load balancers and scrapers poll.
 LANE_PATHS = frozenset({"/healthcheck", "/metrics"})
@@ -84,27 +87,7 @@ class _Reading:
     buffer: bytearray = field(default_factory=bytearray)
 
 
-@dataclass
-class _Offload:
-    """A response whose headers are sent and whose body the loop sends (a thread's result)."""
-
-    req: Any
-    resp: Any
-    environ: dict[str, Any]
-    body: Offloadable
-    source: tuple[int, int, int]
-    started: datetime
-    keepalive: bool
-
-
-@dataclass
-class _Streaming:
-    stream: FileStream
-    offload: _Offload
-    registered: bool = False
-
-
-class StreamWorker(ThreadWorker):  # type: ignore[misc]
+class StreamWorker(LoopStreams, ThreadWorker):  # type: ignore[misc]
     """See the module docstring.  ``limits`` is set on a subclass per node (:func:`worker_class`)."""
 
     limits: ServingLimits
@@ -112,7 +95,8 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         self.lane = futures.ThreadPoolExecutor(max_workers=LANE_THREADS, thread_name_prefix="imagecache-lane")
         self.reading: dict[TConn, _Reading] = {}
-        self.streaming: dict[TConn, _Streaming] = {}
+        self.streaming: dict[TConn, Streaming] = {}
+        self.send_timeout = self.limits.send_timeout
         super().init_process()
 
     # -- connections arrive: read the header on the loop ----------------------------
@@ -185,10 +169,8 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
 
     def _stop_reading(self, state: _Reading) -> None:
         self.reading.pop(state.conn, None)
-        try:
+        with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(state.conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass
 
     def _answer_and_close(self, conn: TConn, response: bytes) -> None:
         """Best effort, never blocking: the answer fits a socket buffer, or the client misses it."""
@@ -209,7 +191,7 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         try:
             return self._handle_request(req, conn)
         except TimeoutError:
-            self.log.info("closed the connection of %s: no progress for %.0f s", _peer(conn), self.limits.send_timeout)
+            self.log.info("closed the connection of %s: no progress for %.0f s", peer(conn), self.limits.send_timeout)
             return False
 
     def _handle_request(self, req: Any, conn: TConn) -> Any:
@@ -230,13 +212,12 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
             if not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived:
                 resp.force_close()
             respiter = self.wsgi(environ, resp.start_response)
-            offload = self._offload(req, resp, environ, respiter, started)
+            offload = self._offload(req, resp, environ, respiter, started) or self._follow(
+                req, resp, environ, respiter, started)
             if offload is not None:
                 return offload
             try:
-                if self._sends_pieces(req, resp, respiter):
-                    self._write_pieces(resp, conn.sock, respiter)
-                elif isinstance(respiter, environ["wsgi.file_wrapper"]):
+                if isinstance(respiter, environ["wsgi.file_wrapper"]):
                     resp.write_file(respiter)
                 else:
                     for item in respiter:
@@ -258,10 +239,10 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         finally:
             try:
                 self.cfg.post_request(self, req, environ, resp)
-            except Exception:  # noqa: BLE001 - gunicorn's hook contract
+            except Exception:  # gunicorn's hook contract: log and go on
                 self.log.exception("Exception in post_request hook")
 
-    def _offload(self, req: Any, resp: Any, environ: dict[str, Any], body: Any, started: datetime) -> _Offload | None:
+    def _offload(self, req: Any, resp: Any, environ: dict[str, Any], body: Any, started: datetime) -> Offload | None:
         """Send the headers here and leave the body to the loop, when it is a plain file range."""
         source_of = getattr(body, "sendfile_source", None)
         if source_of is None or self.cfg.is_ssl or resp.chunked or resp.response_length is None:
@@ -272,27 +253,19 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         if source is None or source[2] != resp.response_length:
             return None
         resp.send_headers()
-        return _Offload(req, resp, environ, body, source, started, keepalive=not resp.should_close())
+        return Offload(req, resp, environ, body, started, keepalive=not resp.should_close(), source=source)
 
-    def _sends_pieces(self, req: Any, resp: Any, body: Any) -> bool:
-        """A body that hands out file runs (a fill being followed) and a response that allows sendfile."""
-        return (callable(getattr(body, "pieces", None)) and callable(getattr(body, "on_bytes", None)) and not self.cfg.is_ssl and not resp.chunked
-                and resp.response_length is not None and req.method != "HEAD")
-
-    def _write_pieces(self, resp: Any, sock: socket.socket, body: Any) -> None:
-        """File runs by sendfile, other bytes as usual: a follower costs what a hit costs per byte."""
+    def _follow(self, req: Any, resp: Any, environ: dict[str, Any], body: Any, started: datetime) -> Offload | None:
+        """Send the headers here and leave the body to the loop, when it is a fill being followed."""
+        if not callable(getattr(body, "next_run", None)) or self.cfg.is_ssl or resp.chunked:
+            return None
+        if resp.response_length is None or req.method == "HEAD" or resp.status_code != 200:
+            return None
         resp.send_headers()
-        for piece in body.pieces():
-            if isinstance(piece, bytes):
-                resp.write(piece)
-                continue
-            fd, offset, length = piece
-            length = min(length, resp.response_length - resp.sent)
-            send_range(sock, fd, offset, length, self.limits.send_timeout, body.on_bytes)
-            resp.sent += length
+        return Offload(req, resp, environ, body, started, keepalive=not resp.should_close())
 
     def _keepalive_after(self, conn: TConn, keepalive: Any) -> Any:
-        if isinstance(keepalive, _Offload):
+        if isinstance(keepalive, Offload):
             if keepalive.keepalive:
                 keepalive.keepalive = bool(super()._keepalive_after(conn, True))
             return keepalive
@@ -301,74 +274,10 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
     # -- back on the loop --------------------------------------------------------------
     def finish_request(self, conn: TConn, fs: futures.Future[Any]) -> None:
         result = None if fs.cancelled() or fs.exception() is not None else fs.result()
-        if isinstance(result, _Offload):
+        if isinstance(result, Offload):
             self._start_stream(conn, result)
             return
         super().finish_request(conn, fs)
-
-    def _start_stream(self, conn: TConn, offload: _Offload) -> None:
-        conn.sock.setblocking(False)
-        fd, offset, length = offload.source
-        self.streaming[conn] = _Streaming(FileStream(conn.sock, offload.body, fd, offset, length), offload)
-        self._pump(conn)
-
-    def _pump(self, conn: TConn) -> None:
-        state = self.streaming.get(conn)
-        if state is None:
-            return
-        outcome = state.stream.pump()
-        if outcome == Outcome.WAITING:
-            if not state.registered:
-                self.poller.register(conn.sock, selectors.EVENT_WRITE, lambda _sock: self._pump(conn))
-                state.registered = True
-            return
-        self._unregister(state)
-        if outcome == Outcome.NEEDS_COMPLETION:
-            # The body's completion (a hit counted in the index) may block: a thread runs it,
-            # and the last piece goes out after it, as when the body is iterated.
-            done = self.tpool.submit(state.offload.body.complete)
-            done.add_done_callback(lambda fut: self.method_queue.defer(self._completed, conn, fut))
-            return
-        self._end_stream(conn, ok=outcome == Outcome.DONE)
-
-    def _completed(self, conn: TConn, fs: futures.Future[Any]) -> None:
-        state = self.streaming.get(conn)
-        if state is None:
-            return
-        if fs.exception() is not None:
-            self.log.error("completing a response failed: %s", fs.exception())
-        state.stream.completed = True
-        self._pump(conn)
-
-    def _unregister(self, state: _Streaming) -> None:
-        if state.registered:
-            try:
-                self.poller.unregister(state.stream.sock)
-            except (KeyError, ValueError, OSError):
-                pass
-            state.registered = False
-
-    def _end_stream(self, conn: TConn, *, ok: bool) -> None:
-        state = self.streaming.pop(conn)
-        self._unregister(state)
-        offload = state.offload
-        offload.resp.sent = offload.source[2] - state.stream.progress.remaining
-        try:
-            offload.body.close()
-        except Exception:  # noqa: BLE001 - a close must not stop the loop
-            self.log.exception("closing a response body failed")
-        self.log.access(offload.resp, offload.req, offload.environ, datetime.now() - offload.started)
-        if ok and offload.keepalive and self.alive:
-            if conn.parser.unreader.buf.getvalue():
-                self.enqueue_req(conn)  # a pipelined request is already read: the socket will not wake us
-                return
-            conn.set_timeout()
-            self.keepalived_conns.append(conn)
-            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
-            return
-        if not ok and state.stream.error is not None:
-            self.log.debug("a client went away during a response: %s", state.stream.error)
-        self._close(conn)
 
     # -- deadlines (the loop runs this at least once a second) -----------------------
     def murder_pending(self) -> None:
@@ -378,24 +287,15 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
             self._stop_reading(state)
             if state.buffer and not state.refuse:
                 self.log.info("closed the connection of %s: its request header took over %.0f s",
-                              _peer(state.conn), self.limits.client_header_timeout)
+                              peer(state.conn), self.limits.client_header_timeout)
                 self._answer_and_close(state.conn, canned.HEADER_TIMEOUT)
             else:
                 self._close(state.conn)
-        for conn, streaming in list(self.streaming.items()):
-            if streaming.registered and streaming.stream.idle_for(now) > self.limits.send_timeout:
-                self.log.info("closed the connection of %s: it read nothing for %.0f s",
-                              _peer(conn), self.limits.send_timeout)
-                self._end_stream(conn, ok=False)
+        self.check_streams(now)
 
     def handle_quit(self, sig: int, frame: Any) -> None:
         self.lane.shutdown(wait=False)
         super().handle_quit(sig, frame)
-
-
-def _peer(conn: TConn) -> str:
-    client = conn.client
-    return f"{client[0]}:{client[1]}" if isinstance(client, tuple) and len(client) >= 2 else str(client)
 
 
 def worker_class(limits: ServingLimits) -> type[StreamWorker]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Literal
 
 from imagecache.cache import FillFailed, ImageVerificationError, TailReader
+from imagecache.cache.flight import Edge
 from imagecache.http.closing import quiet_close
 from imagecache.http.ranges import parse_content_range
 
@@ -102,6 +104,26 @@ class FillBody:
     def on_bytes(self, n: int) -> None:
         """``n`` bytes of the file's runs were sent (a server that sends them itself says so too)."""
         self._on_cache_bytes(n)
+
+    def next_run(self) -> tuple[int, int, int] | Literal["wait", "handoff"]:
+        """A (descriptor, offset, length) run the server may send now without blocking, or why not.
+
+        For a server that sends followers from its event loop: ``"wait"``
+        (ask again after :meth:`call_on_change` calls back) or ``"handoff"``
+        (go on with :meth:`pieces` on a thread: it carries on where the runs
+        stopped, and finishes or fails as it always does).
+        """
+        run = self._reader.next_run()
+        if run is Edge.WAIT:
+            return "wait"
+        if run is Edge.HANDOFF:
+            return "handoff"
+        offset, length = run
+        return self._reader.fd, offset, length
+
+    def call_on_change(self, callback: Callable[[], None]) -> bool:
+        """After ``"wait"``: ``callback()``, from another thread, once the fill moves; False if it moved already."""
+        return self._reader.call_on_change(callback)
 
     def pieces(self) -> Iterator[tuple[int, int, int] | bytes]:
         """The response as (descriptor, offset, length) runs of the growing file, then,

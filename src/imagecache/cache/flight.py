@@ -197,6 +197,14 @@ class TailReader:
             if state is _State.INVALID:
                 raise ImageVerificationError(f"image {self.image_id} failed verification while being cached")
             if state is _State.GONE:
+                adopted = self._adopt_published()
+                if adopted is None:  # published by another fill that is still indexing it
+                    time.sleep(delay)
+                    delay = min(delay * 2, POLL_MAX)
+                    continue
+                if adopted:
+                    complete = True
+                    continue
                 raise FillFailed(self.image_id, self.offset, "the writer stopped without publishing")
             if self._watch is not None:
                 self._watch.wait(seen, WATCH_TIMEOUT)  # until the file changes
@@ -253,6 +261,37 @@ class TailReader:
         if self._names_me(self.layout.invalid_path(self.image_id)):
             return _State.INVALID
         return _State.GONE
+
+    def _adopt_published(self) -> bool | None:
+        """Carry on from the image's published file, if another fill published it; None: not indexed yet.
+
+        The file followed can stop without being published while the image
+        is published all the same: a writer that died while another fill
+        finished, or the empty file a losing claimant creates and unlinks
+        in the instant after a publish (see ``FillWriter.acquire``), which a
+        follower may open and find locked.  The published file is verified;
+        its last byte waits, as ever, until the image is in the index (its
+        writer's done mark, or that writer gone).
+        """
+        try:
+            fd = os.open(self.layout.path(self.image_id), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        facts = os.fstat(fd)
+        if (self.size is not None and facts.st_size != self.size) or facts.st_size < self.offset:
+            os.close(fd)
+            return False
+        if stat.S_IMODE(facts.st_mode) != VERIFIED_MODE:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None  # its writer still holds it: indexing
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        LOG.debug("following the published file of image %s from byte %d", self.image_id, self.offset)
+        old, self._fd = self._fd, fd
+        os.close(old)
+        return True
 
     def _names_me(self, path: str) -> bool:
         return names_open_file(path, self._fd)

@@ -7,6 +7,7 @@ HANDOFF once the fill is over or cannot be waited for without blocking.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
@@ -153,3 +154,26 @@ def test_call_on_change_calls_once_and_refuses_a_stale_mark(tmp_path) -> None:
         watch.close()
     finally:
         progress.close()
+
+
+def test_a_follower_of_a_losing_claimants_empty_file_gets_the_published_image(tmp_path) -> None:
+    """The instant after a publish, a losing claimant creates, locks and unlinks an empty incomplete file;
+    a follower that opened it then must not fetch the whole image again: it reads the published one."""
+    cache = _cache(tmp_path)
+    image = make_image(1 << 20)
+    fill = _claim(cache, image)
+    b"".join(fill.start(iter([image.data])))
+    fill.thread.join(30)
+    assert cache.is_cached(image.image_id)
+    path = cache.layout.incomplete_path(image.image_id)
+    phantom = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(phantom, fcntl.LOCK_EX)
+    reader = cache.follow(image.image_id, len(image.data))
+    assert reader is not None, "the follower found the loser's file locked"
+    os.unlink(path)
+    os.close(phantom)
+    try:
+        assert reader.next_run() is Edge.HANDOFF
+        assert _rest(reader) == image.data
+    finally:
+        reader.close()

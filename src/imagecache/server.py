@@ -202,7 +202,7 @@ def is_loopback_host(host: str) -> bool:
         return False  # a host name: assume it reaches the network
 
 
-class ImagecacheApplication(BaseApplication):
+class ImagecacheApplication(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
     """gunicorn configured from :class:`Settings` only (no files, no argv)."""
 
     def __init__(
@@ -221,9 +221,7 @@ class ImagecacheApplication(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    # gunicorn's stubs type a WSGI environ as MutableMapping, wsgiref's (ours) as the dict
-    # PEP 3333 says it is and gunicorn passes.
-    def load(self) -> WSGIApplication:  # type: ignore[override]
+    def load(self) -> WSGIApplication:
         """Runs in each worker after the fork.
 
         Each worker counts in its own files under :func:`metrics_dir`;

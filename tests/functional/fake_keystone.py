@@ -171,7 +171,7 @@ def _handler_for(keystone: FakeKeystone) -> type[BaseHTTPRequestHandler]:
         def _error(self, status: int, title: str, message: str) -> None:
             self._send(status, {"error": {"code": status, "title": title, "message": message}})
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+        def do_GET(self) -> None:
             keystone.paths.append(f"GET {self.path}")
             path = self.path.split("?")[0].rstrip("/")
             if path == "":
@@ -181,7 +181,7 @@ def _handler_for(keystone: FakeKeystone) -> type[BaseHTTPRequestHandler]:
             else:
                 self._error(404, "Not Found", f"Could not find {self.path}.")
 
-        def do_POST(self) -> None:  # noqa: N802 - stdlib's name
+        def do_POST(self) -> None:
             keystone.paths.append(f"POST {self.path}")
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)

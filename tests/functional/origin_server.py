@@ -84,7 +84,8 @@ def throttled(rate: float) -> Callable[[Iterable[bytes]], Iterator[bytes]]:
 
 def corrupt(body: Iterable[bytes]) -> Iterator[bytes]:
     flipped = False
-    for chunk in body:
+    for original in body:
+        chunk = original
         if not flipped and chunk:
             middle = len(chunk) // 2
             chunk = chunk[:middle] + bytes([chunk[middle] ^ 0xFF]) + chunk[middle + 1:]

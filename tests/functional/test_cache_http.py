@@ -55,7 +55,8 @@ def test_miss_then_hit_is_counted(cache_node, data):
     entry = cache_listing(cache_node)[image_id]
     assert entry["hits"] == 2 and entry["size"] == len(data)
     cached = os.path.join(cache_node.data_dir, "image-cache", image_id)
-    assert open(cached, "rb").read() == data
+    with open(cached, "rb") as file:
+        assert file.read() == data
 
 
 @pytest.mark.parametrize("spec", ["bytes=0-0", "bytes=100-200", "bytes=-5", "bytes=3000000-", "bytes=10-99999999"])
@@ -65,10 +66,7 @@ def test_range_from_a_cached_image(cache_node, data, spec):
     hits_before = wait_cached(cache_node, image_id)["hits"]
     answer = cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice", headers={"Range": spec})
     first, _, last = spec[len("bytes="):].partition("-")
-    if first == "":
-        expected = data[-int(last):]
-    else:
-        expected = data[int(first): int(last) + 1 if last else None]
+    expected = data[-int(last):] if first == "" else data[int(first): int(last) + 1 if last else None]
     assert answer.status == 206 and answer.body == expected
     assert answer.headers["content-range"].endswith(f"/{len(data)}")
     assert cache_listing(cache_node)[image_id]["hits"] == hits_before + 1
@@ -196,7 +194,8 @@ def test_range_and_if_range_get_the_same_answer_cached_or_not(cache_node, data):
         seen = []
         for headers in asks:
             got = cache_node.request("GET", f"/v2/images/{image_id}/file", user="alice", headers=headers)
-            fields = tuple(got.headers.get(name) for name in ("content-range", "content-length", "etag", "accept-ranges"))
+            fields = tuple(got.headers.get(name)
+                           for name in ("content-range", "content-length", "etag", "accept-ranges"))
             seen.append((got.status, fields, "content-md5" in got.headers, got.body))
         return seen
 

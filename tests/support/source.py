@@ -19,7 +19,7 @@ PACKAGE = SRC / "imagecache"
 
 @dataclass(frozen=True)
 class Import:
-    """One imported name, absolute: ``module`` for ``import module``, ``module.name`` for ``from module import name``."""
+    """One imported name, absolute: ``module`` for ``import module``, ``module.name`` for ``from module import x``."""
 
     target: str
     line: int

@@ -155,7 +155,7 @@ def test_a_tiny_storm_runs_against_imagecache_and_the_limit(tmp_path: Path) -> N
             for value in cell.values:
                 assert not math.isnan(value) and value >= 0, (row.key, target, cell.values)
     for target in ("imagecache", "limit"):
-        def values(key: str) -> list[float]:
+        def values(key: str, target: str = target) -> list[float]:
             return results.cells[(key, target)].values
 
         for key in ("storm_ttfb", "storm_health", "loris_versions"):  # one sample every 0.5 s for 1 s

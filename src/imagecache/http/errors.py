@@ -15,9 +15,12 @@ from http import HTTPStatus
 
 from imagecache.http.types import StartResponse, WSGIEnvironment
 
-__all__ = ["JSON", "ErrorAnswer", "error_answer", "error_body", "send_error"]
+__all__ = ["JSON", "UPSTREAM_ERROR_HEADER", "ErrorAnswer", "error_answer", "error_body", "send_error"]
 
 JSON = "application/json"
+#: Set on the 502 and 504 a proxy answers itself when its upstream failed, so the
+#: cache filter (``wsgi/image_source.upstream_failed``) tells them from the upstream's own.
+UPSTREAM_ERROR_HEADER = "X-Imagecache-Upstream-Error"
 
 
 def error_body(status: int, message: str) -> bytes:

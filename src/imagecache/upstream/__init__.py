@@ -25,7 +25,8 @@ comes back), ``forwarding`` (what both directions share), ``base_url``
 (checking the upstream's URL).
 """
 
-from imagecache.upstream.app import UPSTREAM_ERROR_HEADER, UpstreamApp
+from imagecache.http.errors import UPSTREAM_ERROR_HEADER
+from imagecache.upstream.app import UpstreamApp
 from imagecache.upstream.forwarding import CHUNK_SIZE, HOP_BY_HOP, VIA_PSEUDONYM
 from imagecache.upstream.request import ClientBodyError, request_body, request_headers, request_path
 from imagecache.upstream.response import DRAIN_LIMIT, UpstreamBody, UpstreamBodyError, response_headers

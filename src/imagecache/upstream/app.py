@@ -29,16 +29,13 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import Retry, Timeout
 
 from imagecache.http.causes import chain, innermost
-from imagecache.http.errors import send_error
+from imagecache.http.errors import UPSTREAM_ERROR_HEADER, send_error
 from imagecache.http.types import StartResponse, WSGIEnvironment
 from imagecache.upstream.base_url import parse_base_url
 from imagecache.upstream.forwarding import LOG
 from imagecache.upstream.request import ClientBodyError, request_body, request_headers, request_path
 from imagecache.upstream.response import UpstreamBody, response_headers, status_line, via_for_version
 
-#: Set on the 502 and 504 the proxy answers itself (see the package docstring), so
-#: the cache filter (wsgi/image_source.upstream_failed) tells them from the upstream's own.
-UPSTREAM_ERROR_HEADER = "X-Imagecache-Upstream-Error"
 #: Methods a lost connection may be retried for (they have no body).
 _RETRYABLE = frozenset({"GET", "HEAD"})
 #: A "%" that starts no escape.  urllib3 re-encodes *every* "%" of a target

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from webob import Request, Response
 
 from imagecache.http.context import ENVIRON_KEY, RequestContext, get_context, set_context
+from imagecache.http.errors import UPSTREAM_ERROR_HEADER
 from imagecache.http.types import WSGIApplication
-from imagecache.upstream import UPSTREAM_ERROR_HEADER
 from imagecache.wsgi.bodies import CountingBody
 
 LOG = logging.getLogger(__name__)

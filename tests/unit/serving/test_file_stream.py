@@ -56,7 +56,8 @@ def drive(stream: FileStream, body: Body, peer: socket.socket) -> bytes:
 
 
 @pytest.mark.parametrize(("offset", "length"), [(0, 0), (0, 1), (5, PIECE), (1, 3 * PIECE + 7), (100, 2 * PIECE)])
-def test_the_range_arrives_whole_and_completion_comes_before_the_last_piece(tmp_path: Path, offset: int, length: int) -> None:
+def test_the_range_arrives_whole_and_completion_comes_before_the_last_piece(
+        tmp_path: Path, offset: int, length: int) -> None:
     data = os.urandom(offset + length + 11)
     path = tmp_path / "image"
     path.write_bytes(data)

@@ -25,7 +25,8 @@ def headers(draw: st.DrawFn) -> tuple[bytes, str, str]:
 
 
 @given(headers(), st.binary(max_size=50), st.data())
-def test_a_whole_header_is_found_however_it_is_split(header: tuple[bytes, str, str], body: bytes, data: st.DataObject) -> None:
+def test_a_whole_header_is_found_however_it_is_split(
+        header: tuple[bytes, str, str], body: bytes, data: st.DataObject) -> None:
     raw, method, path = header
     stream = raw + body
     cut = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
@@ -55,7 +56,8 @@ def test_a_bad_request_line_is_400() -> None:
         assert scan(line, LIMITS) == Refused(400, "Bad request line"), line
 
 
-@given(st.binary(max_size=300) | st.builds(lambda n, tail: b"\r\n" * n + tail, st.integers(0, 200), st.binary(max_size=20)))
+@given(st.binary(max_size=300)
+       | st.builds(lambda n, tail: b"\r\n" * n + tail, st.integers(0, 200), st.binary(max_size=20)))
 def test_anything_gets_one_of_three_answers_and_the_buffer_stays_bounded(garbage: bytes) -> None:
     verdict = scan(garbage, LIMITS)
     assert isinstance(verdict, Incomplete | Complete | Refused)

@@ -7,15 +7,13 @@ reads the upstream, never a local store that is not there).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 from imagecache.config import ConfigError, Settings
+from imagecache.http.types import WSGIApplication
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-
-def open_image_service(settings: Settings) -> tuple[WSGIApp, Callable[[], None]]:
+def open_image_service(settings: Settings) -> tuple[WSGIApplication, Callable[[], None]]:
     """(the images app, how to close it) for ``settings``.
 
     ``upstream_url`` set: a proxy to it (a bad URL is a ConfigError);

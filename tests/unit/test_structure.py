@@ -28,7 +28,7 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     "serving": frozenset({"http", "config"}),
     "jobs": frozenset({"wsgi", "origin", "client", "http", "cache", "metrics", "config"}),
     "wsgi": frozenset({"jobs", "http", "cache", "metrics", "config"}),
-    "origin": frozenset({"images", "upstream", "config"}),
+    "origin": frozenset({"images", "upstream", "http", "config"}),
     "images": frozenset({"http", "cache", "config"}),
     "upstream": frozenset({"http", "metrics", "config"}),
     "client": frozenset({"http", "root"}),

@@ -27,6 +27,7 @@ from imagecache.client.errors import (
 )
 from imagecache.client.keystone import KeystoneAuth
 from imagecache.client.urls import VERSION_SEGMENT, normalize_doc_root, quote_image_id
+from imagecache.http.causes import innermost
 
 
 class CacheClient:
@@ -250,12 +251,12 @@ class CacheClient:
                 # TLS 1.3 servers refuse a missing client certificate after the
                 # handshake: the client sees an alert, or just an EOF.
                 hint = " (if the server requires a client certificate, give cert_file and key_file)"
-            return TLSError(f"TLS with {where} failed: {_innermost(reason)}{hint}")
+            return TLSError(f"TLS with {where} failed: {innermost(reason)}{hint}")
         if isinstance(reason, NewConnectionError):
-            return Unreachable(f"cannot connect to {where}: {_innermost(reason)}")
+            return Unreachable(f"cannot connect to {where}: {innermost(reason)}")
         if isinstance(reason, Urllib3Timeout):
             return Unreachable(f"{where} did not answer within {self.timeout} s ({url})")
-        return Unreachable(f"no answer from {where} ({url}): {_innermost(reason)}")
+        return Unreachable(f"no answer from {where} ({url}): {innermost(reason)}")
 
     def _json(self, method: str, action: str) -> Any:
         answer = self.do_request(method, action)
@@ -321,18 +322,3 @@ class CacheClient:
         if not isinstance(data, list) or not all(isinstance(node, str) for node in data):
             raise InvalidResponse(f"GET {url} answered with something else than a list of URLs: {str(data)[:200]}")
         return list(data)
-
-
-def _innermost(error: BaseException) -> str:
-    """The most specific message in an exception chain (urllib3 wraps several deep)."""
-    seen: set[int] = set()
-    while id(error) not in seen:
-        seen.add(id(error))
-        inner = error.__cause__ or error.__context__
-        if inner is None:  # urllib3 also carries causes as arguments
-            inner = next((arg for arg in error.args if isinstance(arg, BaseException)), None)
-        if inner is None:
-            break
-        error = inner
-    text = str(error)
-    return text or type(error).__name__

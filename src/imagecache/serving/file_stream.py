@@ -80,22 +80,31 @@ class FileStream:
                 return Outcome.NEEDS_COMPLETION  # the last piece waits for the body's completion
             if progress.remaining == 0:
                 return Outcome.DONE
-            try:
-                sent = os.sendfile(self.sock.fileno(), self._fd, progress.offset, min(PIECE, progress.remaining))
-            except BlockingIOError:
+            sent = send_piece(self.sock, self._fd, progress.offset, progress.remaining)
+            if sent is None:
                 return Outcome.WAITING
-            except InterruptedError:
-                continue
-            except OSError as exc:
-                self.error = exc
-                return Outcome.BROKEN
-            if sent == 0:
-                self.error = OSError(errno.EIO, "the file ended early")
+            if isinstance(sent, OSError):
+                self.error = sent
                 return Outcome.BROKEN
             progress.offset += sent
             progress.remaining -= sent
             progress.last_progress = self._clock()
             self.body.on_bytes(sent)
+
+
+def send_piece(sock: socket.socket, fd: int, offset: int, length: int) -> int | OSError | None:
+    """One non-blocking ``sendfile`` of at most PIECE bytes: how many went, None when the
+    socket is full, or the error that broke the stream (a file that ended early included)."""
+    while True:
+        try:
+            sent = os.sendfile(sock.fileno(), fd, offset, min(PIECE, length))
+        except BlockingIOError:
+            return None
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            return exc
+        return sent if sent else OSError(errno.EIO, "the file ended early")
 
 
 def send_range(sock: socket.socket, fd: int, offset: int, length: int, timeout: float,

@@ -14,14 +14,12 @@ from the image service — is handed back to a thread
 
 from __future__ import annotations
 
-import errno
-import os
 import socket
 import time
 from collections.abc import Callable
 from typing import Literal, Protocol
 
-from imagecache.serving.file_stream import PIECE, Outcome
+from imagecache.serving.file_stream import Outcome, send_piece
 
 #: (descriptor, offset, length) of a run of the growing file.
 Run = tuple[int, int, int]
@@ -81,17 +79,11 @@ class FollowStream:
                     return Outcome.PARKED
                 self._run = run
             fd, offset, length = self._run
-            try:
-                sent = os.sendfile(self.sock.fileno(), fd, offset, min(PIECE, length))
-            except BlockingIOError:
+            sent = send_piece(self.sock, fd, offset, length)
+            if sent is None:
                 return Outcome.WAITING
-            except InterruptedError:
-                continue
-            except OSError as exc:
-                self.error = exc
-                return Outcome.BROKEN
-            if sent == 0:
-                self.error = OSError(errno.EIO, "the growing file ended early")
+            if isinstance(sent, OSError):
+                self.error = sent
                 return Outcome.BROKEN
             self._run = (fd, offset + sent, length - sent) if sent < length else None
             self.sent += sent

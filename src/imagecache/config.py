@@ -64,6 +64,17 @@ class Settings:
     """This node's reference URL in the central index."""
     node_stale_after: float = 300.0
     """Seconds without a heartbeat after which a node counts as stale (left out of node listings)."""
+    node_site: str = "default"
+    """This node's site: peers with the same name are close, and filled from first."""
+    peer_token: str | None = None
+    """The secret nodes present to each other's peer endpoint; with the central
+    driver it turns peer fill on (see docs/peer-fill.md)."""
+    peer_fill: bool = True
+    """False: never fill from a peer (the endpoint still serves peers)."""
+    peer_timeout: float = 30.0
+    """Seconds a peer may take to connect, or to send more bytes, before a fill moves on."""
+    ca_file: str | None = None
+    """CA bundle to verify peers whose node_url is https."""
 
     # -- the server ----------------------------------------------------------
     bind_host: str = "127.0.0.1"
@@ -174,6 +185,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("auth_cache_ttl must be between 0 (no memo) and 3600 seconds")
     if settings.node_stale_after <= 0:
         raise ConfigError("node_stale_after must be a positive number of seconds")
+    if settings.peer_timeout <= 0:
+        raise ConfigError("peer_timeout must be a positive number of seconds")
+    if not settings.node_site.strip() or len(settings.node_site) > 255:
+        raise ConfigError("node_site must be a name of 1 to 255 characters")
+    if settings.peer_token is not None and not settings.peer_token.strip():
+        raise ConfigError("peer_token must not be empty (leave it unset to turn peer fill off)")
     if settings.image_cache_driver == "central" and not settings.db_url:
         raise ConfigError("image_cache_driver 'central' needs db_url")
     if settings.auth_strategy == "tokens" and not settings.tokens_file:
@@ -188,6 +205,11 @@ def option_names() -> tuple[str, ...]:
 def _option_types() -> dict[str, Any]:
     hints = typing.get_type_hints(Settings)
     return {name: hints[name] for name in option_names()}
+
+
+def peer_fill_on(settings: Settings) -> bool:
+    """Does this node fill from its peers (the central index, a peer token, and peer_fill)?"""
+    return settings.image_cache_driver == "central" and bool(settings.peer_token) and settings.peer_fill
 
 
 def _base_type(hint: Any) -> tuple[type, bool]:

@@ -18,6 +18,7 @@ from imagecache.config import (
     effective_min_free,
     load_settings,
     option_names,
+    peer_fill_on,
     read_config_file,
     read_environment,
 )
@@ -257,3 +258,28 @@ def test_unknown_override_is_an_error() -> None:
 def test_serving_limits_are_checked(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         Settings(**bad)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"peer_timeout": 0}, "peer_timeout must be a positive"),
+    ({"node_site": " "}, "node_site must be a name"),
+    ({"node_site": "x" * 256}, "node_site must be a name"),
+    ({"peer_token": ""}, "peer_token must not be empty"),
+])
+def test_peer_options_are_checked(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings(**changes)
+
+
+CENTRAL = {"image_cache_driver": "central", "db_url": "postgresql://x/y"}
+
+
+@pytest.mark.parametrize(("changes", "on"), [
+    ({}, False),
+    ({"peer_token": "s3cret"}, False),  # no central index: no peers to know of
+    (CENTRAL, False),  # no token
+    ({**CENTRAL, "peer_token": "s3cret"}, True),
+    ({**CENTRAL, "peer_token": "s3cret", "peer_fill": False}, False),
+])
+def test_peer_fill_needs_the_central_index_and_a_token(changes: dict[str, object], on: bool) -> None:
+    assert peer_fill_on(Settings(**changes)) is on

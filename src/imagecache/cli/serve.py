@@ -37,6 +37,10 @@ from imagecache.config import AUTH_STRATEGIES, DRIVER_NAMES, ConfigError, load_s
 @click.option("--db-url", metavar="URL",
               help="SQLAlchemy URL of the central index (--image-cache-driver central).")
 @click.option("--node-url", metavar="URL", help="This node's URL in the central index.")
+@click.option("--node-site", metavar="NAME", help="This node's site: same-site peers are filled from first.")
+@click.option("--peer-token", metavar="SECRET",
+              help="Secret shared by the nodes; with the central index it turns peer fill on "
+                   "(IMAGECACHE_PEER_TOKEN keeps it out of the process list).")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
               help="Request threads per worker (default 64); cached files are sent without one.")
 @click.option("--max-connections", type=click.IntRange(min=1), metavar="N",

@@ -46,6 +46,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 SOURCES = ("cache", "upstream")
 FILL_RESULTS = ("completed", "failed", "abandoned")
+#: How a fill that read from peers ended: verified, stopped (finished elsewhere), or failed verification.
+PEER_FILL_RESULTS = ("completed", "failed", "suspect")
 
 _HAS_CREATED = frozenset({"counter", "histogram", "summary"})
 
@@ -154,7 +156,23 @@ class Metrics:
         )
         self.upstream_bytes = Counter(
             "imagecache_upstream_bytes",
-            "Image bytes read from the app or upstream (fills and pass-throughs).",
+            "Image bytes read from the app or upstream (fills and pass-throughs); peers' bytes not included.",
+            registry=r,
+        )
+        self.peer_bytes = Counter(
+            "imagecache_peer_bytes",
+            "Image bytes this node's fills received from peers.",
+            registry=r,
+        )
+        self.peer_served_bytes = Counter(
+            "imagecache_peer_served_bytes",
+            "Image bytes this node sent to peers filling from it.",
+            registry=r,
+        )
+        self.peer_fills = Counter(
+            "imagecache_peer_fills",
+            "Fills that read from a peer, by how they ended.",
+            ["result"],
             registry=r,
         )
         self.fills = Counter(
@@ -179,6 +197,8 @@ class Metrics:
             self.served_bytes.labels(source=source)
         for result in FILL_RESULTS:
             self.fills.labels(result=result)
+        for result in PEER_FILL_RESULTS:
+            self.peer_fills.labels(result=result)
 
     def render(
         self, cache_size: int | None = None, cache_max_size: int | None = None

@@ -33,9 +33,13 @@ COUNTERS = {
     "imagecache_fills_total": ("completed", "failed", "abandoned"),
     "imagecache_fill_followers_total": (),
     "imagecache_evictions_total": (),
+    "imagecache_peer_bytes_total": (),
+    "imagecache_peer_served_bytes_total": (),
+    "imagecache_peer_fills_total": ("completed", "failed", "suspect"),
 }
 GAUGES = ("imagecache_cache_size_bytes", "imagecache_cache_max_size_bytes")
-LABEL = {"imagecache_served_bytes_total": "source", "imagecache_fills_total": "result"}
+LABEL = {"imagecache_served_bytes_total": "source", "imagecache_fills_total": "result",
+         "imagecache_peer_fills_total": "result"}
 
 SampleKey = tuple[str, tuple[tuple[str, str], ...]]
 

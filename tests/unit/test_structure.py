@@ -21,13 +21,15 @@ MAX_MODULE_LINES = 450
 #: ``jobs`` and ``wsgi`` sit side by side: the prefetcher reads images through the
 #: middleware's image source, and the cache API queues prefetches.
 ALLOWED: Mapping[str, frozenset[str]] = {
-    "cli": frozenset({"server", "serving", "jobs", "wsgi", "origin", "images", "upstream", "client", "http",
+    "cli": frozenset({"server", "serving", "jobs", "wsgi", "peers", "origin", "images", "upstream", "client", "http",
                       "cache", "db", "metrics", "config", "root"}),
-    "server": frozenset({"serving", "jobs", "wsgi", "origin", "images", "upstream", "http", "cache", "db",
+    "server": frozenset({"serving", "jobs", "wsgi", "peers", "origin", "images", "upstream", "http", "cache", "db",
                          "metrics", "config"}),
     "serving": frozenset({"http", "config"}),
     "jobs": frozenset({"wsgi", "origin", "client", "http", "cache", "metrics", "config"}),
-    "wsgi": frozenset({"jobs", "http", "cache", "metrics", "config"}),
+    "wsgi": frozenset({"jobs", "peers", "http", "cache", "metrics", "config"}),
+    # Peer fill: the endpoint other nodes read, and the sources a fill reads from (docs/peer-fill.md).
+    "peers": frozenset({"http", "cache", "metrics", "config"}),
     "origin": frozenset({"images", "upstream", "http", "config"}),
     "images": frozenset({"http", "cache", "config"}),
     "upstream": frozenset({"http", "metrics", "config"}),

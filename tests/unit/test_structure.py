@@ -149,3 +149,20 @@ def test_light_imports_stay_light(module: str) -> None:
                                            text=True).stdout))
     heavy = sorted(name for name in ("prometheus_client", "sqlalchemy", "gunicorn", "webob") if name in loaded)
     assert not heavy, f"import {module} loads {heavy}"
+
+
+def test_the_design_document_shows_this_table() -> None:
+    """docs/design.md's table of allowed imports is ALLOWED, so the picture cannot drift from the rule."""
+    text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    shown: dict[str, frozenset[str]] = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`") and ("`" in cells[1] or cells[1] == "nothing of ours"):
+            shown[_part_named(cells[0])] = frozenset(_part_named(name.strip()) for name in cells[1].split(",")
+                                                     if name.strip() != "nothing of ours")
+    assert shown == dict(ALLOWED)
+
+
+def _part_named(cell: str) -> str:
+    """```cache/``` -> cache, ```server.py``` -> server, ```imagecache``` (root) -> root."""
+    return "root" if cell.endswith("(root)") else cell.strip("`").removesuffix("/").removesuffix(".py")

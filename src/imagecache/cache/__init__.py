@@ -5,7 +5,7 @@ working; the parts live in modules of their own.
 """
 
 from imagecache.cache.core import CHANGE_MARK_LIFETIME, CleanResult, ImageCache, ReconcileResult
-from imagecache.cache.drivers.base import CachedImage
+from imagecache.cache.drivers.base import CachedImage, FleetEntry, PeerSource
 from imagecache.cache.errors import (
     CacheError,
     DriverConfigError,
@@ -25,9 +25,11 @@ __all__ = [
     "FillClaim",
     "FillFailed",
     "FillResult",
+    "FleetEntry",
     "ImageCache",
     "ImageNotCached",
     "ImageVerificationError",
+    "PeerSource",
     "InvalidImageId",
     "ReconcileResult",
     "TailReader",

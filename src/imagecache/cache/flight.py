@@ -367,6 +367,17 @@ class FillClaim:
         # can never remove the readers file of the next fill of this image.
         writer.on_release = lambda: _remove_readers_file(layout, writer.image_id)
         self.thread: threading.Thread | None = None
+        #: True once the finished file failed verification (it is in ``invalid/``).
+        self.failed_verification = False
+        self._done: list[Callable[[FillClaim, FillResult], None]] = []
+
+    def on_done(self, callback: Callable[[FillClaim, FillResult], None]) -> None:
+        """Call ``callback(claim, result)`` on the fill's thread once the fill has ended (before start()).
+
+        For a caller that chose the fill's source and must hear how it went
+        (a peer whose bytes failed verification); errors are logged, not raised.
+        """
+        self._done.append(callback)
 
     def start(self, source: Iterable[bytes]) -> TailReader:
         """Fill from ``source`` on a background thread; the claimant's own reader.
@@ -402,6 +413,11 @@ class FillClaim:
                 self._on_result(result)
             except Exception:
                 LOG.exception("could not report the fill of image %s", self.image_id)
+            for callback in self._done:
+                try:
+                    callback(self, result)
+                except Exception:
+                    LOG.exception("a callback on the end of the fill of image %s failed", self.image_id)
 
     def _copy(self, source: Iterable[bytes]) -> FillResult:
         marks = readers_path(self.layout, self.image_id)
@@ -421,6 +437,7 @@ class FillClaim:
         try:
             published = self._finish(self.writer, self.expected)
         except ImageVerificationError:
+            self.failed_verification = True
             return FillResult.FAILED  # already moved to invalid/ and logged
         return FillResult.COMPLETED if published else FillResult.FAILED
 

@@ -177,3 +177,16 @@ def test_a_follower_of_a_losing_claimants_empty_file_gets_the_published_image(tm
         assert _rest(reader) == image.data
     finally:
         reader.close()
+
+
+def test_on_done_hears_the_result_and_whether_verification_failed(tmp_path) -> None:
+    cache = _cache(tmp_path)
+    heard: list[tuple[bool, object]] = []
+    for image, facts in ((make_image(1 << 16), {}), (make_image(1 << 16), {"os_hash_value": "0" * 128})):
+        fill = _claim(cache, image, **facts)
+        fill.on_done(lambda claim, result: heard.append((claim.failed_verification, result)))
+        reader = fill.start(iter([image.data]))
+        fill.thread.join(30)
+        reader.close()
+    assert [(invalid, getattr(result, "value", result)) for invalid, result in heard] == [
+        (False, "completed"), (True, "failed")]

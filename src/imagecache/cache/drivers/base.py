@@ -19,7 +19,8 @@ Optional features are declared here with a default that does the generic
 thing (:meth:`Driver.add_many` loops over :meth:`Driver.add`; an index
 without nodes answers :meth:`Driver.cached_nodes` with None and needs no
 :meth:`Driver.heartbeat`); a driver overrides what it does better.  Callers
-never probe a driver for a method.
+never probe a driver for a method.  The peer-fill methods default to a
+node alone: no peers, every cluster claim won, fills not recorded.
 """
 
 from __future__ import annotations
@@ -47,6 +48,30 @@ class CachedImage:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class PeerSource:
+    """A live peer node that holds an image, or is filling it (see docs/peer-fill.md)."""
+
+    url: str  # the peer's node_url
+    site: str
+    filling: bool  # False: it holds the verified file
+    size: int | None
+    bytes: int  # on its disk now (the size, when it holds the file)
+
+
+@dataclass(frozen=True)
+class FleetEntry:
+    """One node's copy of one image, cached or being filled, for the operator's fleet view."""
+
+    image_id: str
+    url: str
+    site: str
+    filling: bool
+    size: int | None
+    bytes: int
+    live: bool  # heard from within node_stale_after
 
 
 class Driver(abc.ABC):
@@ -135,3 +160,34 @@ class Driver(abc.ABC):
     def cached_nodes(self, image_id: str) -> builtins.list[str] | None:
         """The live nodes caching ``image_id``, as reference URLs; None when the index has no nodes."""
         return None
+
+    # -- peer fill (an index that knows the other nodes; docs/peer-fill.md) -----------
+    def peer_sources(self, image_id: str) -> builtins.list[PeerSource]:
+        """Live peers (not this node, not suspect to it) holding or filling ``image_id``, best first:
+        same site first, holders before fillers, most bytes first.  None known here."""
+        return []
+
+    def claim_cluster_fill(self, image_id: str) -> bool:
+        """Become the one node of the cluster that reads ``image_id`` from the origin (True),
+        or learn that a live node already is (False).  Alone, a node always is."""
+        return True
+
+    def fill_started(self, image_id: str, size: int | None) -> None:
+        """A fill of ``image_id`` began on this node (so peers may read it while it runs)."""
+        return None
+
+    def fill_progress(self, image_id: str, nbytes: int) -> None:
+        """``nbytes`` of the fill are on disk; cheap to call often (it records at most once a second)."""
+        return None
+
+    def fill_ended(self, image_id: str) -> None:
+        """The fill ended, whatever its result; this node's cluster claim for the image goes too."""
+        return None
+
+    def mark_suspect(self, peer_url: str, seconds: float) -> None:
+        """Read nothing from ``peer_url`` for ``seconds``: it sent bytes that failed verification."""
+        return None
+
+    def fleet(self) -> builtins.list[FleetEntry]:
+        """Every node's cached and filling images; empty when the index has no nodes."""
+        return []

@@ -29,8 +29,8 @@ __all__ = [
     "ImageCache",
     "ImageNotCached",
     "ImageVerificationError",
-    "PeerSource",
     "InvalidImageId",
+    "PeerSource",
     "ReconcileResult",
     "TailReader",
 ]

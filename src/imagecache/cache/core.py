@@ -30,10 +30,11 @@ from imagecache.cache.drivers.sqlite import SqliteDriver
 from imagecache.cache.errors import DriverConfigError, ImageNotCached
 from imagecache.cache.eviction import select_victims
 from imagecache.cache.fill import is_locked, remove_if_stalled
-from imagecache.cache.flight import FillClaim, TailReader, open_reader
+from imagecache.cache.flight import FillClaim
 from imagecache.cache.layout import CacheLayout, validate_image_id
 from imagecache.cache.pipeline import FillPipeline
 from imagecache.cache.progress import ProgressWatch
+from imagecache.cache.tail import TailReader, open_reader
 from imagecache.cache.verify import Expected
 from imagecache.config import Settings
 

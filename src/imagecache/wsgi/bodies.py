@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Literal
 
 from imagecache.cache import FillFailed, ImageVerificationError, TailReader
-from imagecache.cache.flight import Edge
+from imagecache.cache.tail import Edge
 from imagecache.http.closing import quiet_close
 from imagecache.http.ranges import parse_content_range
 

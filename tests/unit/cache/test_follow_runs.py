@@ -17,8 +17,8 @@ import pytest
 
 from imagecache import ImageCache, Settings
 from imagecache.cache import ImageVerificationError
-from imagecache.cache.flight import Edge, TailReader
 from imagecache.cache.progress import ProgressWatch
+from imagecache.cache.tail import Edge, TailReader
 
 from .conftest import Image, make_image
 

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from bench.clients import DEFAULT_PROCESSES as CLIENT_PROCESSES
 from bench.herd import settled_fill_counts
 from bench.http import Batch, release_together, write_random_file
 from bench.limit import hash_rates, test_data
@@ -122,8 +123,10 @@ class Context:
 
 def download_batch(target: Target, image_id: str, n: int, size: int, timeout: float,
                    verify: str | None = None) -> Batch:
-    """``n`` concurrent downloads from ``target`` (see :func:`bench.http.release_together`)."""
-    return release_together(target.client, image_id, n, size, timeout, expected_sha256=verify)
+    """``n`` concurrent downloads from ``target`` (see :func:`bench.http.release_together`), from
+    several client processes once N is more than a handful (:mod:`bench.clients`)."""
+    processes = CLIENT_PROCESSES if n > CLIENT_PROCESSES else 1
+    return release_together(target.client, image_id, n, size, timeout, expected_sha256=verify, processes=processes)
 
 
 def settled_hits(target: Target, image_id: str, expected: float | None = None, timeout: float = 5.0) -> float:

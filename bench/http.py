@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,7 +238,7 @@ class Batch:
     """N downloads released together."""
 
     wall: float
-    downloads: list[Download]
+    downloads: list[Any]  # Download, or bench.clients.Result from a client process
     errors: list[str]
 
     @property
@@ -247,12 +247,21 @@ class Batch:
 
 
 def release_together(client: Client, image_id: str, n: int, size: int, timeout: float, *,
-                     expected_sha256: str | None = None) -> Batch:
+                     expected_sha256: str | None = None, processes: int = 1) -> Batch:
     """``n`` concurrent downloads (threads released by a barrier); every client must get ``size`` bytes.
 
     wall = first start to last finish; the errors name each client that got
     less, the wrong bytes (when ``expected_sha256`` is given) or no end.
+    ``processes`` > 1 shares the downloads out over that many client
+    processes (:mod:`bench.clients`), so a large N measures the server
+    rather than one process's GIL.
     """
+    if processes > 1:
+        from bench.clients import download_together  # it imports this module
+
+        results = download_together(client, image_id, n, verify=expected_sha256 is not None, timeout=timeout,
+                                    processes=processes)
+        return _batch(results, size, expected_sha256)
     downloads = [Download(client, image_id, verify=expected_sha256 is not None, timeout=timeout) for _ in range(n)]
     barrier = threading.Barrier(n)
 
@@ -276,6 +285,11 @@ def release_together(client: Client, image_id: str, n: int, size: int, timeout: 
             download.abort()
         for thread in threads:
             thread.join(10)
+    return _batch(downloads, size, expected_sha256)
+
+
+def _batch(downloads: Sequence[Any], size: int, expected_sha256: str | None) -> Batch:
+    """The batch of finished downloads (:class:`Download`, or :class:`bench.clients.Result`), judged."""
     errors: list[str] = []
     for i, download in enumerate(downloads):
         problem = download.error
@@ -290,7 +304,7 @@ def release_together(client: Client, image_id: str, n: int, size: int, timeout: 
     starts = [d.started for d in downloads if d.started is not None]
     ends = [d.finished for d in downloads if d.finished is not None]
     wall = (max(ends) - min(starts)) if starts and ends else float("nan")
-    return Batch(wall, downloads, errors)
+    return Batch(wall, list(downloads), errors)
 
 
 def write_random_file(path: str | os.PathLike[str], size: int, chunk: int = 8 * CHUNK) -> str:

@@ -107,6 +107,16 @@ def set_last_seen(db_url: str, node_url: str, seconds_ago: float | None) -> None
     engine.dispose()
 
 
+def table(db_url: str, name: str) -> list[tuple[object, ...]]:
+    """Every row of table ``name``, as tuples."""
+    engine = engine_for(db_url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(f"SELECT * FROM {name}"))]
+    finally:
+        engine.dispose()
+
+
 def central_settings(url: str, layout: CacheLayout, **options: object) -> Settings:
     return Settings(
         data_dir=os.path.dirname(layout.root),

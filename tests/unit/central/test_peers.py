@@ -20,7 +20,7 @@ from imagecache.cache.fill import FillWriter
 from imagecache.db.schema import cluster_fills, fills, nodes
 from tests.support.waiting import wait_until
 
-from .pg import engine_for, set_last_seen
+from .pg import engine_for, set_last_seen, table
 
 MakeDriver = Callable[..., CentralDriver]
 
@@ -59,15 +59,6 @@ def _bytes_of(driver: CentralDriver, image_id: str) -> int | None:
 
 def urls(sources: list[PeerSource]) -> list[str]:
     return [source.url.split("//")[1].split(":")[0] for source in sources]
-
-
-def table(db_url: str, name: str) -> list[tuple[object, ...]]:
-    engine = engine_for(db_url)
-    try:
-        with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(f"SELECT * FROM {name}"))]
-    finally:
-        engine.dispose()
 
 
 # -- peer_sources -------------------------------------------------------------------------------

@@ -75,13 +75,15 @@ class ProgressWriter:
         with state.cond:
             if state.closed:
                 return
+            already = image_id in state.pending
             state.pending[image_id] = nbytes
             if state.thread is None:
                 state.thread = threading.Thread(
                     target=self._run, args=(state,), name="imagecache-fill-progress", daemon=True
                 )
                 state.thread.start()
-            state.cond.notify_all()
+            if not already:  # else the thread already waits for this image's turn: no wake-up per chunk
+                state.cond.notify_all()
 
     def forget(self, image_id: str) -> None:
         """The fill ended: write nothing more for it, and wait (briefly) for a write of it under way.

@@ -23,10 +23,10 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 
-from imagecache.cache.drivers.base import CachedImage, Driver
-from imagecache.cache.drivers.sqlite import SqliteDriver
+from imagecache.cache.drivers.base import CachedImage, Driver, FleetEntry, PeerSource
+from imagecache.cache.drivers.choose import make_driver
 from imagecache.cache.errors import DriverConfigError, ImageNotCached
 from imagecache.cache.eviction import select_victims
 from imagecache.cache.fill import is_locked, remove_if_stalled
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from imagecache.metrics import Metrics
 
 LOG = logging.getLogger(__name__)
+_T = TypeVar("_T")
 READ_CHUNK = 1 << 20
 #: Seconds a change mark is kept (far above any sensible auth_cache_ttl).
 CHANGE_MARK_LIFETIME = 3600.0
@@ -61,28 +62,6 @@ class ReconcileResult(NamedTuple):
     files_adopted: int
     files_invalidated: int
     stalled_removed: int
-
-
-def _make_driver(name: str, layout: CacheLayout, settings: Settings) -> Driver:
-    """The driver ``name`` names, not yet configured; DriverConfigError for an unknown name.
-
-    One plain branch per driver.  xattr and central are imported only when
-    chosen: central needs SQLAlchemy, and a missing install of it is a
-    configuration error, not a crash.
-    """
-    if name == "sqlite":
-        return SqliteDriver(layout, settings.image_cache_sqlite_db)
-    if name == "xattr":
-        from imagecache.cache.drivers.xattr import XattrDriver
-
-        return XattrDriver(layout)
-    if name == "central":
-        try:
-            from imagecache.cache.drivers.central import CentralDriver
-        except ImportError as exc:
-            raise DriverConfigError(f"the central driver is not available: {exc}") from exc
-        return CentralDriver(layout, settings)
-    raise DriverConfigError(f"unknown image cache driver {name!r}")
 
 
 class ImageCache:
@@ -125,13 +104,13 @@ class ImageCache:
         """
         name = self.settings.image_cache_driver
         try:
-            self.driver = _make_driver(name, self.layout, self.settings)
+            self.driver = make_driver(name, self.layout, self.settings)
             self.configure_driver()
         except DriverConfigError as exc:
             if name != "xattr":
                 raise
             LOG.warning("image cache driver %r cannot be used (%s); falling back to sqlite", name, exc)
-            self.driver = _make_driver("sqlite", self.layout, self.settings)
+            self.driver = make_driver("sqlite", self.layout, self.settings)
             self.configure_driver()
 
     def configure_driver(self) -> None:
@@ -178,6 +157,36 @@ class ImageCache:
         """Reference URLs of the live nodes caching ``image_id``; None when the index has no nodes."""
         nodes = self.driver.cached_nodes(validate_image_id(image_id))
         return None if nodes is None else list(nodes)
+
+    # -- peer fill (docs/peer-fill.md) ------------------------------------------------
+    # What a fill's source chooser asks of the index.  Failures never reach a
+    # download: no peers, and a claim won (at worst a second origin read).
+    def peer_sources(self, image_id: str) -> list[PeerSource]:
+        """Live peers holding or filling ``image_id``, best first (same site, holders, most bytes)."""
+        return self._asking("the peers of", image_id, lambda i: list(self.driver.peer_sources(i)), [])
+
+    def claim_cluster_fill(self, image_id: str) -> bool:
+        """True: this node is the cluster's one reader of ``image_id`` from the origin."""
+        return self._asking("the cluster's claim on", image_id, self.driver.claim_cluster_fill, True)
+
+    def mark_suspect(self, peer_url: str, seconds: float) -> None:
+        """Read nothing from ``peer_url`` for ``seconds``: its bytes failed verification."""
+        try:
+            self.driver.mark_suspect(peer_url, seconds)
+        except Exception:  # the index must not fail a download
+            LOG.exception("could not mark peer %s suspect", peer_url)
+
+    def fleet(self) -> list[FleetEntry]:
+        """Every node's cached and filling images (empty without nodes); CacheError when the index fails."""
+        return list(self.driver.fleet())
+
+    def _asking(self, what: str, image_id: str, ask: Callable[[str], _T], fallback: _T) -> _T:
+        image_id = validate_image_id(image_id)
+        try:
+            return ask(image_id)
+        except Exception:  # the index must not fail a download
+            LOG.exception("could not ask the index for %s image %s", what, image_id)
+            return fallback
 
     # -- the queue ------------------------------------------------------------
     def queue_image(self, image_id: str) -> bool:

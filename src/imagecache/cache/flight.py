@@ -96,6 +96,7 @@ class FillClaim:
         on_result: Callable[[FillResult], None],
         abandon_after: float,
         progress: ProgressWatch | None = None,
+        ended: Callable[[], None] | None = None,
     ) -> None:
         self.layout = layout
         self.writer = writer
@@ -107,6 +108,8 @@ class FillClaim:
         self._finish = finish
         self._on_result = on_result
         self._abandon_after = abandon_after
+        #: Called once the writer has let go of the image, whatever the result (the index's fill_ended).
+        self._ended = ended
         # The readers file goes while the writer still holds its lock, so it
         # can never remove the readers file of the next fill of this image.
         writer.on_release = lambda: _remove_readers_file(layout, writer.image_id)
@@ -142,6 +145,16 @@ class FillClaim:
     def cancel(self) -> None:
         """Give the claim up without filling (the source could not be opened)."""
         self.writer.discard()
+        self._report_end()
+
+    def _report_end(self) -> None:
+        """Tell the index the fill is over: after the lock is released, before anyone hears the result."""
+        ended, self._ended = self._ended, None  # once, even if cancelled twice
+        if ended is not None:
+            try:
+                ended()
+            except Exception:
+                LOG.exception("could not record the end of the fill of image %s", self.image_id)
 
     def _run(self, source: Iterable[bytes]) -> None:
         result = FillResult.FAILED
@@ -153,6 +166,8 @@ class FillClaim:
             close_source(source)
             if result is not FillResult.COMPLETED:
                 self.writer.discard()  # no-op when already published, invalidated or discarded
+            # Before the callbacks: one of them may start the image's next fill at once.
+            self._report_end()
             try:
                 self._on_result(result)
             except Exception:

@@ -8,10 +8,16 @@ at all, making room for it, stopping a fill that grows too big or meets a
 disk error, verifying the result against the image's :class:`Expected`
 facts, and publishing it into the files and the index.  Every failure but a
 verification mismatch leaves the caller's bytes flowing and nothing kept.
+
+Every fill, whichever way it came in, tells the index it started (with the
+expected size), how far it got, and that it ended (:class:`IndexHooks`), so
+other nodes can read it while it runs; nothing the index does can fail or
+stop a fill.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -63,12 +69,47 @@ class _FillOutcome:
     published: bool = False
 
 
+class IndexHooks:
+    """The driver's fill hooks, guarded: a failure is logged (a progress failure once per fill), never raised.
+
+    ``ended`` is called once the writer has let go of its lock, so a slow
+    index never keeps readers of a failed fill waiting to learn it failed.
+    """
+
+    def __init__(self, cache: CacheParts) -> None:
+        self._cache = cache
+        self._quiet: set[str] = set()  # fills whose progress failed and was logged
+
+    def started(self, image_id: str, size: int | None) -> None:
+        self._quiet.discard(image_id)
+        try:
+            self._cache.driver.fill_started(image_id, size)
+        except Exception as exc:  # noqa: BLE001 - the index must not fail a fill
+            LOG.warning("could not record the start of the fill of image %s: %s", image_id, exc)
+
+    def progress(self, image_id: str, nbytes: int) -> None:
+        try:
+            self._cache.driver.fill_progress(image_id, nbytes)
+        except Exception as exc:  # noqa: BLE001 - the index must not fail a fill
+            if image_id not in self._quiet:
+                self._quiet.add(image_id)
+                LOG.warning("could not record the progress of the fill of image %s: %s", image_id, exc)
+
+    def ended(self, image_id: str) -> None:
+        self._quiet.discard(image_id)
+        try:
+            self._cache.driver.fill_ended(image_id)
+        except Exception as exc:  # noqa: BLE001 - the index must not fail a fill
+            LOG.warning("could not record the end of the fill of image %s: %s", image_id, exc)
+
+
 class FillPipeline:
     """Fills of one cache: a tee, a whole copy, or a claim for a background fill."""
 
     def __init__(self, cache: CacheParts, clock: Callable[[], float]) -> None:
         self._cache = cache
         self._clock = clock
+        self.hooks = IndexHooks(cache)
 
     # -- the three ways in ---------------------------------------------------------
     def tee(self, image_id: str, source: Iterable[bytes], expected: Expected) -> Iterator[bytes]:
@@ -114,6 +155,7 @@ class FillPipeline:
             on_result=self.count,
             abandon_after=self._cache.settings.fill_abandon_after,
             progress=self._cache.progress,
+            ended=functools.partial(self.hooks.ended, image_id),
         )
 
     def count(self, result: FillResult) -> None:
@@ -131,6 +173,8 @@ class FillPipeline:
         except OSError as exc:
             LOG.warning("cannot cache image %s: %s", image_id, exc)
             return None
+        if writer is not None:
+            self.hooks.started(image_id, expected.size)
         if writer is not None and expected.size is not None:
             try:
                 self._make_room(expected.size, protect=image_id)
@@ -154,6 +198,7 @@ class FillPipeline:
         except Exception as exc:  # noqa: BLE001 - disk full, EIO, ...: the download goes on
             LOG.warning("stopped caching image %s: %s", writer.image_id, exc)
             return False
+        self.hooks.progress(writer.image_id, writer.size)
         return True
 
     def _fill(
@@ -168,34 +213,40 @@ class FillPipeline:
         active: FillWriter | None = writer
         held: bytes | None = None
         try:
-            for chunk in source:
-                if active is not None:
-                    active = self._write_or_drop(active, chunk, expected)
-                if held is not None:
-                    yield held
-                held = chunk
-        except BaseException:
-            # The source failed or the consumer went away: keep nothing.
-            if active is not None:
-                active.discard()
-            self.count(FillResult.FAILED)
-            raise
-        finally:
-            close_source(source)
-        if active is None:
-            self.count(FillResult.FAILED)
-        else:
             try:
-                outcome.published = self._finish(active, expected)
+                for chunk in source:
+                    if active is not None:
+                        active = self._write_or_drop(active, chunk, expected)
+                    if held is not None:
+                        yield held
+                    held = chunk
+            except BaseException:
+                # The source failed or the consumer went away: keep nothing.
+                if active is not None:
+                    active.discard()
+                self.count(FillResult.FAILED)
+                raise
             finally:
-                self.count(FillResult.COMPLETED if outcome.published else FillResult.FAILED)
+                close_source(source)
+            if active is None:
+                self.count(FillResult.FAILED)
+            else:
+                try:
+                    outcome.published = self._finish(active, expected)
+                finally:
+                    self.count(FillResult.COMPLETED if outcome.published else FillResult.FAILED)
+        finally:
+            if active is not None:  # a dropped writer's fill was reported ended when it was dropped
+                self.hooks.ended(writer.image_id)
         if held is not None:
             yield held
 
     def _write_or_drop(self, writer: FillWriter, chunk: bytes, expected: Expected) -> FillWriter | None:
+        """The writer while it keeps the chunks; None once the fill stopped (the stream goes on without it)."""
         if self._accept_chunk(writer, chunk, expected):
             return writer
         writer.discard()
+        self.hooks.ended(writer.image_id)
         return None
 
     def _finish(self, writer: FillWriter, expected: Expected) -> bool:

@@ -88,8 +88,8 @@ def schema_state(connection: Connection) -> SchemaState:
     return SchemaState(current, head_revision(), current is None or current in known_revisions())
 
 
-def upgrade(engine: Engine) -> tuple[SchemaState, SchemaState]:
-    """Bring the schema to head; the states before and after."""
+def upgrade(engine: Engine, target: str = "head") -> tuple[SchemaState, SchemaState]:
+    """Bring the schema to head (or to ``target``, for tests of a later migration); the states before and after."""
     with engine.begin() as connection:
         connection.execute(select(func.pg_advisory_xact_lock(UPGRADE_LOCK)))
         before = schema_state(connection)
@@ -97,7 +97,7 @@ def upgrade(engine: Engine) -> tuple[SchemaState, SchemaState]:
             raise SchemaError(before.problem(shown(engine.url)))
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, target)
         after = schema_state(connection)
     return before, after
 

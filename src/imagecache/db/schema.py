@@ -12,6 +12,13 @@ meant when it was written.
   are a file on that node's disk.  Times are epoch seconds as floats, as
   every driver reports them, so a record round-trips exactly.
 * ``queued_images``: each node's prefetch queue, oldest first by ``seq``.
+* ``fills``: the fills in progress on each node (expected size, bytes on
+  disk so far), so other nodes can read an image from a node still filling
+  it (docs/peer-fill.md).
+* ``cluster_fills``: at most one row per image, the node of the cluster
+  that reads it from the origin.
+* ``peer_suspects``: a peer whose bytes failed a reporter's verification,
+  not read from by that reporter until ``until``.
 
 Deleting a node deletes its rows (``ON DELETE CASCADE``).
 """
@@ -46,6 +53,7 @@ nodes = Table(
     Column("url", Text, nullable=False, unique=True),
     Column("registered_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("last_seen", DateTime(timezone=True), nullable=True),
+    Column("site", Text, nullable=False, server_default="default"),
 )
 
 cached_images = Table(
@@ -72,4 +80,39 @@ queued_images = Table(
     Column("seq", BigInteger, Identity(), nullable=False),
     Column("queued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("queued_images_order", "node_id", "seq"),
+)
+
+
+def _node(name: str) -> Column[int]:
+    return Column(name, Integer, ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True)
+
+
+fills = Table(
+    "fills",
+    metadata,
+    _node("node_id"),
+    Column("image_id", IMAGE_ID, primary_key=True),
+    Column("size", BigInteger, nullable=True),
+    Column("bytes", BigInteger, nullable=False, server_default="0"),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("fills_image_id", "image_id"),
+)
+
+cluster_fills = Table(
+    "cluster_fills",
+    metadata,
+    Column("image_id", IMAGE_ID, primary_key=True),
+    Column("node_id", Integer, ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("cluster_fills_node_id", "node_id"),
+)
+
+peer_suspects = Table(
+    "peer_suspects",
+    metadata,
+    _node("reporter_id"),
+    _node("suspect_id"),
+    Column("until", DateTime(timezone=True), nullable=False),
+    Index("peer_suspects_suspect_id", "suspect_id"),
 )

@@ -182,3 +182,45 @@ def test_concurrent_hits_from_threads_are_all_counted(env):
     for t in threads:
         t.join()
     assert driver.get(rec.image_id).hits == 200
+
+
+# -- peer fill (docs/peer-fill.md): every driver answers; a node alone has no peers --------------
+
+
+def test_a_node_alone_has_no_peers_and_wins_every_claim(env):
+    driver, layout = env
+    driver.heartbeat()
+    rec = record(layout)
+    driver.add(rec)
+    for image_id in (rec.image_id, str(uuid.uuid4())):
+        assert driver.peer_sources(image_id) == []  # never itself
+        assert driver.claim_cluster_fill(image_id) is True
+        assert driver.claim_cluster_fill(image_id) is True  # its own claim, again
+        driver.fill_ended(image_id)
+
+
+def test_the_fill_hooks_take_any_fill_in_any_order(env):
+    driver, _ = env
+    image_id = str(uuid.uuid4())
+    driver.fill_ended(image_id)  # a fill never started: nothing to end
+    driver.fill_started(image_id, None)
+    driver.fill_started(image_id, 100)  # the image's next fill after a crash
+    for nbytes in (10, 20, 100):
+        driver.fill_progress(image_id, nbytes)
+    driver.fill_ended(image_id)
+    driver.fill_ended(image_id)
+    driver.mark_suspect("http://nobody.example:9292", 600)  # a peer the index does not know
+    assert driver.peer_sources(image_id) == []
+
+
+def test_the_fleet_is_empty_without_nodes_or_lists_this_nodes_images(env):
+    driver, layout = env
+    rec = record(layout, size=7)
+    driver.add(rec)
+    fleet = driver.fleet()
+    if driver.heartbeat_interval is None:
+        assert fleet == []
+    else:
+        assert [(entry.image_id, entry.filling, entry.size, entry.bytes) for entry in fleet] == [
+            (rec.image_id, False, 7, 7)
+        ]

@@ -19,7 +19,7 @@ import os
 import uuid
 from collections.abc import Iterator
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from imagecache import Settings
@@ -27,6 +27,7 @@ from imagecache.cache.drivers.central import CentralDriver
 from imagecache.cache.layout import CacheLayout
 from imagecache.db.engine import database_url, make_engine, reason
 from imagecache.db.migrate import upgrade
+from imagecache.db.schema import nodes
 from tests.support.ci import skip_unless_ci
 
 DEFAULT_TEST_DB_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -95,6 +96,25 @@ def migrate(url: str) -> None:
 def engine_for(url: str) -> Engine:
     """A small engine for tests that look at the tables directly."""
     return make_engine(database_url(url), pool_size=2, max_overflow=2)
+
+
+def set_last_seen(db_url: str, node_url: str, seconds_ago: float | None) -> None:
+    """Move a node's last heartbeat into the past, by the database's clock (None: never seen)."""
+    value = None if seconds_ago is None else text(f"now() - interval '{seconds_ago} seconds'")
+    engine = engine_for(db_url)
+    with engine.begin() as connection:
+        connection.execute(update(nodes).where(nodes.c.url == node_url).values(last_seen=value))
+    engine.dispose()
+
+
+def table(db_url: str, name: str) -> list[tuple[object, ...]]:
+    """Every row of table ``name``, as tuples."""
+    engine = engine_for(db_url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(f"SELECT * FROM {name}"))]
+    finally:
+        engine.dispose()
 
 
 def central_settings(url: str, layout: CacheLayout, **options: object) -> Settings:

@@ -13,7 +13,7 @@ import os
 import uuid
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 
 from imagecache import ImageCache, Settings
 from imagecache.cache import DriverConfigError
@@ -28,7 +28,7 @@ from imagecache.cache.layout import CacheLayout
 from imagecache.db.schema import nodes
 from tests.support.waiting import wait_until
 
-from .pg import central_settings, engine_for, with_schema
+from .pg import central_settings, engine_for, set_last_seen, with_schema
 
 
 def new_id() -> str:
@@ -37,15 +37,6 @@ def new_id() -> str:
 
 def record(image_id: str | None = None, size: int = 10, when: float = 100.0) -> CachedImage:
     return CachedImage(image_id or new_id(), size, 0, when, when)
-
-
-def set_last_seen(db_url: str, node_url: str, seconds_ago: float | None) -> None:
-    """Move a node's last heartbeat into the past (None: never seen)."""
-    value = None if seconds_ago is None else text(f"now() - interval '{seconds_ago} seconds'")
-    engine = engine_for(db_url)
-    with engine.begin() as connection:
-        connection.execute(update(nodes).where(nodes.c.url == node_url).values(last_seen=value))
-    engine.dispose()
 
 
 # -- the node's reference URL (no database) -------------------------------------------------

@@ -27,6 +27,10 @@ Decisions:
   seconds old by the same clock: nodes' clocks are never compared.  Stale
   nodes are left out of :meth:`cached_nodes` (they cannot serve what they
   hold); their rows stay, for the node fixes them when it comes back.
+* **Peer fill** (docs/peer-fill.md) is :class:`~imagecache.cache.drivers.central_peers.PeerIndex`'s:
+  this node's fills in progress, the cluster's one claim per image on the
+  origin, suspect peers.  Its failures are logged and answered as a node
+  alone would (no peers, claim won): the index never fails a download.
 * **One engine per process.**  gunicorn forks after the master used the
   driver for crash recovery, and a pooled connection must never be shared by
   two processes: a driver used in a new process opens a new engine.
@@ -36,7 +40,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import datetime
 import logging
 import os
 import socket
@@ -44,11 +47,12 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, exists, func, literal, select, update
+from sqlalchemy import Connection, Engine, Row, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from imagecache.cache.drivers.base import CachedImage, Driver
+from imagecache.cache.drivers.base import CachedImage, Driver, FleetEntry, PeerSource
+from imagecache.cache.drivers.central_peers import PeerIndex, fresh_since
 from imagecache.cache.errors import CacheError, DriverConfigError
 from imagecache.cache.layout import CacheLayout
 from imagecache.config import Settings
@@ -141,12 +145,15 @@ class CentralDriver(Driver):
         self._layout = layout
         self.node_url = node_reference(settings)
         self.stale_after = settings.node_stale_after
+        self.site = settings.node_site
         #: Seconds between :meth:`heartbeat` calls the server should make.
         self.heartbeat_interval = heartbeat_interval(settings.node_stale_after)
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._pid = 0
         self._node_id: int | None = None
+        self.peers = PeerIndex(self._begin, self._node, layout, url=self.node_url, site=self.site,
+                               stale_after=self.stale_after)
 
     def __repr__(self) -> str:
         return f"<CentralDriver {self.node_url} at {shown(self.url)}>"
@@ -188,6 +195,7 @@ class CentralDriver(Driver):
         LOG.debug("central index at %s: this node is %s (id %d)", shown(self.url), self.node_url, node_id)
 
     def close(self) -> None:
+        self.peers.close()
         with self._lock:
             engine, self._engine = self._engine, None
         if engine is not None:
@@ -207,33 +215,37 @@ class CentralDriver(Driver):
         """Insert this node, or find the row another process inserted meanwhile."""
         statement = (
             insert(nodes)
-            .values(url=self.node_url, last_seen=last_seen)
+            .values(url=self.node_url, last_seen=last_seen, site=self.site)
             .on_conflict_do_update(
                 index_elements=[nodes.c.url],
-                set_={"last_seen": func.coalesce(last_seen, nodes.c.last_seen)},
+                set_={"last_seen": func.coalesce(last_seen, nodes.c.last_seen), "site": self.site},
             )
             .returning(nodes.c.id)
         )
         return int(connection.execute(statement).scalar_one())
 
     def heartbeat(self) -> None:
-        """Mark this node alive now (by the database's clock); registers it if needed.
+        """Mark this node alive now (by the database's clock) in its site; registers it if needed.
 
         An update first: an upsert would draw a new id from the sequence at
-        every beat, of every node.
+        every beat, of every node.  Then the rows of fills this node no
+        longer runs are dropped (:meth:`PeerIndex.tidy`).
         """
-        beat = update(nodes).where(nodes.c.url == self.node_url).values(last_seen=func.now()).returning(nodes.c.id)
+        beat = (
+            update(nodes).where(nodes.c.url == self.node_url)
+            .values(last_seen=func.now(), site=self.site).returning(nodes.c.id)
+        )
         with self._begin() as connection:
             found = connection.execute(beat).scalar_one_or_none()
             self._node_id = int(found) if found is not None else self._register(connection, func.now())
+        self.peers.tidy()
 
     def cached_nodes(self, image_id: str) -> list[str]:
         """URLs of the live nodes (heard from within ``node_stale_after``) that cache ``image_id``."""
-        fresh_since = func.now() - literal(datetime.timedelta(seconds=self.stale_after))
         statement = (
             select(nodes.c.url)
             .join(cached_images, cached_images.c.node_id == nodes.c.id)
-            .where(cached_images.c.image_id == image_id, nodes.c.last_seen >= fresh_since)
+            .where(cached_images.c.image_id == image_id, nodes.c.last_seen >= fresh_since(self.stale_after))
             .order_by(nodes.c.url)
         )
         with self._begin() as connection:
@@ -344,3 +356,26 @@ class CentralDriver(Driver):
         statement = delete(queued_images).where(self._queued_here())
         with self._begin() as connection:
             return connection.execute(statement).rowcount
+
+    # -- peer fill (docs/peer-fill.md): see PeerIndex ---------------------------------------
+    def peer_sources(self, image_id: str) -> builtins.list[PeerSource]:
+        return self.peers.sources(image_id)
+
+    def claim_cluster_fill(self, image_id: str) -> bool:
+        return self.peers.claim(image_id)
+
+    def fill_started(self, image_id: str, size: int | None) -> None:
+        self.peers.fill_started(image_id, size)
+
+    def fill_progress(self, image_id: str, nbytes: int) -> None:
+        self.peers.fill_progress(image_id, nbytes)
+
+    def fill_ended(self, image_id: str) -> None:
+        self.peers.fill_ended(image_id)
+
+    def mark_suspect(self, peer_url: str, seconds: float) -> None:
+        self.peers.mark_suspect(peer_url, seconds)
+
+    def fleet(self) -> builtins.list[FleetEntry]:
+        """Every node's cached and filling images; CentralIndexError when the index fails."""
+        return self.peers.fleet()

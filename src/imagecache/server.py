@@ -3,10 +3,11 @@
 The pipeline, outermost first::
 
     Router            /healthcheck and /metrics answered here
-      AuthMiddleware  sets the RequestContext, or 401
-        CacheFilter         hits, fills and followers (see :func:`build_node`)
-          CacheManageFilter the cache management API
-            app             the embedded images app, or the upstream proxy (--upstream)
+      PeerEndpoint    /peer/v1/images/{id} for the other nodes (only with peer_token)
+        AuthMiddleware  sets the RequestContext, or 401
+          CacheFilter         hits, fills and followers (see :func:`build_node`)
+            CacheManageFilter the cache management API
+              app             the embedded images app, or the upstream proxy (--upstream)
 
 Each gunicorn worker builds its own pipeline after the fork, so nothing the
 app opens (sqlite connections, locks, threads) is ever shared across
@@ -34,6 +35,7 @@ from imagecache.config import ConfigError, Settings
 from imagecache.jobs.scheduler import Job, PeriodicJobs
 from imagecache.metrics import Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
 from imagecache.origin import open_image_service
+from imagecache.peers.endpoint import PeerEndpoint
 from imagecache.serving.options import bind_address, gunicorn_options, raise_file_limit
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 from imagecache.wsgi.cache_filter import CacheFilter
@@ -162,6 +164,8 @@ def build_node(
         tokens=tokens,
         forward_unknown=bool(settings.upstream_url),
     )
+    # Peers present the cluster's token, not a user's: they are answered before user authentication.
+    front: WSGIApplication = PeerEndpoint(pipeline, cache, settings, metrics) if settings.peer_token else pipeline
     routes: dict[str, WSGIApplication] = {
         "/healthcheck": Healthcheck(settings.data_dir),
         "/metrics": MetricsApp(metrics, lambda: (cache.get_cache_size(), settings.image_cache_max_size)),
@@ -169,7 +173,7 @@ def build_node(
     # The management API's own prefetcher: a periodic run and a PUT /v2/cache/{id}
     # never fetch the same image at once.
     jobs = PeriodicJobs.for_cache(cache, prefetcher=manage.prefetcher, settings=settings)
-    return Node(Router(routes, pipeline), cache, jobs)
+    return Node(Router(routes, front), cache, jobs)
 
 
 def build_app(

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable
 
 from imagecache.cache.errors import ImageVerificationError
 from imagecache.cache.fill import FillWriter
+from imagecache.cache.fill_size import forget_size, record_size
 from imagecache.cache.layout import CacheLayout
 from imagecache.cache.progress import ProgressWatch
 from imagecache.cache.tail import Edge, ReaderMark, TailReader, open_reader, readers_path, watch_of
@@ -113,6 +114,8 @@ class FillClaim:
         # The readers file goes while the writer still holds its lock, so it
         # can never remove the readers file of the next fill of this image.
         writer.on_release = lambda: _remove_readers_file(layout, writer.image_id)
+        # For readers without the image's metadata (a peer node): gone with the readers file.
+        record_size(layout, writer.image_id, expected.size)
         self.thread: threading.Thread | None = None
         #: True once the finished file failed verification (it is in ``invalid/``).
         self.failed_verification = False
@@ -204,6 +207,7 @@ class FillClaim:
 def _remove_readers_file(layout: CacheLayout, image_id: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(readers_path(layout, image_id))
+    forget_size(layout, image_id)
 
 
 def close_source(iterable: Iterable[bytes]) -> None:

@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from imagecache import ImageCache, Settings
 from imagecache.cache import PeerSource
-from imagecache.peers.reader import TOKEN_HEADER
-from tests.unit.upstream_helpers import Exchange, Upstream
+from imagecache.http.context import RequestContext, set_context
+from imagecache.images import make_app
+from imagecache.metrics import Metrics
+from imagecache.peers.fills import PeerFills
+from imagecache.peers.reader import TOKEN_HEADER, PeerReader
+from imagecache.wsgi.cache_filter import CacheFilter
+from tests.unit.upstream_helpers import Answer, Exchange, Upstream, call, environ
 
 TOKEN = "peer-secret"
 _RANGE = re.compile(r"bytes=(\d+)-")
@@ -96,3 +104,74 @@ class FakeIndex:
         self.calls.append("mark_suspect")
         self.suspects.append((peer_url, seconds))
 
+
+# -- a node with peer fill on, in-process ---------------------------------------------------
+
+
+class RecordingOrigin:
+    """The image app behind a node, recording each data request: (its Range, the caller's token)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.data_requests: list[tuple[str | None, str | None]] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] == "GET" and environ["PATH_INFO"].endswith("/file"):
+            self.data_requests.append((environ.get("HTTP_RANGE"), environ.get("HTTP_X_AUTH_TOKEN")))
+        return self.app(environ, start_response)
+
+
+@dataclass
+class Node:
+    """A cache filter over the embedded image app, a real cache in a tmp dir, peers from ``index``."""
+
+    app: CacheFilter
+    origin: RecordingOrigin
+    cache: ImageCache
+    index: FakeIndex
+    reader: PeerReader
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.cache.metrics
+
+    def peer_fills(self, result: str) -> float:
+        return self.metrics.peer_fills.labels(result=result)._value.get()
+
+    def counted(self) -> tuple[float, float]:
+        """(bytes from peers, bytes from the origin)."""
+        return self.metrics.peer_bytes._value.get(), self.metrics.upstream_bytes._value.get()
+
+    def close(self) -> None:
+        self.reader.close()
+        self.cache.close()
+
+
+def make_node(root: Path, index: FakeIndex) -> Node:
+    settings = Settings(data_dir=str(root / "data"), image_cache_min_free=0)
+    origin = RecordingOrigin(make_app(settings))
+    cache = ImageCache(settings)
+    reader = PeerReader(TOKEN, timeout=5)
+    app = CacheFilter(origin, cache, peers=PeerFills(cache, index, reader.read))
+    return Node(app, origin, cache, index, reader)
+
+
+def download(app: CacheFilter, image_id: str, *, token: str = "caller-token",
+             context: RequestContext | None = None) -> Answer:
+    """``GET /v2/images/{id}/file`` as a caller (an admin of p1 unless ``context`` says otherwise)."""
+    env = environ("GET", f"/v2/images/{image_id}/file", headers={"X-Auth-Token": token})
+    set_context(env, context if context is not None else RequestContext.admin(project_id="p1"))
+    return call(app, env)
+
+
+def drain(answer: Answer) -> tuple[bytes, BaseException | None]:
+    """What a client got of a response, and what cut it off (None: it ended normally)."""
+    got = bytearray()
+    try:
+        for chunk in answer.chunks():
+            got += chunk
+    except Exception as exc:  # noqa: BLE001 - the test looks at what it was
+        return bytes(got), exc
+    finally:
+        answer.close()
+    return bytes(got), None

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 from webob import Request, Response
 
 from imagecache.cache import FillClaim, ImageCache, ImageNotCached, TailReader
-from imagecache.config import Settings
+from imagecache.config import Settings, peer_fill_on
 from imagecache.http import ranges
 from imagecache.http.closing import quiet_close
 from imagecache.http.context import ENVIRON_KEY, RequestContext, get_context
@@ -39,6 +39,7 @@ from imagecache.http.errors import send_error
 from imagecache.http.file_body import FileRangeBody
 from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironment
 from imagecache.metrics import Metrics
+from imagecache.peers.fills import PeerFills
 from imagecache.wsgi import app_data, image_routes
 from imagecache.wsgi.app_data import Representation
 from imagecache.wsgi.bodies import CountingBody, FillBody
@@ -64,6 +65,7 @@ class CacheFilter:
         proxy: bool = False,
         serve_stale: bool = False,
         service_token: str | None = None,
+        peers: PeerFills | None = None,
     ) -> None:
         self.app = app
         self.cache = cache
@@ -76,6 +78,8 @@ class CacheFilter:
         self.serve_stale = serve_stale
         #: Token of this node's own sub-requests (the "is it gone?" probe).
         self.service_token = service_token
+        #: Where fills read from with peer fill on (None: the app, always).
+        self.peers = peers
 
     @classmethod
     def for_app(cls, app: WSGIApplication, cache: ImageCache, settings: Settings) -> CacheFilter:
@@ -93,6 +97,7 @@ class CacheFilter:
             proxy=proxy,
             serve_stale=settings.serve_stale_on_upstream_error,
             service_token=settings.upstream_auth_token,
+            peers=PeerFills.for_settings(cache, settings) if peer_fill_on(settings) else None,
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -324,7 +329,10 @@ class CacheFilter:
         self, request: Request, route: ImageRoute, image: Mapping[str, Any], claim: FillClaim,
         start_response: StartResponse,
     ) -> Iterable[bytes]:
-        """Start the fill from the app's data, and stream it to this caller like any follower."""
+        """Start the fill from peers or the app's data, and stream it to this caller like any follower."""
+        reader = self._lead_from_peers(self.peers, request, route, claim) if self.peers is not None else None
+        if reader is not None:
+            return self._stream_fill(request, route, image, reader, start_response)
         try:
             status, headers, body = self.source.data(request.environ, route.image_id)
         except Exception:
@@ -349,6 +357,17 @@ class CacheFilter:
             claim.cancel()
             return self._pass_through(request, start_response, self._entity(route, image))
         return self._stream_fill(request, route, image, reader, start_response)
+
+    def _lead_from_peers(
+        self, peers: PeerFills, request: Request, route: ImageRoute, claim: FillClaim
+    ) -> TailReader | None:
+        """The fill started from peers (the app when they fail), or None: the claim is to be filled from the app."""
+        environ, image_id = request.environ, route.image_id
+        try:
+            return peers.start(claim, lambda start: self.source.data(environ, image_id, start=start))
+        except Exception:  # the cache never fails a download: the app answers
+            LOG.exception("cannot start the fill of image %s from peers", image_id)
+            return None
 
     def _stream_fill(
         self, request: Request, route: ImageRoute, image: Mapping[str, Any], reader: TailReader,

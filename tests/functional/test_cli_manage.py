@@ -187,3 +187,16 @@ def test_a_token_from_keystone_in_the_environment(node: RunningServer) -> None:
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == [image_id]
         assert keystone.token_requests == 1
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_all_nodes_on_a_node_alone_says_there_is_no_fleet_here(node: RunningServer, as_json: bool) -> None:
+    cached_image(node, os.urandom(32 << 10))
+    done = as_admin(node, *(["--json"] if as_json else []), "list-cached", "--all-nodes")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (
+        f"Error: 127.0.0.1:{node.port} has no central index, so it knows of no other nodes: --all-nodes needs a "
+        "node whose image_cache_driver is central\n"
+    )
+    plain = as_admin(node, "list-cached")  # without --all-nodes, the node's own cache as before
+    assert plain.returncode == 0 and len(plain.stdout.splitlines()) == 3

@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imagecache.cli import main
+from imagecache.cli.fleet import rows
 from imagecache.cli.manage import local_time
 from imagecache.cli.manage_session import ManageSession, connect
 from imagecache.client import (
@@ -50,6 +53,7 @@ class StubClient:
 
     cached: list[dict[str, Any]] = field(default_factory=list)
     queued: list[str] = field(default_factory=list)
+    fleet: list[dict[str, Any]] = field(default_factory=list)
     errors: dict[str, ClientError] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
     closed: bool = False
@@ -67,6 +71,10 @@ class StubClient:
     def get_queued_images(self) -> list[str]:
         self._call("get_queued_images")
         return list(self.queued)
+
+    def get_fleet(self) -> list[dict[str, Any]]:
+        self._call("get_fleet")
+        return list(self.fleet)
 
     def queue_image_for_caching(self, image_id: str) -> bool:
         self._call("queue_image_for_caching", image_id)
@@ -362,6 +370,7 @@ def test_help_lists_the_commands() -> None:
     for command in ("list-cached", "list-queued", "queue-image", "delete-cached-image", "delete-queued-image",
                     "delete-all-cached-images", "delete-all-queued-images", "list-nodes"):
         assert command in result.stdout
+    assert "--all-nodes" in CliRunner().invoke(main, ["manage", "list-cached", "--help"]).stdout
 
 
 # -- connect: the real factory, through get_client ------------------------------------------------
@@ -411,3 +420,105 @@ def test_the_real_factory_refuses_bad_options_with_exit_2(args: list[str], env: 
     result = CliRunner().invoke(main, argv, env=env)
     assert result.exit_code == 2, result.output
     assert one_line(result.stderr).startswith(f"Error: {message}") and result.stdout == ""
+
+
+# -- list-cached --all-nodes: the fleet ------------------------------------------------------------
+
+
+def copy(url: str, site: str = "east", state: str = "cached", size: int | None = 3 << 20, nbytes: int | None = None,
+         live: bool = True) -> dict[str, Any]:
+    return {"url": url, "site": site, "state": state, "size": size,
+            "bytes": size if nbytes is None else nbytes, "live": live}
+
+
+def test_all_nodes_is_a_row_per_copy_with_sites_fills_and_stale_nodes() -> None:
+    first, second = new_id(), new_id()
+    fleet = [
+        {"image_id": first, "nodes": [copy("http://a.east:9292"),
+                                      copy("http://b.east:9292", state="filling", nbytes=1 << 20),
+                                      copy("http://c.west:9292", site="west", live=False)]},
+        {"image_id": second, "nodes": [copy("http://c.west:9292", site="west", state="filling", size=None,
+                                            nbytes=512)]},
+    ]
+    client = StubClient(fleet=fleet)
+    result = run(client, "list-cached", "--all-nodes")
+    assert result.exit_code == 0 and result.stderr == ""
+    header, _, *rows = result.stdout.splitlines()
+    assert header.split() == ["ID", "Node", "Site", "Node", "state", "Copy", "Bytes"]
+    assert [row.split() for row in rows] == [
+        [first, "http://a.east:9292", "east", "live", "cached", "3.0", "MiB"],
+        [first, "http://b.east:9292", "east", "live", "filling", "1.0", "MiB", "of", "3.0", "MiB", "(33", "%)"],
+        [first, "http://c.west:9292", "west", "stale", "cached", "3.0", "MiB"],
+        [second, "http://c.west:9292", "west", "live", "filling", "512", "B", "of", "unknown", "size"],
+    ]
+    assert client.calls == [("get_fleet",)] and client.closed
+
+
+@pytest.mark.parametrize("args", [["--json", "list-cached", "--all-nodes"], ["list-cached", "--all-nodes", "--json"]])
+def test_all_nodes_json_is_the_images_of_the_view(args: list[str]) -> None:
+    fleet = [{"image_id": new_id(), "nodes": [copy("http://a:9292", state="filling", nbytes=0, live=False)]}]
+    result = run(StubClient(fleet=fleet), *args)
+    assert result.exit_code == 0 and result.stderr == ""
+    assert json.loads(result.stdout) == fleet
+
+
+def test_all_nodes_of_a_fleet_with_nothing_cached() -> None:
+    assert run(StubClient(), "list-cached", "--all-nodes").stdout == "No image is cached or being filled on any node.\n"
+    assert json.loads(run(StubClient(), "--json", "list-cached", "--all-nodes").stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (HTTPStatusError("Centralized caching is not enabled.", 409),
+         "Error: 127.0.0.1:9292 has no central index, so it knows of no other nodes: --all-nodes needs a node "
+         "whose image_cache_driver is central"),
+        (HTTPStatusError("Method not allowed here; use PUT, DELETE.", 405),
+         "Error: 127.0.0.1:9292 does not list the images of its nodes (GET /v2/cache/nodes): it runs an older "
+         "imagecache"),
+        (Forbidden(FORBIDDEN, 403), f"Error: 403 Forbidden: {FORBIDDEN}"),
+        (ServerError("The image cache failed: the central index at db failed: gone", 500),
+         "Error: 500 Internal Server Error: The image cache failed: the central index at db failed: gone"),
+        (InvalidResponse("GET http://h/v2/cache/nodes answered with something else than the images of the nodes"),
+         "Error: GET http://h/v2/cache/nodes answered with something else than the images of the nodes"),
+        (Unreachable("cannot connect to 127.0.0.1:9292: refused"), "Error: cannot connect to 127.0.0.1:9292: refused"),
+    ],
+)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_all_nodes_on_a_node_alone_or_failing_is_one_line_and_exit_1(error: ClientError, line: str,
+                                                                     as_json: bool) -> None:
+    result = run(StubClient(errors={"get_fleet": error}), *(["--json"] if as_json else []), "list-cached",
+                 "--all-nodes")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert one_line(result.stderr) == line
+
+
+def test_without_all_nodes_list_cached_does_not_ask_for_the_fleet() -> None:
+    client = StubClient(cached=[entry(new_id())], fleet=[{"image_id": new_id(), "nodes": [copy("http://a")]}])
+    assert run(client, "list-cached").exit_code == 0
+    assert client.calls == [("get_cached_images",)]
+
+
+@pytest.mark.parametrize("args", [["--all-nodes=yes"], ["--all-node", "x"], ["--all-nodes", new_id()]])
+def test_bad_all_nodes_arguments_are_usage_errors(args: list[str]) -> None:
+    client = StubClient()
+    result = run(client, "list-cached", *args)
+    assert result.exit_code == 2 and client.calls == []
+
+
+NODES = st.fixed_dictionaries({
+    "url": st.text(min_size=1, max_size=10), "site": st.text(min_size=1, max_size=5),
+    "state": st.sampled_from(["cached", "filling"]), "size": st.none() | st.integers(0, 1 << 50),
+    "bytes": st.integers(0, 1 << 50), "live": st.booleans(),
+})
+
+
+@given(images=st.lists(st.fixed_dictionaries({"image_id": st.uuids().map(str), "nodes": st.lists(NODES, max_size=4)}),
+                       max_size=5))
+def test_a_row_per_copy_in_the_views_order_whatever_the_numbers(images: list[dict[str, Any]]) -> None:
+    shown = rows(images)
+    assert [(row[0], row[1]) for row in shown] == [
+        (image["image_id"], node["url"]) for image in images for node in image["nodes"]]
+    for row, node in zip(shown, [node for image in images for node in image["nodes"]], strict=True):
+        assert row[3] == ("live" if node["live"] else "stale") and row[4] == node["state"]
+        assert (" of " in row[5]) == (node["state"] == "filling")

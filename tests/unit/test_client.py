@@ -423,3 +423,61 @@ def test_configure_via_auth_uses_the_catalog(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_repr_hides_the_token() -> None:
     assert "secret" not in repr(CacheClient("h", auth_token="secret", environ={}))
+
+
+# -- GET /v2/cache/nodes: the fleet ------------------------------------------------------------
+
+NODE = {"url": "http://a:9292", "site": "east", "state": "filling", "size": None, "bytes": 5, "live": False}
+FLEET = {"images": [{"image_id": IMAGE_ID, "nodes": [NODE, {**NODE, "state": "cached", "size": 9, "bytes": 9}]}]}
+
+
+@pytest.mark.parametrize(("doc_root", "url"), [
+    ("/v1", "http://h:9292/v2/cache/nodes"),
+    ("/v2", "http://h:9292/v2/cache/nodes"),
+    ("/image/v1", "http://h:9292/image/v2/cache/nodes"),
+])
+def test_get_fleet_asks_the_v2_route_whatever_the_doc_root(doc_root: str, url: str) -> None:
+    pool = StubPool((200, FLEET))
+    assert stubbed(pool, doc_root=doc_root, auth_token="tok").get_fleet() == FLEET["images"]
+    assert [(method, sent) for method, sent, _ in pool.sent] == [("GET", url)]
+    assert pool.sent[0][2]["X-Auth-Token"] == "tok"
+
+
+def test_get_fleet_of_a_node_alone_is_its_409() -> None:
+    with pytest.raises(HTTPStatusError) as caught:
+        stubbed(StubPool((409, {"error": {"message": "Centralized caching is not enabled."}}))).get_fleet()
+    assert caught.value.status == 409 and caught.value.message == "Centralized caching is not enabled."
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json", b"[]", b"{}", {"images": {}}, {"images": [None]},
+        {"images": [{"image_id": 1, "nodes": []}]},
+        {"images": [{"image_id": IMAGE_ID}]},
+        {"images": [{"image_id": IMAGE_ID, "nodes": [{**NODE, "state": "gone"}]}]},
+        {"images": [{"image_id": IMAGE_ID, "nodes": [{**NODE, "live": "yes"}]}]},
+        {"images": [{"image_id": IMAGE_ID, "nodes": [{**NODE, "bytes": True}]}]},
+        {"images": [{"image_id": IMAGE_ID, "nodes": [{**NODE, "size": "3"}]}]},
+        {"images": [{"image_id": IMAGE_ID, "nodes": [{key: v for key, v in NODE.items() if key != "site"}]}]},
+    ],
+)
+def test_get_fleet_refuses_answers_the_api_never_sends(body: Any) -> None:
+    with pytest.raises(InvalidResponse):
+        stubbed(StubPool((200, body))).get_fleet()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5) | st.sampled_from(["cached", "filling"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["images", "image_id", "nodes", *NODE]), inner, max_size=6),
+    max_leaves=20,
+)
+
+
+@given(document=JSON_VALUES)
+def test_any_answer_is_the_fleet_or_invalid_never_a_crash(document: Any) -> None:
+    from imagecache.client.fleet import fleet_images
+
+    images = fleet_images(document)
+    assert images is None or images == document["images"]

@@ -8,6 +8,9 @@
 * ``nodes`` lists every node with its state (live, stale, never seen) and
   what it caches; ``forget-node URL`` deletes a node that is gone for good,
   with its records and queue.
+* ``images`` lists every image a node holds or is filling, with those
+  nodes (the view ``GET /v2/cache/nodes`` answers), for an operator with
+  no node to ask.
 
 The database comes from ``--db-url``, or ``db_url`` in ``--config`` or
 ``IMAGECACHE_DB_URL``, as for ``imagecache serve``.  Exit status: 0 done,
@@ -38,6 +41,8 @@ from imagecache.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy import URL, Engine
+
+    from imagecache.cache.drivers.base import FleetEntry
 
 
 def database_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,7 +111,7 @@ def require_head(engine: Engine) -> None:
 
 @click.group()
 def db() -> None:
-    """The central index's database (PostgreSQL): schema upgrades and nodes."""
+    """The central index's database (PostgreSQL): schema upgrades, nodes and their images."""
 
 
 @db.command()
@@ -184,6 +189,46 @@ def nodes(config_file: str | None, db_url: str | None, as_json: bool) -> None:
          ("Size", "right")],
         [(r.url, r.state.value, _when(r.last_seen), str(r.images), human_size(r.size)) for r in reports],
     )
+
+
+def read_fleet(settings: Settings) -> list[FleetEntry]:
+    """Every node's copies, by the central driver's own query (the one the nodes' route asks).
+
+    The driver is only read through: it is not configured, so it registers
+    no node of its own.  A database failure is one line and exit 1.
+    """
+    from imagecache.cache.drivers.central import CentralDriver
+    from imagecache.cache.errors import CacheError
+    from imagecache.cache.layout import CacheLayout
+
+    driver = CentralDriver(CacheLayout(settings.image_cache_dir), settings)
+    try:
+        return driver.fleet()
+    except CacheError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        driver.close()
+
+
+@db.command()
+@database_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout, for scripts.")
+def images(config_file: str | None, db_url: str | None, as_json: bool) -> None:
+    """List every image a node holds or is filling, with those nodes, their sites and states.
+
+    What GET /v2/cache/nodes answers (imagecache manage list-cached
+    --all-nodes), straight from the database: images by id, each image's
+    nodes of this configuration's node_site first, then by URL; a fill in
+    progress shows its bytes of the image's size; a node silent for
+    node_stale_after seconds is "stale" (it serves nothing until it is back).
+    """
+    from imagecache.cli.fleet import show_fleet
+    from imagecache.wsgi.fleet import fleet_view
+
+    settings = db_settings(config_file, db_url)
+    with engine_for(settings) as engine:
+        require_head(engine)
+    show_fleet(fleet_view(read_fleet(settings), settings.node_site), as_json)
 
 
 @db.command("forget-node")

@@ -4,8 +4,9 @@ Glance's ``glance-cache-manage`` as a click group: the same commands
 (``list-cached``, ``list-queued``, ``queue-image``, ``delete-cached-image``,
 ``delete-all-cached-images``, ``delete-queued-image``,
 ``delete-all-queued-images``) and option names, speaking to a node through
-:class:`imagecache.client.CacheClient`; and ``list-nodes ID``, where an image
-is cached across the nodes sharing a central index.
+:class:`imagecache.client.CacheClient`; and, across the nodes sharing a
+central index, ``list-nodes ID`` (where an image is cached) and
+``list-cached --all-nodes`` (which node holds or is filling which image).
 
 Output: tables for people (rich), ``--json`` for scripts: then stdout holds
 exactly one JSON document and every message goes to stderr.  Exit status: 0
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from imagecache.cli._common import confirm_or_stop, human_size, plural, print_json, print_table
+from imagecache.cli.fleet import show_fleet
 from imagecache.cli.manage_session import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -100,12 +102,46 @@ def manage(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
     ctx.call_on_close(state.close)
 
 
+#: What a node's refusal of ``GET /v2/cache/nodes`` means to ``--all-nodes``, by status.
+FLEET_REFUSALS = {
+    409: "{node} has no central index, so it knows of no other nodes: --all-nodes needs a node whose "
+         "image_cache_driver is central",
+    405: "{node} does not list the images of its nodes (GET /v2/cache/nodes): it runs an older imagecache",
+}
+
+
+def fleet_of(state: ManageSession) -> list[dict[str, Any]]:
+    """The node's fleet view; a node alone (or too old to tell) ends the command in one clear line."""
+    from imagecache.client import HTTPStatusError
+
+    with client_errors():
+        try:
+            return state.client().get_fleet()
+        except HTTPStatusError as exc:
+            if exc.status not in FLEET_REFUSALS:
+                raise
+            raise click.ClickException(FLEET_REFUSALS[exc.status].format(node=state.node)) from None
+
+
 @manage.command("list-cached")
+@click.option("--all-nodes", is_flag=True,
+              help="Every node of the node's central index: which nodes (and sites) hold or are filling "
+                   "each image, stale nodes marked.")
 @json_flag
 @click.pass_context
-def list_cached(ctx: click.Context, as_json: bool) -> None:
-    """List cached images with size, hits and times."""
+def list_cached(ctx: click.Context, all_nodes: bool, as_json: bool) -> None:
+    """List cached images with size, hits and times; with --all-nodes, every node's copies.
+
+    --all-nodes asks a node on the central index: a row per node per image,
+    the nodes of the answering node's site first; a fill in progress shows
+    its bytes of the image's size, and a node silent for node_stale_after
+    seconds is "stale".  imagecache db images shows the same from the
+    database.
+    """
     state = session(ctx, as_json)
+    if all_nodes:
+        show_fleet(fleet_of(state), state.as_json)
+        return
     with client_errors():
         images = state.client().get_cached_images()
     if state.as_json:

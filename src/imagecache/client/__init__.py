@@ -19,7 +19,7 @@ What differs from Glance's, on purpose:
 
 The package re-exports everything it offers; its modules, each one job:
 :mod:`.errors` (the exceptions, and the message of an error answer),
-:mod:`.credentials`, :mod:`.keystone`, :mod:`.urls` (pure),
+:mod:`.credentials`, :mod:`.keystone`, :mod:`.urls` and :mod:`.fleet` (pure),
 :mod:`.cache_client` (:class:`CacheClient`), :mod:`.factory`
 (:func:`get_client`) and :mod:`.defaults`.
 """

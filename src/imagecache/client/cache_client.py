@@ -25,6 +25,7 @@ from imagecache.client.errors import (
     error_for_status,
     error_message,
 )
+from imagecache.client.fleet import fleet_images
 from imagecache.client.keystone import KeystoneAuth
 from imagecache.client.urls import VERSION_SEGMENT, normalize_doc_root, quote_image_id
 from imagecache.http.causes import innermost
@@ -322,3 +323,17 @@ class CacheClient:
         if not isinstance(data, list) or not all(isinstance(node, str) for node in data):
             raise InvalidResponse(f"GET {url} answered with something else than a list of URLs: {str(data)[:200]}")
         return list(data)
+
+    def get_fleet(self) -> list[dict[str, Any]]:
+        """Every image a node of the central index holds or is filling (``GET /v2/cache/nodes``).
+
+        ``[{"image_id", "nodes": [{"url", "site", "state": "cached"|"filling",
+        "size", "bytes", "live"}]}]``, images by id, nodes of the answering
+        node's site first.  An :class:`HTTPStatusError` with status 409 when
+        the node has no central index (it knows no other nodes).
+        """
+        url = self.api_url("/v2/cache/nodes")
+        images = fleet_images(self._json("GET", url))
+        if images is None:
+            raise InvalidResponse(f"GET {url} answered with something else than the images of the nodes")
+        return images

@@ -5,7 +5,8 @@ other request to the app behind it, untouched:
 
 * the v2 API python-glanceclient speaks (``glance cache-list``,
   ``cache-queue``, ``cache-delete``, ``cache-clear``, ``cache-clean``,
-  ``cache-prune``): ``/v2/cache...``;
+  ``cache-prune``): ``/v2/cache...``, with the central index's questions
+  across nodes (``/v2/cache/nodes[/{id}]``);
 * the legacy routes ``glance-cache-manage`` used, under ``/v1`` and ``/v2``:
   ``{prefix}/cached_images[/{id}]`` and ``{prefix}/queued_images[/{id}]``.
 
@@ -38,6 +39,7 @@ from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi import cache_routes
 from imagecache.wsgi.auth import BAD_TOKEN_MESSAGE, CHALLENGE
 from imagecache.wsgi.cache_routes import Matched, Route, Unrouted, WrongMethod
+from imagecache.wsgi.fleet import fleet_view
 from imagecache.wsgi.image_source import ImageSource
 from imagecache.wsgi.token_check import UpstreamTokenCheck
 
@@ -46,6 +48,8 @@ LOG = logging.getLogger(__name__)
 CLEAR_TARGET_HEADER = "x-image-cache-clear-target"
 #: Fields of a cached image record in the API (Glance's, and what glanceclient reads).
 RECORD_FIELDS = ("image_id", "hits", "last_accessed", "last_modified", "size")
+#: The answer of the routes across nodes on a node whose index has none (Glance's words).
+NO_CENTRAL_INDEX = "Centralized caching is not enabled."
 
 
 # -- responses ---------------------------------------------------------------------
@@ -103,6 +107,7 @@ class CacheManageFilter:
             Route.CACHE_CLEAR: self.clear_cache,
             Route.CACHE_CLEAN: self.clean_cache,
             Route.CACHE_PRUNE: self.prune_cache,
+            Route.CACHE_FLEET: self.fleet,
             Route.LIST_CACHED: self.list_cached,
             Route.DELETE_ALL_CACHED: self.delete_all_cached,
             Route.LIST_QUEUED: self.list_queued,
@@ -245,11 +250,26 @@ class CacheManageFilter:
         """
         nodes = self.cache.get_cached_nodes(image_id)
         if nodes is None:
-            return error_response(409, "Centralized caching is not enabled.")
+            return error_response(409, NO_CENTRAL_INDEX)
         meta = self.source.metadata(request.environ, image_id)
         if meta.status != 200:
             return meta.response
         return json_response(nodes)
+
+    def fleet(self, request: Request) -> Response:
+        """GET /v2/cache/nodes: every image a node holds or is filling, with those nodes.
+
+        ``{"images": [{"image_id", "nodes": [{"url", "site", "state", "size",
+        "bytes", "live"}]}]}`` (:mod:`imagecache.wsgi.fleet`: images by id,
+        this node's site first).  Stale nodes are listed too, ``"live":
+        false``: the operator asks where the copies are, and a stale node's
+        come back with it.  409 on a node whose index has no nodes, as
+        ``GET /v2/cache/nodes/{id}``.
+        """
+        driver = self.cache.driver
+        if driver.heartbeat_interval is None:  # the contract's mark of an index without nodes
+            return error_response(409, NO_CENTRAL_INDEX)
+        return json_response({"images": fleet_view(driver.fleet(), self.cache.settings.node_site)})
 
     # -- legacy: {prefix}/cached_images, {prefix}/queued_images ----------------------
     def list_cached(self, request: Request) -> Response:

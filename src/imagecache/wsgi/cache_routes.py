@@ -33,6 +33,7 @@ class Route(enum.Enum):
     CACHE_DELETE = "cache-delete"  # DELETE /v2/cache/{id}
     CACHE_CLEAN = "cache-clean"  # POST /v2/cache/clean
     CACHE_PRUNE = "cache-prune"  # POST /v2/cache/prune
+    CACHE_FLEET = "cache-fleet"  # GET /v2/cache/nodes
     CACHE_NODES = "cache-nodes"  # GET /v2/cache/nodes/{id}
     LIST_CACHED = "list-cached"  # GET {prefix}/cached_images
     DELETE_ALL_CACHED = "delete-all-cached"  # DELETE {prefix}/cached_images
@@ -64,11 +65,12 @@ def _legacy_rows(prefix: str) -> tuple[Row, ...]:
 
 
 #: (template, {method: route}): the first template that fits the path wins,
-#: so literal segments (``clean``, ``prune``) come before ``{id}``.
+#: so literal segments (``clean``, ``prune``, ``nodes``) come before ``{id}``.
 TABLE: tuple[Row, ...] = (
     ("/v2/cache", {"GET": Route.CACHE_STATE, "DELETE": Route.CACHE_CLEAR}),
     ("/v2/cache/clean", {"POST": Route.CACHE_CLEAN}),
     ("/v2/cache/prune", {"POST": Route.CACHE_PRUNE}),
+    ("/v2/cache/nodes", {"GET": Route.CACHE_FLEET}),
     (f"/v2/cache/nodes/{ID}", {"GET": Route.CACHE_NODES}),
     (f"/v2/cache/{ID}", {"PUT": Route.CACHE_QUEUE, "DELETE": Route.CACHE_DELETE}),
     *(row for prefix in LEGACY_PREFIXES for row in _legacy_rows(prefix)),

@@ -391,6 +391,7 @@ EVERY_ROUTE = [
     ("DELETE", "/v2/cache/{id}"),
     ("POST", "/v2/cache/clean"),
     ("POST", "/v2/cache/prune"),
+    ("GET", "/v2/cache/nodes"),
     ("GET", "/v2/cache/nodes/{id}"),
     *(
         (method, f"{prefix}/{path}")
@@ -434,6 +435,7 @@ def test_every_route_answers_an_admin(api, service, method: str, path: str) -> N
         ("GET", "/v2/cache/clean", "POST"),
         ("PUT", "/v2/cache/prune", "POST"),
         ("DELETE", f"/v2/cache/nodes/{UNKNOWN_ID}", "GET"),
+        ("POST", "/v2/cache/nodes", "GET"),
         ("PUT", "/v1/cached_images", "GET, DELETE"),
         ("PUT", f"/v2/cached_images/{UNKNOWN_ID}", "DELETE"),
         ("POST", "/v1/queued_images", "GET, DELETE"),

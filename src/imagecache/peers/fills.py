@@ -24,7 +24,7 @@ from imagecache.config import Settings
 from imagecache.metrics import Metrics
 from imagecache.peers.origin import OpenData, origin_reader
 from imagecache.peers.reader import PeerReader
-from imagecache.peers.source import DriverIndex, FillSource, PeerFetch, PeerIndex, choose_peers
+from imagecache.peers.source import FillSource, PeerFetch, PeerIndex, choose_peers
 
 LOG = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class PeerFills:
     @classmethod
     def for_settings(cls, cache: ImageCache, settings: Settings) -> PeerFills:
         """The peer fills of a node whose peer fill is on (:func:`imagecache.config.peer_fill_on`)."""
-        return cls(cache, DriverIndex(cache), PeerReader.for_settings(settings).read)
+        return cls(cache, cache, PeerReader.for_settings(settings).read)  # ImageCache is the PeerIndex
 
     def start(self, claim: FillClaim, open_data: OpenData) -> TailReader | None:
         """Start ``claim``'s fill from peers: the claimant's reader, or None when this node reads the origin.

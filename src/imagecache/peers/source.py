@@ -17,7 +17,6 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from imagecache.cache import PeerSource
-from imagecache.cache.drivers.base import Driver
 from imagecache.cache.flight import close_source
 from imagecache.peers.reader import PeerFailed
 
@@ -43,28 +42,6 @@ class PeerFetch(Protocol):
     """Reads a peer (:meth:`imagecache.peers.reader.PeerReader.read`); PeerFailed on any failure."""
 
     def __call__(self, peer: str, image_id: str, *, start: int, size: int | None) -> Iterable[bytes]: ...
-
-
-class _HasDriver(Protocol):
-    @property
-    def driver(self) -> Driver: ...
-
-
-class DriverIndex:
-    """A cache's index driver as a :class:`PeerIndex`, read through the cache at each call
-    (a cache's driver may be replaced after it is built)."""
-
-    def __init__(self, cache: _HasDriver) -> None:
-        self._cache = cache
-
-    def peer_sources(self, image_id: str) -> list[PeerSource]:
-        return self._cache.driver.peer_sources(image_id)
-
-    def claim_cluster_fill(self, image_id: str) -> bool:
-        return self._cache.driver.claim_cluster_fill(image_id)
-
-    def mark_suspect(self, peer_url: str, seconds: float) -> None:
-        self._cache.driver.mark_suspect(peer_url, seconds)
 
 
 def choose_peers(index: PeerIndex, image_id: str) -> list[PeerSource]:

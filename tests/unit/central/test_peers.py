@@ -40,10 +40,13 @@ def holds(driver: CentralDriver, image_id: str, size: int) -> None:
     driver.add(CachedImage(image_id, size, 0, 1.0, 1.0))
 
 
-def fills_at(driver: CentralDriver, image_id: str, size: int | None, nbytes: int) -> None:
-    """``driver`` is filling ``image_id`` and has ``nbytes`` of it (its progress written at once)."""
+def fills_at(driver: CentralDriver, image_id: str, size: int | None, nbytes: int, *, from_origin: bool = True) -> None:
+    """``driver`` is filling ``image_id`` and has ``nbytes`` of it (its progress written at once);
+    ``from_origin``: it holds the cluster's claim, as the one node reading the origin does."""
     driver.peers.progress.interval = 0.0
     driver.fill_started(image_id, size)
+    if from_origin:
+        assert driver.claim_cluster_fill(image_id)
     if nbytes:
         driver.fill_progress(image_id, nbytes)
         wait_until(lambda: _bytes_of(driver, image_id) == nbytes, f"{driver.node_url}'s progress at {nbytes}")
@@ -67,23 +70,33 @@ def urls(sources: list[PeerSource]) -> list[str]:
 def test_same_site_first_then_holders_before_fillers_then_most_bytes(make_driver) -> None:
     me = node(make_driver, "me", "eu")
     image_id = new_id()
-    near_holder, near_big, near_small = (node(make_driver, n, "eu") for n in ("near-holder", "near-big", "near-small"))
+    near_holder, near_small = (node(make_driver, n, "eu") for n in ("near-holder", "near-small"))
     far_holder, far_filler = node(make_driver, "far-holder", "us"), node(make_driver, "far-filler", "us")
+    near_big = node(make_driver, "near-big", "eu")
     holds(near_holder, image_id, 1000)
     holds(far_holder, image_id, 1000)
-    fills_at(near_big, image_id, 1000, 600)
-    fills_at(near_small, image_id, 1000, 100)
-    fills_at(far_filler, image_id, None, 900)
+    holds(near_small, image_id, 100)
+    fills_at(near_big, image_id, 1000, 600)  # the cluster's origin reader
     assert me.peer_sources(image_id) == [
         PeerSource("http://near-holder:9292", "eu", False, 1000, 1000),
+        PeerSource("http://near-small:9292", "eu", False, 100, 100),
         PeerSource("http://near-big:9292", "eu", True, 1000, 600),
-        PeerSource("http://near-small:9292", "eu", True, 1000, 100),
         PeerSource("http://far-holder:9292", "us", False, 1000, 1000),
-        PeerSource("http://far-filler:9292", "us", True, None, 900),
     ]
+    fills_at(far_filler, image_id, None, 900, from_origin=False)
     # Another node sees the same peers from its own site, without itself.
-    assert urls(far_holder.peer_sources(image_id)) == ["far-filler", "near-holder", "near-big", "near-small"]
+    assert urls(far_holder.peer_sources(image_id)) == ["near-holder", "near-small", "near-big"]
     assert me.peer_sources(new_id()) == []
+
+
+def test_a_node_filling_from_a_peer_is_no_peer_itself(make_driver) -> None:
+    """Only the origin reader's fill is offered: two nodes that missed at once must not wait on each other."""
+    me, origin_reader, follower = node(make_driver, "me"), node(make_driver, "origin-reader"), node(make_driver, "f")
+    image_id = new_id()
+    fills_at(follower, image_id, 10, 5, from_origin=False)
+    assert me.peer_sources(image_id) == []
+    fills_at(origin_reader, image_id, 10, 3)
+    assert urls(me.peer_sources(image_id)) == ["origin-reader"]
 
 
 def test_a_node_is_never_its_own_peer_and_a_holder_that_also_fills_is_listed_once(make_driver) -> None:
@@ -178,6 +191,8 @@ def test_fill_ended_deletes_this_nodes_fill_and_claim_only(make_driver, db_url) 
     a.fill_ended(image_id)
     assert urls(b.peer_sources(image_id)) == []
     assert table(db_url, "cluster_fills") == []
+    assert len(table(db_url, "fills")) == 1, "b's fill is untouched"
+    assert b.claim_cluster_fill(image_id)  # b reads the origin now: it is a's peer
     assert urls(a.peer_sources(image_id)) == ["b"]
     a.fill_ended(image_id)  # twice is harmless
 

@@ -117,7 +117,7 @@ class PeerIndex:
 
     # -- reading from peers ---------------------------------------------------------------
     def sources(self, image_id: str) -> builtins.list[PeerSource]:
-        """Live peers holding or filling ``image_id``, best first; [] when the index fails."""
+        """Live peers holding ``image_id``, or filling it from the origin, best first; [] when the index fails."""
         try:
             me = self._node()
             with self._begin() as connection:
@@ -127,9 +127,14 @@ class PeerIndex:
                     .join(cached_images, cached_images.c.node_id == nodes.c.id)
                     .where(cached_images.c.image_id == image_id, self._peer(me))
                 )
+                # Only the cluster's origin reader is offered while it fills: two nodes that
+                # missed at once would otherwise each read the other's empty file until
+                # peer_timeout; a node filling from a peer may itself be waiting on one.
                 fillers = (
                     select(nodes.c.url, nodes.c.site, true().label("filling"), fills.c.size, fills.c.bytes)
                     .join(fills, fills.c.node_id == nodes.c.id)
+                    .join(cluster_fills, (cluster_fills.c.node_id == nodes.c.id)
+                          & (cluster_fills.c.image_id == fills.c.image_id))
                     .where(fills.c.image_id == image_id, self._peer(me))
                 )
                 rows = connection.execute(union_all(holders, fillers)).all()

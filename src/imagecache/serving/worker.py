@@ -259,7 +259,7 @@ class StreamWorker(LoopStreams, ThreadWorker):  # type: ignore[misc]
         """Send the headers here and leave the body to the loop, when it is a fill being followed."""
         if not callable(getattr(body, "next_run", None)) or self.cfg.is_ssl or resp.chunked:
             return None
-        if resp.response_length is None or req.method == "HEAD" or resp.status_code != 200:
+        if resp.response_length is None or req.method == "HEAD" or resp.status_code not in (200, 206):
             return None
         resp.send_headers()
         return Offload(req, resp, environ, body, started, keepalive=not resp.should_close())

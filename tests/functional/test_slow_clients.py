@@ -111,7 +111,7 @@ def test_first_downloads_beyond_the_thread_count_all_follow_the_fill_at_once(sta
     wait_until(lambda: image_id in cache_listing(server), "the image to be listed as cached")
     values = metrics(server)
     followers, hits = metric(values, "imagecache_fill_followers_total"), metric(values, "imagecache_cache_hits_total")
-    assert followers + hits == 11
+    assert followers + hits == 11, server.logs()[-4000:]
     assert followers >= 10, f"only {followers:.0f} of 11 followed the fill: the rest waited for a thread"
     assert metric(values, "imagecache_upstream_bytes_total") == len(data)
 

@@ -303,13 +303,18 @@ class CacheFilter:
                 return self._stream_fill(request, route, image, reader, start_response)
             if self.cache.is_cached(route.image_id):
                 served = self._serve_hit(request, route, start_response)
-                return served if served is not None else self._pass_through(request, start_response, entity)
+                if served is not None:
+                    return served
+                LOG.info("image %s: cached, but not servable from the cache now; the image service sends it",
+                         route.image_id)
+                return self._pass_through(request, start_response, entity)
             claim = self._claim(route.image_id, image, size)
             if claim is None:
                 if self.cache.is_being_cached(route.image_id) or self.cache.is_cached(route.image_id):
                     continue  # someone else claimed it first: follow them
-                return self._pass_through(request, start_response, entity)  # not cacheable
+                return self._pass_through(request, start_response, entity)  # not cacheable (logged by the cache)
             return self._lead_fill(request, route, image, claim, start_response)
+        LOG.info("image %s: lost three races to finishing fills; the image service sends it", route.image_id)
         return self._pass_through(request, start_response, entity)
 
     def _claim(self, image_id: str, image: Mapping[str, Any], size: int | None) -> FillClaim | None:

@@ -92,6 +92,10 @@ class FileStream:
             self.body.on_bytes(sent)
 
 
+class ClientStalled(TimeoutError):
+    """A client that read nothing for the send deadline (its message says so, for the log)."""
+
+
 def send_piece(sock: socket.socket, fd: int, offset: int, length: int) -> int | OSError | None:
     """One non-blocking ``sendfile`` of at most PIECE bytes: how many went, None when the
     socket is full, or the error that broke the stream (a file that ended early included)."""
@@ -122,7 +126,7 @@ def send_range(sock: socket.socket, fd: int, offset: int, length: int, timeout: 
             sent = os.sendfile(sock.fileno(), fd, offset, min(PIECE, length))
         except (BlockingIOError, InterruptedError):
             if not poller.poll(timeout * 1000):
-                raise TimeoutError(f"the client read nothing for {timeout:.0f} s") from None
+                raise ClientStalled(f"it read nothing for {timeout:.0f} s") from None
             continue
         if sent == 0:
             raise OSError(errno.EIO, "the file ended early")

@@ -46,6 +46,7 @@ from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from imagecache.serving import canned
+from imagecache.serving.file_stream import ClientStalled
 from imagecache.serving.header_scan import Complete, HeaderLimits, Incomplete, scan
 from imagecache.serving.loop_streams import LoopStreams, Offload, Streaming, peer
 
@@ -190,6 +191,9 @@ class StreamWorker(LoopStreams, ThreadWorker):  # type: ignore[misc]
         conn.sock.settimeout(self.limits.send_timeout)  # every blocking read and write has a deadline
         try:
             return self._handle_request(req, conn)
+        except ClientStalled as exc:
+            self.log.info("closed the connection of %s: %s", peer(conn), exc)
+            return False
         except TimeoutError:
             self.log.info("closed the connection of %s: no progress for %.0f s", peer(conn), self.limits.send_timeout)
             return False

@@ -175,3 +175,22 @@ def test_a_node_reads_a_peer_of_its_own_site_first(start: Any, db_url: str) -> N
     assert metric(metrics(west_holder), "imagecache_peer_served_bytes_total") == len(data)
     assert metric(metrics(east), "imagecache_peer_served_bytes_total") == served_east, "east was passed over"
     assert len(origin_reads(origin, image_id)) == 1
+
+
+def test_a_peer_request_never_causes_another_peer_request(start: Any, db_url: str) -> None:
+    """A node asked by a peer for an image it does not have says 404: it asks neither its peers nor the origin."""
+    origin = start(auth="tokens")
+    empty, holder = peer_node(start, origin, db_url), peer_node(start, origin, db_url)
+    data = os.urandom(1 * MiB)
+    image_id = create(origin, "alice", data)
+    assert honest_download(holder, image_id) == data
+    wait_until(lambda: image_id in cache_listing(holder), "the holder to cache the image")
+    before = [metrics(node) for node in (empty, holder)]
+    answer = empty.request("GET", f"/peer/v1/images/{image_id}", headers={"X-Imagecache-Peer-Token": PEER_TOKEN})
+    assert answer.status == 404, answer.text
+    after = [metrics(node) for node in (empty, holder)]
+    for name in ("imagecache_peer_bytes_total", "imagecache_upstream_bytes_total",
+                 "imagecache_peer_served_bytes_total"):
+        assert [metric(values, name) for values in after] == [metric(values, name) for values in before], name
+    assert image_id not in cache_listing(empty), "a peer's request started no fill"
+    assert len(origin_reads(origin, image_id)) == 1

@@ -176,7 +176,8 @@ def nodes(config_file: str | None, db_url: str | None, as_json: bool) -> None:
         reports = list_nodes(engine, settings.node_stale_after)
     if as_json:
         print_json([
-            {"url": r.url, "state": r.state.value, "last_seen": r.last_seen.timestamp() if r.last_seen else None,
+            {"url": r.url, "site": r.site, "state": r.state.value,
+             "last_seen": r.last_seen.timestamp() if r.last_seen else None,
              "cached_images": r.images, "size": r.size}
             for r in reports
         ])
@@ -185,9 +186,9 @@ def nodes(config_file: str | None, db_url: str | None, as_json: bool) -> None:
         click.echo("No nodes.")
         return
     print_table(
-        [("Node reference URL", "left"), ("State", "left"), ("Last seen", "left"), ("Images", "right"),
-         ("Size", "right")],
-        [(r.url, r.state.value, _when(r.last_seen), str(r.images), human_size(r.size)) for r in reports],
+        [("Node reference URL", "left"), ("Site", "left"), ("State", "left"), ("Last seen", "left"),
+         ("Images", "right"), ("Size", "right")],
+        [(r.url, r.site, r.state.value, _when(r.last_seen), str(r.images), human_size(r.size)) for r in reports],
     )
 
 

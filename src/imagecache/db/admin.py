@@ -24,6 +24,7 @@ class NodeState(enum.Enum):
 @dataclass(frozen=True)
 class NodeReport:
     url: str
+    site: str
     state: NodeState
     last_seen: datetime.datetime | None
     images: int
@@ -41,6 +42,7 @@ def list_nodes(engine: Engine, stale_after: float) -> list[NodeReport]:
     statement = (
         select(
             nodes.c.url,
+            nodes.c.site,
             state.label("state"),
             nodes.c.last_seen,
             func.count(cached_images.c.image_id).label("images"),
@@ -52,7 +54,7 @@ def list_nodes(engine: Engine, stale_after: float) -> list[NodeReport]:
     )
     with engine.connect() as connection:
         return [
-            NodeReport(row.url, NodeState(row.state), row.last_seen, int(row.images), int(row.size))
+            NodeReport(row.url, row.site, NodeState(row.state), row.last_seen, int(row.images), int(row.size))
             for row in connection.execute(statement)
         ]
 

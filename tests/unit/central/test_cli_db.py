@@ -93,19 +93,22 @@ def test_commands_on_a_schema_not_at_head_say_to_upgrade(empty_db_url) -> None:
 def test_nodes_lists_states_and_what_each_node_caches(make_driver, db_url) -> None:
     from imagecache.cache.drivers.base import CachedImage
 
-    live, quiet = make_driver("http://live:9292"), make_driver("http://quiet:9292")
+    live = make_driver("http://live:9292", node_site="dcn-west")
+    quiet = make_driver("http://quiet:9292")
     live.heartbeat()
     live.add(CachedImage("11111111-1111-4111-8111-111111111111", 3 << 20, 0, 1.0, 1.0))
     live.add(CachedImage("22222222-2222-4222-8222-222222222222", 1 << 20, 0, 1.0, 1.0))
     quiet.add(CachedImage("11111111-1111-4111-8111-111111111111", 3 << 20, 0, 1.0, 1.0))
     listing = db("nodes", "--db-url", db_url, "--json")
     assert listing.exit_code == 0
-    assert [(n["url"], n["state"], n["cached_images"], n["size"]) for n in json.loads(listing.stdout)] == [
-        ("http://live:9292", "live", 2, 4 << 20),
-        ("http://quiet:9292", "never", 1, 3 << 20),
+    assert [(n["url"], n["site"], n["state"], n["cached_images"], n["size"])
+            for n in json.loads(listing.stdout)] == [
+        ("http://live:9292", "dcn-west", "live", 2, 4 << 20),
+        ("http://quiet:9292", "default", "never", 1, 3 << 20),
     ]
     table = db("nodes", "--db-url", db_url)
     assert "http://live:9292" in table.stdout and "4.0 MiB" in table.stdout and "never" in table.stdout
+    assert "dcn-west" in table.stdout
     engine = engine_for(db_url)
     with engine.begin() as connection:
         connection.exec_driver_sql("UPDATE nodes SET last_seen = now() - interval '1 hour' WHERE last_seen IS NOT NULL")

@@ -23,7 +23,7 @@ from tests.unit.central.pg import scratch_schema
 
 from .conftest import RunningServer, ServerFactory, run_imagecache, start_edge
 from .test_cache_http import cache_listing, create
-from .test_fills import Download, MiB, metric, metrics
+from .test_fills import Download, MiB, metric, metrics, run_together
 
 pytestmark = pytest.mark.postgres
 
@@ -59,21 +59,6 @@ def origin_reads(origin: RunningServer, image_id: str) -> list[str]:
             if re.search(rf'"GET /v2/images/{image_id}/file HTTP/1\.1" 20[06] ', line)]
 
 
-def together(downloads: list[Download]) -> None:
-    barrier = threading.Barrier(len(downloads))
-
-    def go(download: Download) -> None:
-        barrier.wait()
-        download()
-
-    threads = [threading.Thread(target=go, args=(d,)) for d in downloads]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(180)
-        assert not thread.is_alive(), "a download hung"
-
-
 def total(nodes: list[RunningServer], name: str, **labels: str) -> float:
     return sum(metric(metrics(node), name, **labels) for node in nodes)
 
@@ -84,7 +69,7 @@ def test_a_cluster_reads_a_new_image_from_the_origin_once(start: Any, db_url: st
     data = os.urandom(64 * MiB)
     image_id = create(origin, "alice", data)
     downloads = [Download(node, image_id) for node in nodes for _ in range(6)]
-    together(downloads)
+    run_together(downloads)
     digest = hashlib.sha256(data).hexdigest()
     for download in downloads:
         assert download.error is None and download.status == 200, (download.status, download.error)

@@ -136,7 +136,8 @@ class LoopStreams:
     def _finish_follow(self, conn: TConn, state: Streaming) -> bool:
         """On a thread: the rest of a followed fill, blocking with the send deadline."""
         resp = state.offload.resp
-        resp.sent = state.stream.sent if isinstance(state.stream, FollowStream) else resp.sent
+        assert isinstance(state.stream, FollowStream), "only a followed fill is handed to a thread"
+        resp.sent = state.stream.sent
         try:
             conn.sock.settimeout(self.send_timeout)
             write_pieces(resp, conn.sock, state.offload.body, self.send_timeout)

@@ -46,12 +46,18 @@ def drive(stream: FileStream, body: Body, peer: socket.socket) -> bytes:
                 break
             for _ in selector.select(timeout=5):
                 received += peer.recv(1 << 20)
-        peer.setblocking(False)
-        try:
-            while chunk := peer.recv(1 << 20):
-                received += chunk
-        except BlockingIOError:
-            pass
+    return bytes(received) + drain(peer)
+
+
+def drain(peer: socket.socket) -> bytes:
+    """Whatever the other end of a socket pair has received and not yet read."""
+    received = bytearray()
+    peer.setblocking(False)
+    try:
+        while chunk := peer.recv(1 << 20):
+            received += chunk
+    except BlockingIOError:
+        pass
     return bytes(received)
 
 

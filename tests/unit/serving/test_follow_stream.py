@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from imagecache.serving.file_stream import Outcome
 from imagecache.serving.follow_stream import FollowStream, Run
+from tests.unit.serving.test_file_stream import drain
 
 
 class GrowingBody:
@@ -62,17 +63,6 @@ class GrowingBody:
         os.close(self.fd)
 
 
-def _drain(peer: socket.socket) -> bytes:
-    received = bytearray()
-    peer.setblocking(False)
-    try:
-        while chunk := peer.recv(1 << 20):
-            received += chunk
-    except BlockingIOError:
-        pass
-    return bytes(received)
-
-
 @settings(max_examples=25, deadline=None)
 @given(pieces=st.lists(st.integers(min_value=1, max_value=300_000), min_size=1, max_size=6))
 def test_the_file_arrives_as_it_grows_all_but_the_last_byte_then_a_handoff(tmp_path_factory, pieces) -> None:
@@ -92,14 +82,14 @@ def test_the_file_arrives_as_it_grows_all_but_the_last_byte_then_a_handoff(tmp_p
             written += piece
             while True:
                 outcome = stream.pump()
-                received += _drain(peer)
+                received += drain(peer)
                 if outcome != Outcome.WAITING:
                     break
             assert outcome in (Outcome.PARKED, Outcome.HANDOFF)
             if outcome == Outcome.PARKED:
                 assert stream.parked
                 parks += 1
-        received += _drain(peer)
+        received += drain(peer)
     finally:
         server.close()
         peer.close()

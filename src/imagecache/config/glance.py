@@ -121,7 +121,12 @@ def parse_ini(text: str, path: str) -> dict[str, dict[str, str]]:
     try:
         parser.read_string(text, source=path)
     except configparser.MissingSectionHeaderError as exc:
-        raise ConfigError(f"config file {path} line {exc.lineno}: an option before any [section]") from None
+        line = exc.line.strip()
+        what = f"{line!r} is no [section] header" if line.startswith("[") else "an option before any [section]"
+        raise ConfigError(f"config file {path} line {exc.lineno}: {what}") from None
+    except configparser.ParsingError as exc:
+        lineno = exc.errors[0][0]
+        raise ConfigError(f"config file {path} line {lineno} is neither a [section] nor name = value") from None
     except configparser.Error as exc:
         raise ConfigError(f"config file {path} is not valid INI: {' '.join(str(exc).split())}") from None
     return {section: dict(parser.items(section, raw=True)) for section in parser.sections()}

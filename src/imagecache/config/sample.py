@@ -127,9 +127,12 @@ def _comment(text: str) -> list[str]:
     return textwrap.wrap(text, WIDTH - 2, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
 
 
-def _entry(name: str, spelled: str, value: str, about: str, commented: bool) -> list[str]:
+def _entry(spelled: str, value: str, about: str, sample: bool) -> list[str]:
+    """Help wrapped above a commented-out default (the sample), or one line of origin above a value (show)."""
     assignment = f"{spelled} = {value}".rstrip()
-    return [*_comment(about), ("#" if commented else "") + assignment, ""]
+    if sample:
+        return [*_comment(about), "#" + assignment, ""]
+    return [*([f"# {about}"] if about else []), assignment, ""]
 
 
 _TOML_HEAD = """\
@@ -185,7 +188,7 @@ def render(
         else:
             origin = origins.get(name, "default")
             about = "" if origin == "default" else f"from {origin}"
-        return _entry(name, spelled, value, about, commented=sample)
+        return _entry(spelled, value, about, sample)
 
     what = SAMPLE_WHAT if sample else SHOW_WHAT
     if fmt == "toml":

@@ -114,6 +114,7 @@ def test_a_glance_api_conf_starts_a_node_with_its_cache_settings(factory: Server
     logs = server.logs()
     not_used = [line for line in logs.splitlines() if "options not used by imagecache" in line]
     assert len(not_used) == 1, logs  # once, by the master
+    assert f"config file {tmp_path / 'glance-api.conf'} (INI): took [DEFAULT] bind_host" in logs
     assert "[keystone_authtoken] www_authenticate_uri" in not_used[0]
     assert "[DEFAULT] image_cache_max_size" not in not_used[0]
     assert not any(secret in logs for secret in SECRETS)

@@ -326,7 +326,12 @@ def test_serve_hands_the_not_used_line_to_the_server_and_a_bad_value_exits_2(
     ((settings, notices),) = runs
     assert settings.bind_port == 9494  # the flag wins over the file
     assert settings.image_cache_max_size == 5368709120
-    ((level, line),) = notices
+    (took, (level, line)) = notices
+    shared = ["bind_host", "bind_port", "workers", "worker_self_reference_url", "image_cache_dir",
+              "image_cache_max_size", "image_cache_stall_time", "image_cache_driver", "image_cache_sqlite_db",
+              "cache_prefetcher_interval"]  # debug = False is read, and changes nothing
+    took_line = f"config file {path} (INI): took " + ", ".join(f"[DEFAULT] {name}" for name in shared)
+    assert took == (logging.INFO, took_line)
     assert level == logging.INFO and "username, password;" in line
 
     bad = write(tmp_path, glance_api_conf(image_cache_max_size="10GB"), "bad.conf")

@@ -108,15 +108,14 @@ CONFIG_HELP = ("Settings file: TOML, or INI such as Glance's glance-api.conf or 
 def settings_or_usage(config_file: str | None, flags: Mapping[str, Any]) -> Settings:
     """Settings as ``serve`` builds them (defaults < file < IMAGECACHE_* < flags); bad ones exit 2.
 
-    What the file sets that imagecache does not use is logged (``imagecache.config``).
+    What the file gives, and what it sets that imagecache does not use, is logged (``imagecache.config``).
     """
     try:
         settings, file = load(config_file, os.environ, flags)
     except ConfigError as exc:
         raise UsageProblem(str(exc)) from None
-    notice = file.notice() if file is not None else None
-    if notice is not None:
-        logging.getLogger("imagecache.config").log(*notice)
+    for level, line in file.notices() if file is not None else []:
+        logging.getLogger("imagecache.config").log(level, "%s", line)
     return settings
 
 

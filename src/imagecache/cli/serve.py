@@ -65,8 +65,7 @@ def serve(config_file: str | None, **flags: Any) -> None:
 
     try:
         settings, file = load(config_file, os.environ, flags)
-        notice = file.notice() if file is not None else None
-        server.run(settings, notices=[notice] if notice is not None else [])
+        server.run(settings, notices=file.notices() if file is not None else [])
     except ConfigError as exc:
         raise UsageProblem(str(exc)) from None
     except server.StartupError as exc:  # settings fine, install broken: one line, status 1

@@ -15,6 +15,7 @@ error that names it as the file does: ``[DEFAULT] image_cache_max_size``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -46,6 +47,13 @@ class ConfigFile:
     def notice(self) -> tuple[int, str] | None:
         """(log level, one line) listing the options the file sets that are not used; None if none."""
         return ignored_notice(self.path, self.ignored)
+
+    def notices(self) -> list[tuple[int, str]]:
+        """(log level, line) to log at start: what the file gave, then what it set that is not used."""
+        taken = ", ".join(self.names[name] for name in self.values if name in self.names) or "nothing"
+        lines = [(logging.INFO, f"config file {self.path} ({self.format.upper()}): took {taken}")]
+        notice = self.notice()
+        return [*lines, notice] if notice is not None else lines
 
 
 def _read_text(path: str) -> str:

@@ -59,7 +59,7 @@ STALE_HIT = CacheStatus(hit=True, detail="stale")
 #: A request that streams a fill in progress.
 COLLAPSED = CacheStatus(fwd="miss", collapsed=True)
 #: A HEAD, which the filter always leaves to the app.
-HEAD = CacheStatus(fwd="method")
+FORWARDED_HEAD = CacheStatus(fwd="method")
 
 
 class CacheFilter:
@@ -91,6 +91,7 @@ class CacheFilter:
         #: Where fills read from with peer fill on (None: the app, always).
         self.peers = peers
         self.leader = FillLeader(cache, self.source, self.metrics, peers)
+        self._resume_read = self.metrics.from_origin("resume")
 
     @classmethod
     def for_app(cls, app: WSGIApplication, cache: ImageCache, settings: Settings) -> CacheFilter:
@@ -123,7 +124,7 @@ class CacheFilter:
         elif route.action is Action.HEAD:
             response = request.get_response(self.app)
             if 200 <= response.status_code < 300:
-                response.headerlist = with_status(response.headerlist, HEAD)
+                response.headerlist = with_status(response.headerlist, FORWARDED_HEAD)
         else:
             return self._download(request, route, start_response)
         return response(environ, start_response)
@@ -394,7 +395,7 @@ class CacheFilter:
         return self.source.data(environ, image_id, start=start)
 
     def _resumed_bytes(self, n: int) -> None:
-        self.metrics.from_origin("resume")(n)
+        self._resume_read(n)
         self.metrics.served_bytes.labels(source="upstream").inc(n)
 
     def _metadata(self, request: Request, route: ImageRoute) -> dict[str, Any] | None:

@@ -27,7 +27,7 @@ import glob
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 from wsgiref.types import StartResponse, WSGIEnvironment  # not http.types: the cache imports this module
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest, values
@@ -48,6 +48,22 @@ SOURCES = ("cache", "upstream")
 FILL_RESULTS = ("completed", "failed", "abandoned")
 #: How a fill that read from peers ended: verified, stopped (finished elsewhere), or failed verification.
 PEER_FILL_RESULTS = ("completed", "failed", "suspect")
+
+#: Why image bytes went to a client without being stored, decided before the answer started: the
+#: ``reason`` of ``imagecache_not_stored_total`` and ``imagecache_origin_requests_total``, and the
+#: answer's ``Cache-Status`` detail (README "Cache-Status").  A closed set: dashboards group by it.
+PassReason = Literal["range-uncached", "too-large", "disk-full", "cache-error", "verify-failed", "not-active",
+                     "no-metadata", "origin-error", "raced"]
+#: Why an image was not stored: a pass-through, or a fill that ended without publishing (``abandoned``:
+#: nobody was reading it any more; ``no-room``: evicting what it may did not make room for it at publish).
+NotStoredReason = Literal[PassReason, "abandoned", "no-room"]
+#: Why image bytes were read from the image service: a fill (``fill``), the rest of a fill that peers
+#: could not finish (``peer-fallback``), the rest of a followed fill that stopped (``resume``), the
+#: prefetcher (``prefetch``), or a pass-through.
+OriginReason = Literal["fill", "peer-fallback", "resume", "prefetch", PassReason]
+PASS_REASONS: tuple[PassReason, ...] = get_args(PassReason)
+NOT_STORED_REASONS: tuple[NotStoredReason, ...] = get_args(NotStoredReason)
+ORIGIN_REASONS: tuple[OriginReason, ...] = get_args(OriginReason)
 
 _HAS_CREATED = frozenset({"counter", "histogram", "summary"})
 
@@ -191,6 +207,24 @@ class Metrics:
             "Cached images removed.",
             registry=r,
         )
+        self.not_stored = Counter(
+            "imagecache_not_stored",
+            "Downloads and fills whose image was not stored, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.origin_requests = Counter(
+            "imagecache_origin_requests",
+            "Image-data requests to the image service (the origin), by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.origin_bytes = Counter(
+            "imagecache_origin_bytes",
+            "Image bytes read from the image service, by reason (they add up to imagecache_upstream_bytes_total).",
+            ["reason"],
+            registry=r,
+        )
         # Children exist only once touched; create them so a dashboard sees 0,
         # not "no data", before the first fill fails.
         for source in SOURCES:
@@ -199,6 +233,29 @@ class Metrics:
             self.fills.labels(result=result)
         for result in PEER_FILL_RESULTS:
             self.peer_fills.labels(result=result)
+        for reason in NOT_STORED_REASONS:
+            self.not_stored.labels(reason=reason)
+        for origin_reason in ORIGIN_REASONS:
+            self.origin_requests.labels(reason=origin_reason)
+            self.origin_bytes.labels(reason=origin_reason)
+
+    def from_origin(self, reason: OriginReason) -> Callable[[int], None]:
+        """A counter of image bytes read from the origin for ``reason`` (into the total and the per-reason count)."""
+        by_reason = self.origin_bytes.labels(reason=reason)
+
+        def count(n: int) -> None:
+            self.upstream_bytes.inc(n)
+            by_reason.inc(n)
+
+        return count
+
+    def origin_request(self, reason: OriginReason) -> Callable[[int], None]:
+        """Count one image-data request to the origin for ``reason``; the counter of its bytes."""
+        self.origin_requests.labels(reason=reason).inc()
+        return self.from_origin(reason)
+
+    def count_not_stored(self, reason: NotStoredReason) -> None:
+        self.not_stored.labels(reason=reason).inc()
 
     def render(
         self, cache_size: int | None = None, cache_max_size: int | None = None

@@ -179,3 +179,23 @@ def test_a_peer_request_never_causes_another_peer_request(start: Any, db_url: st
         assert [metric(values, name) for values in after] == [metric(values, name) for values in before], name
     assert image_id not in cache_listing(empty), "a peer's request started no fill"
     assert len(origin_reads(origin, image_id)) == 1
+
+
+def test_a_fill_from_a_peer_says_so_and_reads_nothing_from_the_origin(start: Any, db_url: str) -> None:
+    origin = start(auth="tokens")
+    holder, reader = peer_node(start, origin, db_url), peer_node(start, origin, db_url)
+    data = os.urandom(4 * MiB)
+    image_id = create(origin, "alice", data)
+    first = holder.request("GET", f"/v2/images/{image_id}/file", user="alice")
+    assert first.body == data and first.headers["cache-status"].endswith("imagecache; fwd=miss; stored")
+    wait_until(lambda: image_id in cache_listing(holder), "the first node to cache the image")
+    # What the holder's peer endpoint sends other nodes says it is the verified file.
+    peer_answer = holder.request("GET", f"/peer/v1/images/{image_id}", headers={"X-Imagecache-Peer-Token": PEER_TOKEN})
+    assert peer_answer.body == data and peer_answer.headers["cache-status"] == "imagecache; hit"
+    second = reader.request("GET", f"/v2/images/{image_id}/file", user="alice")
+    assert second.body == data
+    assert second.headers["cache-status"] == "imagecache; fwd=miss; stored; detail=peer"
+    values = metrics(reader)
+    assert metric(values, "imagecache_origin_requests_total", reason="fill") == 0
+    assert metric(values, "imagecache_origin_requests_total", reason="peer-fallback") == 0
+    assert metric(values, "imagecache_peer_bytes_total") == len(data)

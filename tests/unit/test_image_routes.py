@@ -24,6 +24,8 @@ ID = "1b2c3d4e-0000-4000-8000-00000000abcd"
         ("PATCH", f"/v2/images/{ID}", Action.CHANGE),
         ("POST", f"/v2/images/{ID}/actions/deactivate", Action.CHANGE),
         ("PUT", f"/v2/images/{ID}/file", Action.CHANGE),
+        ("HEAD", f"/v1/images/{ID}", Action.HEAD),
+        ("HEAD", f"/v2/images/{ID}/file", Action.HEAD),
     ],
 )
 def test_image_routes_match(method, path, action):
@@ -34,7 +36,7 @@ def test_image_routes_match(method, path, action):
     ("method", "path"),
     [
         ("GET", "/v1/images/detail"),
-        ("HEAD", f"/v1/images/{ID}"),
+        ("HEAD", f"/v2/images/{ID}"),
         ("GET", f"/v2/images/{ID}"),
         ("GET", "/v2/images"),
         ("GET", f"/v2/images/../{ID}/file"),

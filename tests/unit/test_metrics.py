@@ -19,6 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from imagecache.metrics import (
     MULTIPROC_ENV,
+    NOT_STORED_REASONS,
+    ORIGIN_REASONS,
+    PASS_REASONS,
     Metrics,
     MetricsApp,
     enable_multiprocess,
@@ -36,10 +39,14 @@ COUNTERS = {
     "imagecache_peer_bytes_total": (),
     "imagecache_peer_served_bytes_total": (),
     "imagecache_peer_fills_total": ("completed", "failed", "suspect"),
+    "imagecache_not_stored_total": NOT_STORED_REASONS,
+    "imagecache_origin_requests_total": ORIGIN_REASONS,
+    "imagecache_origin_bytes_total": ORIGIN_REASONS,
 }
 GAUGES = ("imagecache_cache_size_bytes", "imagecache_cache_max_size_bytes")
 LABEL = {"imagecache_served_bytes_total": "source", "imagecache_fills_total": "result",
-         "imagecache_peer_fills_total": "result"}
+         "imagecache_peer_fills_total": "result", "imagecache_not_stored_total": "reason",
+         "imagecache_origin_requests_total": "reason", "imagecache_origin_bytes_total": "reason"}
 
 SampleKey = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -139,6 +146,32 @@ def test_gauges_appear_only_when_given(size, max_size, present):
         assert value(samples, "imagecache_cache_size_bytes") == size
     if "imagecache_cache_max_size_bytes" in present:
         assert value(samples, "imagecache_cache_max_size_bytes") == max_size
+
+
+def test_the_reasons_are_a_small_closed_set_of_label_values():
+    """Dashboards group by ``reason``: every value is a short lower-case word, pass reasons are not-stored
+    reasons and origin reasons both, and the three tuples say exactly that."""
+    assert set(PASS_REASONS) < set(NOT_STORED_REASONS) and set(PASS_REASONS) < set(ORIGIN_REASONS)
+    assert set(NOT_STORED_REASONS) - set(PASS_REASONS) == {"abandoned", "no-room"}
+    assert set(ORIGIN_REASONS) - set(PASS_REASONS) == {"fill", "peer-fallback", "resume", "prefetch"}
+    for reason in {*NOT_STORED_REASONS, *ORIGIN_REASONS}:
+        assert reason.replace("-", "").isalpha() and reason.islower() and len(reason) <= 16
+
+
+def test_origin_bytes_add_up_to_the_upstream_total():
+    m = Metrics()
+    m.origin_request("fill")(10)
+    m.from_origin("resume")(5)
+    m.origin_request("range-uncached")(1)
+    m.count_not_stored("too-large")
+    samples, _ = parse(m.render()[1])
+    assert value(samples, "imagecache_upstream_bytes_total") == 16
+    assert value(samples, "imagecache_origin_bytes_total", reason="fill") == 10
+    assert value(samples, "imagecache_origin_bytes_total", reason="resume") == 5
+    assert value(samples, "imagecache_origin_requests_total", reason="fill") == 1
+    assert value(samples, "imagecache_origin_requests_total", reason="resume") == 0  # bytes only: no request
+    assert value(samples, "imagecache_origin_requests_total", reason="range-uncached") == 1
+    assert value(samples, "imagecache_not_stored_total", reason="too-large") == 1
 
 
 def test_two_metrics_objects_are_independent():

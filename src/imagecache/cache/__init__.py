@@ -15,12 +15,14 @@ from imagecache.cache.errors import (
     InvalidImageId,
 )
 from imagecache.cache.flight import FillClaim, FillResult, TailReader
+from imagecache.cache.pipeline import Declined
 
 __all__ = [
     "CHANGE_MARK_LIFETIME",
     "CacheError",
     "CachedImage",
     "CleanResult",
+    "Declined",
     "DriverConfigError",
     "FillClaim",
     "FillFailed",

@@ -32,7 +32,7 @@ from imagecache.cache.eviction import select_victims
 from imagecache.cache.fill import is_locked, remove_if_stalled
 from imagecache.cache.flight import FillClaim, remove_leftovers
 from imagecache.cache.layout import CacheLayout, validate_image_id
-from imagecache.cache.pipeline import FillPipeline
+from imagecache.cache.pipeline import Declined, FillPipeline
 from imagecache.cache.progress import ProgressWatch
 from imagecache.cache.tail import TailReader, open_reader
 from imagecache.cache.verify import Expected
@@ -327,6 +327,14 @@ class ImageCache:
         with :meth:`follow`), or not cacheable (too large, cache unwritable).
         Start the claim with the image's data, or cancel it.
         """
+        claimed = self.try_claim_fill(image_id, image_checksum, os_hash_algo=os_hash_algo,
+                                      os_hash_value=os_hash_value, size=size)
+        return claimed if isinstance(claimed, FillClaim) else None
+
+    def try_claim_fill(self, image_id: str, image_checksum: str | None = None, *, os_hash_algo: str | None = None,
+                       os_hash_value: str | None = None, size: int | None = None) -> FillClaim | Declined:
+        """:meth:`claim_fill`, saying why there is no claim: ``Declined.reason`` (too large, disk full, a cache
+        error), or None when the image is cached or being filled by someone else."""
         image_id = validate_image_id(image_id)
         return self._fills.claim(image_id, Expected(image_checksum, os_hash_algo, os_hash_value, size))
 

@@ -15,11 +15,15 @@ import fcntl
 import hashlib
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from imagecache.cache.hashing import ThreadedHash
 from imagecache.cache.layout import CacheLayout, names_open_file
 from imagecache.cache.verify import Digest
 from imagecache.cache.writeback import Writeback
+
+if TYPE_CHECKING:
+    from imagecache.metrics import NotStoredReason
 
 _ACQUIRE_ATTEMPTS = 5
 #: An incomplete file's mode while it is being written (O_CREAT's umask can
@@ -46,6 +50,8 @@ class FillWriter:
         self._closed = False
         #: Called once, just before the lock is released (whatever the outcome).
         self.on_release: Callable[[], None] | None = None
+        #: Why this fill will not be stored, once the pipeline has decided it (for the metrics).
+        self.not_stored: NotStoredReason | None = None
 
     @classmethod
     def acquire(cls, layout: CacheLayout, image_id: str, hash_algo: str) -> FillWriter | None:

@@ -17,6 +17,7 @@ stop a fill.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -34,7 +35,7 @@ from imagecache.cache.verify import Expected, mismatch, multihash_algo
 from imagecache.config import Settings, effective_min_free
 
 if TYPE_CHECKING:
-    from imagecache.metrics import Metrics
+    from imagecache.metrics import Metrics, PassReason
 
 LOG = logging.getLogger(__name__)
 
@@ -67,6 +68,19 @@ class CacheParts(Protocol):
 @dataclass
 class _FillOutcome:
     published: bool = False
+
+
+@dataclass(frozen=True)
+class Declined:
+    """No fill was claimed: ``reason`` is why the image will not be stored (counted in
+    ``imagecache_not_stored_total``), or None when it is cached or someone else is filling it."""
+
+    reason: PassReason | None = None
+
+
+def reason_of(exc: BaseException) -> PassReason:
+    """What a failure to write the cache means for an operator: the disk is full, or the cache is broken."""
+    return "disk-full" if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) else "cache-error"
 
 
 class IndexHooks:
@@ -119,7 +133,7 @@ class FillPipeline:
         built, so an iterator that is never consumed holds nothing.
         """
         writer = self._start(image_id, expected)
-        if writer is None:
+        if isinstance(writer, Declined):
             try:
                 yield from source
             finally:
@@ -133,7 +147,7 @@ class FillPipeline:
         Raises ImageVerificationError when the bytes do not match.
         """
         writer = self._start(image_id, expected)
-        if writer is None:
+        if isinstance(writer, Declined):
             close_source(source)
             return False
         outcome = _FillOutcome()
@@ -141,62 +155,75 @@ class FillPipeline:
             pass
         return outcome.published
 
-    def claim(self, image_id: str, expected: Expected) -> FillClaim | None:
-        """The right to fill ``image_id`` in the background, or None (cached, being filled, not cacheable)."""
+    def claim(self, image_id: str, expected: Expected) -> FillClaim | Declined:
+        """The right to fill ``image_id`` in the background, or why not (cached, being filled, not cacheable)."""
         writer = self._start(image_id, expected)
-        if writer is None:
-            return None
+        if isinstance(writer, Declined):
+            return writer
         return FillClaim(
             self._cache.layout,
             writer,
             expected,
             write=self._accept_chunk,
             finish=self._finish,
-            on_result=self.count,
+            on_result=lambda result: self.count(result, writer),
             abandon_after=self._cache.settings.fill_abandon_after,
             progress=self._cache.progress,
             ended=functools.partial(self.hooks.ended, image_id),
         )
 
-    def count(self, result: FillResult) -> None:
-        self._cache.metrics.fills.labels(result=result.value).inc()
+    def count(self, result: FillResult, writer: FillWriter) -> None:
+        """Count a fill's end, and why its image was not stored (a stream that broke, if nothing else said)."""
+        metrics = self._cache.metrics
+        metrics.fills.labels(result=result.value).inc()
+        if result is FillResult.ABANDONED:
+            metrics.count_not_stored("abandoned")
+        elif result is not FillResult.COMPLETED:
+            metrics.count_not_stored(writer.not_stored or "origin-error")
 
     # -- the steps -----------------------------------------------------------------
-    def _start(self, image_id: str, expected: Expected) -> FillWriter | None:
-        """A writer for the image, or None when it must not (or cannot) be cached."""
+    def _start(self, image_id: str, expected: Expected) -> FillWriter | Declined:
+        """A writer for the image, or why there is none: it must not (or cannot) be cached, or someone has it."""
         if expected.size is not None and not self._fits(expected.size):
             LOG.info("image %s (%d bytes) will not be cached: larger than the cache allows", image_id, expected.size)
-            return None
+            return self._decline("too-large")
         algo = multihash_algo(expected, self._cache.settings.hashing_algorithm)
         try:
             writer = FillWriter.acquire(self._cache.layout, image_id, algo)
         except OSError as exc:
             LOG.warning("cannot cache image %s: %s", image_id, exc)
-            return None
-        if writer is not None:
-            self.hooks.started(image_id, expected.size)
-        if writer is not None and expected.size is not None:
+            return self._decline(reason_of(exc))
+        if writer is None:
+            return Declined()
+        self.hooks.started(image_id, expected.size)
+        if expected.size is not None:
             try:
                 self._make_room(expected.size, protect=image_id)
             except Exception:
                 LOG.exception("could not make room for image %s", image_id)
         return writer
 
+    def _decline(self, reason: PassReason) -> Declined:
+        self._cache.metrics.count_not_stored(reason)
+        return Declined(reason)
+
     def _fits(self, size: int) -> bool:
         return size <= self._cache.settings.image_cache_max_size
 
     def _accept_chunk(self, writer: FillWriter, chunk: bytes, expected: Expected) -> bool:
         """Write ``chunk``; False (writing nothing) once the fill cannot go on."""
-        limit = self._cache.settings.image_cache_max_size
-        if expected.size is not None:
-            limit = min(limit, expected.size)
+        max_size = self._cache.settings.image_cache_max_size
+        limit = max_size if expected.size is None else min(max_size, expected.size)
         if writer.size + len(chunk) > limit:
             LOG.info("image %s grew past %d bytes; not caching it", writer.image_id, limit)
+            # Past its own size, the bytes are not the image's: they would fail verification.
+            writer.not_stored = "too-large" if limit == max_size else "verify-failed"
             return False
         try:
             writer.write(chunk)
         except Exception as exc:  # noqa: BLE001 - disk full, EIO, ...: the download goes on
             LOG.warning("stopped caching image %s: %s", writer.image_id, exc)
+            writer.not_stored = reason_of(exc)
             return False
         self.hooks.progress(writer.image_id, writer.size)
         return True
@@ -220,21 +247,23 @@ class FillPipeline:
                     if held is not None:
                         yield held
                     held = chunk
-            except BaseException:
+            except BaseException as exc:
                 # The source failed or the consumer went away: keep nothing.
                 if active is not None:
                     active.discard()
-                self.count(FillResult.FAILED)
+                if isinstance(exc, GeneratorExit) and writer.not_stored is None:
+                    writer.not_stored = "abandoned"
+                self.count(FillResult.FAILED, writer)
                 raise
             finally:
                 close_source(source)
             if active is None:
-                self.count(FillResult.FAILED)
+                self.count(FillResult.FAILED, writer)
             else:
                 try:
                     outcome.published = self._finish(active, expected)
                 finally:
-                    self.count(FillResult.COMPLETED if outcome.published else FillResult.FAILED)
+                    self.count(FillResult.COMPLETED if outcome.published else FillResult.FAILED, writer)
         finally:
             if active is not None:  # a dropped writer's fill was reported ended when it was dropped
                 self.hooks.ended(writer.image_id)
@@ -255,6 +284,7 @@ class FillPipeline:
         problem = mismatch(digest, expected)
         if problem is not None:
             LOG.error("image %s failed verification (%s); moved to invalid/", writer.image_id, problem)
+            writer.not_stored = "verify-failed"
             try:
                 writer.invalidate()
             except OSError:
@@ -267,6 +297,7 @@ class FillPipeline:
             with layout.publish_lock():
                 if not self._make_room(digest.size, protect=writer.image_id, already_on_disk=True):
                     LOG.info("no room for image %s (%d bytes); not caching it", writer.image_id, digest.size)
+                    writer.not_stored = "no-room"
                     writer.discard()
                     return False
                 writer.publish()
@@ -285,8 +316,9 @@ class FillPipeline:
                 )
             _release_readers(writer)
             return True
-        except Exception:
+        except Exception as exc:
             LOG.exception("could not publish image %s", writer.image_id)
+            writer.not_stored = reason_of(exc)
             writer.discard()
             return layout.exists(writer.image_id)
         finally:

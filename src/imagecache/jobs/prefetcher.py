@@ -184,6 +184,7 @@ class Prefetcher(CacheApp):
         image = self._active_image(environ, image_id)
         if image is None:
             return False
+        self.cache.metrics.origin_requests.labels(reason="prefetch").inc()
         status, headers, body = self.source.data(environ, image_id)
         if status != 200:
             _discard(body)
@@ -220,7 +221,7 @@ class Prefetcher(CacheApp):
         size = _int_or_none(image.get("size"))
         if size is None:
             size = _int_or_none(lowered.get("content-length"))
-        on_bytes: Callable[[int], None] = self.cache.metrics.upstream_bytes.inc
+        on_bytes: Callable[[int], None] = self.cache.metrics.from_origin("prefetch")
         if progress is not None:
             on_bytes = _reporting(on_bytes, image_id, size, progress)
         body = CountingBody(body, on_bytes)

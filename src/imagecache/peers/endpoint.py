@@ -10,7 +10,9 @@ token opens nothing here.
 What it never does: start a fill, ask the image service, or ask another
 peer.  A node that has neither the file nor a fill says 404 and the peer
 moves on; it is the peer's own fill that verifies what it receives.  The
-answer carries no user-visible metadata beyond the image's size.
+answer carries no user-visible metadata beyond the image's size, and says
+in its ``Cache-Status`` whether it is the verified file (``hit``) or the fill
+in progress (``fwd=miss; collapsed``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from imagecache.cache.fill_size import recorded_size
 from imagecache.cache.layout import validate_image_id
 from imagecache.config import Settings
 from imagecache.http import ranges
+from imagecache.http.cache_status import CacheStatus, with_status
 from imagecache.http.errors import send_error
 from imagecache.http.file_body import FileRangeBody
 from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -40,6 +43,8 @@ _OCTET_STREAM = "application/octet-stream"
 #: What a 401 of this endpoint challenges for (RFC 9110 requires a challenge on every 401).
 CHALLENGE = ("WWW-Authenticate", 'Token realm="imagecache-peers"')
 ALLOW = ("Allow", "GET, HEAD")
+_FILE = CacheStatus(hit=True)
+_FILL = CacheStatus(fwd="miss", collapsed=True)
 
 
 class PeerEndpoint:
@@ -101,7 +106,7 @@ class PeerEndpoint:
     ) -> Iterable[bytes]:
         try:
             selected = protocol.select(offset, os.fstat(fh.fileno()).st_size)
-            answered = self._start(environ, start_response, selected)
+            answered = self._start(environ, start_response, selected, _FILE)
         except BaseException:
             fh.close()
             raise
@@ -115,7 +120,7 @@ class PeerEndpoint:
     ) -> Iterable[bytes]:
         try:
             selected = protocol.select(offset, reader.size)
-            answered = self._start(environ, start_response, selected)
+            answered = self._start(environ, start_response, selected, _FILL)
         except BaseException:
             reader.close()
             raise
@@ -125,7 +130,8 @@ class PeerEndpoint:
         return PeerFillBody(reader, selected.first, self.metrics.peer_served_bytes.inc)
 
     def _start(
-        self, environ: WSGIEnvironment, start_response: StartResponse, selected: ranges.Selection | protocol.Unknown
+        self, environ: WSGIEnvironment, start_response: StartResponse, selected: ranges.Selection | protocol.Unknown,
+        cache_status: CacheStatus,
     ) -> list[bytes] | None:
         """Start the answer for ``selected``: None when the image's bytes follow, else the whole answer's body
         (a 416's, or nothing for a HEAD)."""
@@ -136,8 +142,8 @@ class PeerEndpoint:
         headers = [("Content-Type", _OCTET_STREAM)]
         if isinstance(selected, protocol.Unknown):
             headers.append(("Accept-Ranges", "bytes"))
-            start_response("200 OK", headers)
+            start_response("200 OK", with_status(headers, cache_status))
         else:
             headers += [(protocol.SIZE_HEADER, str(selected.size)), *ranges.response_headers(selected, None)]
-            start_response(ranges.status_line(selected), headers)
+            start_response(ranges.status_line(selected), with_status(headers, cache_status))
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else None

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable, Mapping
 
 from imagecache.cache import FillClaim, FillResult, ImageCache, TailReader
 from imagecache.config import Settings
-from imagecache.metrics import Metrics
+from imagecache.metrics import Metrics, OriginReason
 from imagecache.peers.origin import OpenData, origin_reader
 from imagecache.peers.reader import PeerReader
-from imagecache.peers.source import FillSource, PeerFetch, PeerIndex, choose_peers
+from imagecache.peers.source import FillSource, Origin, PeerFetch, PeerIndex, choose_peers
 
 LOG = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class PeerFills:
         peers = choose_peers(self._index, image_id)
         if not peers:
             return None
-        origin = origin_reader(open_data, image_id, size, self._metrics.upstream_bytes.inc)
+        origin = self._origin(open_data, image_id, size, "peer-fallback")
         source = FillSource(image_id, size, peers, self._fetch, origin, on_peer_bytes=self._metrics.peer_bytes.inc)
         claim.on_done(lambda done, result: self._ended(done, result, source, open_data))
         return claim.start(source)
@@ -110,7 +111,7 @@ class PeerFills:
         Nobody may be reading yet (the clients come back when they will), and
         a fill nobody reads is abandoned: the held reader keeps it going.
         """
-        origin = origin_reader(open_data, claim.image_id, claim.expected.size, self._metrics.upstream_bytes.inc)
+        origin = self._origin(open_data, claim.image_id, claim.expected.size, "fill")
         keeper = _ReaderKeeper()
         claim.on_done(keeper.ended)
         try:
@@ -121,6 +122,16 @@ class PeerFills:
 
     def _count(self, result: str) -> None:
         self._metrics.peer_fills.labels(result=result).inc()
+
+    def _origin(self, open_data: OpenData, image_id: str, size: int | None, reason: OriginReason) -> Origin:
+        """The origin's bytes of the image from any offset, each request and byte counted for ``reason``."""
+        requests = self._metrics.origin_requests.labels(reason=reason)
+
+        def counted(start: int) -> tuple[int, Mapping[str, str], Iterable[bytes]]:
+            requests.inc()
+            return open_data(start)
+
+        return origin_reader(counted, image_id, size, self._metrics.from_origin(reason))
 
 
 class _ReaderKeeper:

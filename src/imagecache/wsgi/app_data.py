@@ -6,7 +6,9 @@ filter has already judged Range and If-Range by the image's metadata
 (:func:`imagecache.http.ranges.select`), so whatever the app does with them
 (a real Glance ignores If-Range, and may ignore Range), the client gets what
 a cache hit would have sent: the same status, Content-Range, Content-Length,
-validator and bytes.
+validator and bytes.  Each such answer says why it was not stored
+(:class:`Passed`): in its ``Cache-Status``, after any the app sent, and in
+the metrics by reason.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from dataclasses import dataclass
 from webob import Request
 
 from imagecache.http import ranges
+from imagecache.http.cache_status import CacheStatus, with_status
 from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironment
-from imagecache.metrics import Metrics
-from imagecache.wsgi.bodies import CountingBody, WindowBody
+from imagecache.metrics import Metrics, PassReason
+from imagecache.wsgi.bodies import Count, CountingBody, WindowBody
 
 LOG = logging.getLogger(__name__)
 
@@ -43,9 +46,46 @@ class Representation:
     etag: str | None = None
 
 
-def unsatisfiable(selected: ranges.Unsatisfiable, start_response: StartResponse) -> Iterable[bytes]:
-    """416, the same from a hit and a miss; no image byte is sent, so it counts as neither."""
-    start_response(ranges.status_line(selected), ranges.response_headers(selected, None))
+@dataclass(frozen=True)
+class Passed:
+    """Why an image-data request goes to the app and its answer is not stored, and where that is counted."""
+
+    reason: PassReason
+    metrics: Metrics
+    #: Counted already in ``imagecache_not_stored_total`` (by the cache, which declined the fill).
+    counted: bool = False
+
+    @property
+    def cache_status(self) -> CacheStatus:
+        """``fwd=bypass`` for what the cache never handles (an image that is not active), else ``fwd=uri-miss``."""
+        return CacheStatus(fwd="bypass" if self.reason == "not-active" else "uri-miss", detail=self.reason)
+
+    def request(self) -> Count:
+        """Count the request to the origin; the counter of the image bytes it reads."""
+        return self.metrics.origin_request(self.reason)
+
+    @property
+    def served(self) -> Count:
+        return self.metrics.served_bytes.labels(source="upstream").inc
+
+    def answered(self, code: str) -> None:
+        """The app answered ``code``: image data (200, 206) that goes to the client unstored is counted."""
+        if code in ("200", "206") and not self.counted:
+            self.metrics.count_not_stored(self.reason)
+
+
+def unsatisfiable(
+    selected: ranges.Unsatisfiable, start_response: StartResponse, cache_status: CacheStatus | None = None
+) -> Iterable[bytes]:
+    """416, the same from a hit and a miss; no image byte is sent, so it counts as neither.
+
+    ``cache_status`` only when it is judged from a cached file: an answer the
+    node makes up from metadata alone carries none (RFC 9211 section 2).
+    """
+    headers = ranges.response_headers(selected, None)
+    if cache_status is not None:
+        headers = with_status(headers, cache_status)
+    start_response(ranges.status_line(selected), headers)
     return [b""]
 
 
@@ -55,24 +95,28 @@ def relay(
     body: Iterable[bytes],
     start_response: StartResponse,
     entity: Representation | None,
-    metrics: Metrics,
+    passed: Passed,
+    read: Count,
 ) -> Iterable[bytes]:
-    """The app's answer passed on, its image bytes counted.
+    """The app's answer passed on with its Cache-Status, its image bytes counted (``read``: the counter
+    :meth:`Passed.request` gave when the request went to the app).
 
     With ``entity`` (the filter knows the image), image data carries the
     node's validator and ``Accept-Ranges`` instead of the app's, and a part
     no Content-MD5 (it would be the whole image's digest).
     """
     code = status[:3]
+    headers = with_status(headers, passed.cache_status)
     if code not in ("200", "206"):
         start_response(status, headers)
         return body
+    passed.answered(code)
     if entity is not None:
         dropped = _ENTITY_FIELDS | ({"content-md5"} if code == "206" else set())
         headers = [(k, v) for k, v in headers if k.lower() not in dropped]
         headers += ranges.entity_headers(entity.etag)
     start_response(status, headers)
-    return CountingBody(body, lambda n: _count_app_bytes(metrics, n))
+    return CountingBody(body, _both(read, passed.served))
 
 
 def pass_range(
@@ -81,7 +125,7 @@ def pass_range(
     image_id: str,
     selected: ranges.ByteRange,
     entity: Representation,
-    metrics: Metrics,
+    passed: Passed,
     start_response: StartResponse,
 ) -> Iterable[bytes]:
     """The part ``selected`` of an image, from the app.
@@ -94,6 +138,7 @@ def pass_range(
     forwarded = dict(environ)
     forwarded["HTTP_RANGE"] = selected.header
     forwarded.pop("HTTP_IF_RANGE", None)
+    read = passed.request()
     status, headers, body = Request(forwarded).call_application(app)
     code = status[:3]
     if code == "206":
@@ -101,22 +146,26 @@ def pass_range(
         if sent != (selected.first, selected.last, selected.size):
             LOG.warning("image %s: the image service sent %s for %s; passing it on",
                         image_id, sent, selected.content_range)
-            return relay(status, headers, body, start_response, None, metrics)
-        part: Iterable[bytes] = CountingBody(body, lambda n: _count_app_bytes(metrics, n))
+            return relay(status, headers, body, start_response, None, passed, read)
+        part: Iterable[bytes] = CountingBody(body, _both(read, passed.served))
     elif code == "200":
-        cut = WindowBody(body, selected.first, selected.length, on_bytes=metrics.upstream_bytes.inc,
-                         what=f"image {image_id}")
-        part = CountingBody(cut, metrics.served_bytes.labels(source="upstream").inc)
+        cut = WindowBody(body, selected.first, selected.length, on_bytes=read, what=f"image {image_id}")
+        part = CountingBody(cut, passed.served)
     else:
-        return relay(status, headers, body, start_response, None, metrics)
+        return relay(status, headers, body, start_response, None, passed, read)
+    passed.answered(code)
     kept = [(k, v) for k, v in headers if k.lower() not in _PART_FIELDS]
-    start_response(ranges.status_line(selected), [*kept, *ranges.response_headers(selected, entity.etag)])
+    headers = [*kept, *ranges.response_headers(selected, entity.etag)]
+    start_response(ranges.status_line(selected), with_status(headers, passed.cache_status))
     return part
 
 
-def _count_app_bytes(metrics: Metrics, n: int) -> None:
-    metrics.upstream_bytes.inc(n)
-    metrics.served_bytes.labels(source="upstream").inc(n)
+def _both(first: Count, second: Count) -> Count:
+    def count(n: int) -> None:
+        first(n)
+        second(n)
+
+    return count
 
 
 def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:

@@ -16,7 +16,9 @@ on every path, so an answer never depends on whether the image is cached,
 being filled or neither, nor on how the app behind handles them (a real
 Glance ignores If-Range): on a miss the filter decides from the image's
 metadata and passes the app a plain ``Range`` or none at all.  Image data
-carries the node's validator, ``ETag: "<checksum>"``.
+carries the node's validator, ``ETag: "<checksum>"``, and says how it was
+served in ``Cache-Status`` (RFC 9211; README "Cache-Status"): a hit, the
+fill it stores, the fill it joined, or why it was not stored.
 
 Every cache failure falls back to the app: the cache never fails a download.
 """
@@ -25,31 +27,39 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 from webob import Request, Response
 
-from imagecache.cache import FillClaim, ImageCache, ImageNotCached, TailReader
+from imagecache.cache import Declined, ImageCache, ImageNotCached
 from imagecache.config import Settings, peer_fill_on
 from imagecache.http import ranges
-from imagecache.http.closing import quiet_close
+from imagecache.http.cache_status import CacheStatus, with_status
 from imagecache.http.context import ENVIRON_KEY, RequestContext, get_context
 from imagecache.http.errors import send_error
 from imagecache.http.file_body import FileRangeBody
 from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironment
-from imagecache.metrics import Metrics
+from imagecache.metrics import Metrics, PassReason
 from imagecache.peers.fills import PeerFills
 from imagecache.wsgi import app_data, image_routes
-from imagecache.wsgi.app_data import Representation
-from imagecache.wsgi.bodies import CountingBody, FillBody
+from imagecache.wsgi.app_data import Passed, Representation
+from imagecache.wsgi.bodies import FillBody
 from imagecache.wsgi.image_routes import Action, ImageRoute
 from imagecache.wsgi.image_source import ImageMeta, ImageSource, upstream_failed
+from imagecache.wsgi.lead_fill import FillAnswer, FillLeader
 
 LOG = logging.getLogger(__name__)
 
 SERVABLE_STATUSES = frozenset({"active", "deactivated"})
 _OCTET_STREAM = "application/octet-stream"
+HIT = CacheStatus(hit=True)
+#: A hit sent without the upstream's authorization (``serve_stale_on_upstream_error``).
+STALE_HIT = CacheStatus(hit=True, detail="stale")
+#: A request that streams a fill in progress.
+COLLAPSED = CacheStatus(fwd="miss", collapsed=True)
+#: A HEAD, which the filter always leaves to the app.
+FORWARDED_HEAD = CacheStatus(fwd="method")
 
 
 class CacheFilter:
@@ -80,6 +90,8 @@ class CacheFilter:
         self.service_token = service_token
         #: Where fills read from with peer fill on (None: the app, always).
         self.peers = peers
+        self.leader = FillLeader(cache, self.source, self.metrics, peers)
+        self._resume_read = self.metrics.from_origin("resume")
 
     @classmethod
     def for_app(cls, app: WSGIApplication, cache: ImageCache, settings: Settings) -> CacheFilter:
@@ -109,6 +121,10 @@ class CacheFilter:
             response = self._delete(request, route)
         elif route.action is Action.CHANGE:
             response = self._change(request, route)
+        elif route.action is Action.HEAD:
+            response = request.get_response(self.app)
+            if 200 <= response.status_code < 300:
+                response.headerlist = with_status(response.headerlist, FORWARDED_HEAD)
         else:
             return self._download(request, route, start_response)
         return response(environ, start_response)
@@ -174,7 +190,7 @@ class CacheFilter:
         except OSError:
             LOG.exception("cannot open cached image %s", image_id)
             return None
-        return self._send_file(request, fh, image_id, representation, start_response)
+        return self._send_file(request, fh, image_id, representation, start_response, HIT)
 
     def _servable(self, request: Request, image: Mapping[str, Any]) -> bool:
         """May this caller be sent the image's data (by the cache, or as the filter decides)?
@@ -220,7 +236,7 @@ class CacheFilter:
                             "(serve_stale_on_upstream_error)", image_id)
                 record = self.cache.get_cached_image(image_id)
                 entity = self._entity(route, {"checksum": record.checksum if record is not None else None})
-                return self._send_file(request, fh, image_id, entity, start_response)
+                return self._send_file(request, fh, image_id, entity, start_response, STALE_HIT)
         self.metrics.cache_misses.inc()
         message = ("The image is cached here, but the image service that authorizes access to it "
                    "cannot be reached; try again later.")
@@ -243,7 +259,7 @@ class CacheFilter:
 
     def _send_file(
         self, request: Request, fh: BinaryIO, image_id: str, representation: Representation,
-        start_response: StartResponse,
+        start_response: StartResponse, cache_status: CacheStatus,
     ) -> Iterable[bytes]:
         try:
             size = os.fstat(fh.fileno()).st_size
@@ -254,12 +270,12 @@ class CacheFilter:
             raise
         if isinstance(selected, ranges.Unsatisfiable):
             fh.close()
-            return app_data.unsatisfiable(selected, start_response)
+            return app_data.unsatisfiable(selected, start_response, cache_status)
         self.metrics.cache_hits.inc()
-        start_response(ranges.status_line(selected), [
+        start_response(ranges.status_line(selected), with_status([
             ("Content-Type", _OCTET_STREAM), *representation.headers,
             *ranges.response_headers(selected, representation.etag, content_md5=representation.md5),
-        ])
+        ], cache_status))
         return FileRangeBody(
             fh, selected.first, selected.length,
             on_bytes=self.metrics.served_bytes.labels(source="cache").inc,
@@ -268,7 +284,7 @@ class CacheFilter:
 
     # -- misses --------------------------------------------------------------------
     def _serve_miss(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes]:
-        """A miss: follow the fill in progress, start one, or pass the request through.
+        """A miss: follow the fill in progress, start one, or pass the request through (saying why).
 
         Only a whole-image download of an active image the caller may read
         joins or starts a fill; the caller is authorized (by the metadata
@@ -276,13 +292,15 @@ class CacheFilter:
         part of the image never starts a fill: the app sends that part.
         """
         image = self._metadata(request, route)
-        if image is None or not self._servable(request, image):
-            return self._pass_through(request, start_response)  # the app answers as it would without a cache
+        if image is None:
+            return self._pass_through(request, start_response, None, "no-metadata")  # the app answers as it would
+        if not self._servable(request, image):
+            return self._pass_through(request, start_response, None, "not-active")
         entity = self._entity(route, image)
         size = _int_or_none(image.get("size"))
         if request.environ.get("HTTP_RANGE") is not None:
             if size is None:
-                return self._pass_through(request, start_response, entity)  # no size to judge the Range by
+                return self._pass_through(request, start_response, entity, "range-uncached")  # no size to judge by
             selected = ranges.select(request.environ["HTTP_RANGE"], request.environ.get("HTTP_IF_RANGE"), size,
                                      entity.etag)
             if isinstance(selected, ranges.Unsatisfiable):
@@ -290,94 +308,42 @@ class CacheFilter:
             if isinstance(selected, ranges.ByteRange):
                 self.metrics.cache_misses.inc()
                 return app_data.pass_range(self.app, request.environ, route.image_id, selected, entity,
-                                           self.metrics, start_response)
+                                           Passed("range-uncached", self.metrics), start_response)
         # The whole image, whatever the app would make of the Range and If-Range.
         request.environ.pop("HTTP_RANGE", None)
         request.environ.pop("HTTP_IF_RANGE", None)
         if image.get("status") != "active":
-            return self._pass_through(request, start_response, entity)
+            return self._pass_through(request, start_response, entity, "not-active")
         for _ in range(3):  # each turn loses at most one race to a finishing fill
             reader = self.cache.follow(route.image_id, size)
             if reader is not None:
                 self.metrics.fill_followers.inc()
-                return self._stream_fill(request, route, image, reader, start_response)
+                return self._stream_fill(request, route, image, FillAnswer(reader, COLLAPSED), start_response)
             if self.cache.is_cached(route.image_id):
                 served = self._serve_hit(request, route, start_response)
                 if served is not None:
                     return served
                 LOG.info("image %s: cached, but not servable from the cache now; the image service sends it",
                          route.image_id)
-                return self._pass_through(request, start_response, entity)
-            claim = self._claim(route.image_id, image, size)
-            if claim is None:
-                if self.cache.is_being_cached(route.image_id) or self.cache.is_cached(route.image_id):
+                return self._pass_through(request, start_response, entity, "cache-error")
+            claim = self.leader.claim(route.image_id, image, size)
+            if isinstance(claim, Declined):
+                if claim.reason is None:
                     continue  # someone else claimed it first: follow them
-                return self._pass_through(request, start_response, entity)  # not cacheable (logged by the cache)
-            return self._lead_fill(request, route, image, claim, start_response)
+                # Not cacheable: logged and counted by the cache.
+                return self._pass_through(request, start_response, entity, claim.reason, counted=True)
+            led = self.leader.lead(request.environ, route.image_id, image, claim)
+            if isinstance(led, FillAnswer):
+                return self._stream_fill(request, route, image, led, start_response)
+            return self._pass_through(request, start_response, entity, led)  # logged by the leader
         LOG.info("image %s: lost three races to finishing fills; the image service sends it", route.image_id)
-        return self._pass_through(request, start_response, entity)
-
-    def _claim(self, image_id: str, image: Mapping[str, Any], size: int | None) -> FillClaim | None:
-        try:
-            return self.cache.claim_fill(
-                image_id,
-                image.get("checksum"),
-                os_hash_algo=image.get("os_hash_algo"),
-                os_hash_value=image.get("os_hash_value"),
-                size=size,
-            )
-        except Exception:  # the cache never fails a download
-            LOG.exception("cannot start caching image %s", image_id)
-            return None
-
-    def _lead_fill(
-        self, request: Request, route: ImageRoute, image: Mapping[str, Any], claim: FillClaim,
-        start_response: StartResponse,
-    ) -> Iterable[bytes]:
-        """Start the fill from peers or the app's data, and stream it to this caller like any follower."""
-        reader = self._lead_from_peers(self.peers, request, route, claim) if self.peers is not None else None
-        if reader is not None:
-            return self._stream_fill(request, route, image, reader, start_response)
-        try:
-            status, headers, body = self.source.data(request.environ, route.image_id)
-        except Exception:
-            claim.cancel()
-            raise
-        if status != 200:
-            quiet_close(body)
-            claim.cancel()
-            return self._pass_through(request, start_response, self._entity(route, image))
-        header = {k.lower(): v for k, v in headers.items()}
-        upstream_md5 = header.get("content-md5")
-        if upstream_md5 and image.get("checksum") and upstream_md5 != image["checksum"]:
-            LOG.warning("image %s: the data's Content-MD5 differs from its metadata; not caching it", route.image_id)
-            quiet_close(body)
-            claim.cancel()
-            return self._pass_through(request, start_response, self._entity(route, image))
-        try:
-            reader = claim.start(CountingBody(body, self.metrics.upstream_bytes.inc))
-        except Exception:  # the cache never fails a download
-            LOG.exception("cannot start the fill of image %s", route.image_id)
-            quiet_close(body)
-            claim.cancel()
-            return self._pass_through(request, start_response, self._entity(route, image))
-        return self._stream_fill(request, route, image, reader, start_response)
-
-    def _lead_from_peers(
-        self, peers: PeerFills, request: Request, route: ImageRoute, claim: FillClaim
-    ) -> TailReader | None:
-        """The fill started from peers (the app when they fail), or None: the claim is to be filled from the app."""
-        environ, image_id = request.environ, route.image_id
-        try:
-            return peers.start(claim, lambda start: self.source.data(environ, image_id, start=start))
-        except Exception:  # the cache never fails a download: the app answers
-            LOG.exception("cannot start the fill of image %s from peers", image_id)
-            return None
+        return self._pass_through(request, start_response, entity, "raced")
 
     def _stream_fill(
-        self, request: Request, route: ImageRoute, image: Mapping[str, Any], reader: TailReader,
+        self, request: Request, route: ImageRoute, image: Mapping[str, Any], answer: FillAnswer,
         start_response: StartResponse,
     ) -> Iterable[bytes]:
+        reader = answer.reader
         try:
             representation = self._image_headers(request, route, image)
         except Exception:
@@ -385,39 +351,51 @@ class CacheFilter:
             raise
         if representation is None:
             reader.close()
-            return self._pass_through(request, start_response, self._entity(route, image))
+            return self._pass_through(request, start_response, self._entity(route, image), "no-metadata")
         self.metrics.cache_misses.inc()
         image_id = route.image_id
         environ = request.environ
         body = FillBody(
             reader,
-            lambda start: self.source.data(environ, image_id, start=start),
+            lambda start: self._resume(environ, image_id, start),
             reader.size,
             on_cache_bytes=self.metrics.served_bytes.labels(source="cache").inc,
-            on_app_bytes=self._count_app_bytes,
+            on_app_bytes=self._resumed_bytes,
         )
         etag, md5 = representation.etag, representation.md5
         if reader.size is not None:
             content = ranges.response_headers(ranges.Whole(reader.size), etag, content_md5=md5)
         else:
             content = [*ranges.entity_headers(etag), *([("Content-MD5", md5)] if md5 else [])]
-        start_response("200 OK", [("Content-Type", _OCTET_STREAM), *representation.headers, *content])
+        headers = [("Content-Type", _OCTET_STREAM), *representation.headers, *content,
+                   *(("Cache-Status", value) for value in answer.upstream)]
+        start_response("200 OK", with_status(headers, answer.cache_status))
         return body
 
     def _pass_through(
-        self, request: Request, start_response: StartResponse, entity: Representation | None = None
+        self, request: Request, start_response: StartResponse, entity: Representation | None, reason: PassReason,
+        *, counted: bool = False,
     ) -> Iterable[bytes]:
-        """The app's own answer (a miss), its image bytes counted.
+        """The app's own answer (a miss), its image bytes counted, its Cache-Status saying ``reason``.
 
         ``entity`` (when the filter knows the image) puts the node's validator
         on the image data the app sends.
         """
         self.metrics.cache_misses.inc()
+        passed = Passed(reason, self.metrics, counted=counted)
+        read = passed.request()
         status, headers, body = request.call_application(self.app)
-        return app_data.relay(status, headers, body, start_response, entity, self.metrics)
+        return app_data.relay(status, headers, body, start_response, entity, passed, read)
 
-    def _count_app_bytes(self, n: int) -> None:
-        self.metrics.upstream_bytes.inc(n)
+    def _resume(
+        self, environ: Mapping[str, Any], image_id: str, start: int
+    ) -> tuple[int, Mapping[str, str], Iterator[bytes]]:
+        """The rest of a followed fill that stopped, from the app (counted as a ``resume``)."""
+        self.metrics.origin_requests.labels(reason="resume").inc()
+        return self.source.data(environ, image_id, start=start)
+
+    def _resumed_bytes(self, n: int) -> None:
+        self._resume_read(n)
         self.metrics.served_bytes.labels(source="upstream").inc(n)
 
     def _metadata(self, request: Request, route: ImageRoute) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ class Action(enum.Enum):
     DOWNLOAD_V1 = "download-v1"  # GET /v1/images/{id}
     DELETE = "delete"  # DELETE /v1|v2/images/{id}
     CHANGE = "change"  # any other write under /v2/images/{id}: forget memoised metadata
+    HEAD = "head"  # HEAD of image data (v2 file, v1 image): the app answers, Cache-Status says so
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ _V2_UNDER_IMAGE = re.compile(r"\A/v2/images/([^/]+)/.+\Z")
 _TABLE: tuple[tuple[str, re.Pattern[str], Action], ...] = (
     ("GET", _V2_FILE, Action.DOWNLOAD_V2),
     ("GET", _V1_IMAGE, Action.DOWNLOAD_V1),
+    ("HEAD", _V2_FILE, Action.HEAD),
+    ("HEAD", _V1_IMAGE, Action.HEAD),
     ("DELETE", _V2_IMAGE, Action.DELETE),
     ("DELETE", _V1_IMAGE, Action.DELETE),
     ("PATCH", _V2_IMAGE, Action.CHANGE),

@@ -65,6 +65,7 @@ def test_a_cached_image_is_sent_whole_from_its_file(cache, endpoint, inner):
     assert response.headers["Content-Length"] == str(image.size)
     assert response.headers[protocol.SIZE_HEADER] == str(image.size)
     assert response.headers["Accept-Ranges"] == "bytes"
+    assert response.headers["Cache-Status"] == "imagecache; hit"
     assert response.content_type == "application/octet-stream"
     assert served(cache) == image.size
     assert inner.calls == []

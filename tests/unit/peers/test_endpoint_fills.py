@@ -52,6 +52,7 @@ def test_a_fill_is_sent_as_it_grows_and_its_last_byte_only_once_verified(cache, 
     assert peer.status == "200 OK"
     assert peer.headers["content-length"] == str(SIZE)  # the size the fill recorded
     assert peer.headers[protocol.SIZE_HEADER.lower()] == str(SIZE)
+    assert peer.headers["cache-status"] == "imagecache; fwd=miss; collapsed"  # the fill in progress, not the file
     wait_until(lambda: len(peer.received) == 100_000, "the bytes on disk to reach the peer")
     fill.send(SIZE)  # every byte is on disk; the source has not ended, so nothing is verified
     wait_until(lambda: len(peer.received) == SIZE - 1, "all but the last byte to reach the peer")

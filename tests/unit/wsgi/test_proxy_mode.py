@@ -61,9 +61,11 @@ def test_a_hit_while_the_upstream_is_down(tmp_path, serve_stale):
     answer = get(app, f"/v2/images/{image.image_id}/file")
     if serve_stale:
         assert answer.status_int == 200 and answer.body == image.data
+        assert answer.headers["Cache-Status"] == "imagecache; hit; detail=stale"
     else:
         assert answer.status_int == 503 and "cannot be reached" in answer.json["error"]["message"]
         assert answer.headers["Retry-After"]
+        assert "Cache-Status" not in answer.headers  # made up here, from no stored answer (RFC 9211)
     assert cache.is_cached(image.image_id)  # an unreachable upstream never evicts
 
 

@@ -1,0 +1,124 @@
+"""The live node keeps its OpenAPI contract: ``/openapi.json``, and schemathesis run against every operation.
+
+One ``imagecache serve --auth tokens`` node on loopback, with the peer
+endpoint mounted, is fuzzed by schemathesis' own command line, once with the
+admin's token and once with a member's: no 5xx, no undocumented status code,
+every body and header as documented, authentication enforced where it is
+documented (``--checks all`` except ``positive_data_acceptance``: the service
+refuses some schema-valid requests for reasons a schema cannot say, such as
+a marker naming no image, an image in the wrong status, or two sorting
+syntaxes at once).  Afterwards the node is still healthy and logged no
+traceback.
+
+Bounded and replayable: at most ``IMAGECACHE_FUZZ_EXAMPLES`` (25) examples
+per operation in each phase, with the seed ``IMAGECACHE_FUZZ_SEED`` (18 unless
+set); the seed is printed, and named in every failure with the command that
+replays it.  The admin's run includes schemathesis' coverage phase (boundary
+and malformed values of every parameter); the member's runs the fuzzing and
+stateful phases only, since the inputs' boundaries do not depend on the
+caller.  Both runs start at once: the node serves them side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagecache.openapi import load_document
+from tests.functional.conftest import RunningServer, clean_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = int(os.environ.get("IMAGECACHE_FUZZ_SEED", "18"))
+EXAMPLES = int(os.environ.get("IMAGECACHE_FUZZ_EXAMPLES", "25"))
+PEER_TOKEN = "fuzz-peer-secret"
+#: Seconds one schemathesis run may take (it takes about a minute on a quiet 2-core machine).
+RUN_TIMEOUT = 170.0
+#: The checks that judge the node (see the module docstring for the one left out).
+EXCLUDED_CHECKS = "positive_data_acceptance"
+#: user -> the phases of their run.
+PHASES = {"admin": "coverage,fuzzing,stateful", "alice": "fuzzing,stateful"}
+
+pytestmark = pytest.mark.timeout(RUN_TIMEOUT + 60)
+
+
+@pytest.fixture(scope="module")
+def node(start_module_server: Any) -> RunningServer:
+    return start_module_server(auth="tokens", settings={"peer_token": PEER_TOKEN})
+
+
+def schemathesis_command(node: RunningServer, user: str) -> list[str]:
+    assert node.tokens is not None
+    return [
+        sys.executable, "-m", "schemathesis.cli", "run", f"{node.url}/openapi.json",
+        "--header", f"X-Auth-Token: {node.tokens.token(user)}",
+        "--header", f"X-Imagecache-Peer-Token: {PEER_TOKEN}",
+        "--phases", PHASES[user],
+        "--max-examples", str(EXAMPLES),
+        "--seed", str(SEED),
+        "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
+        "--workers", "1",
+        "--generation-database", "none",
+        "--request-timeout", "30",
+        "--no-color",
+    ]
+
+
+def replay_line(command: Sequence[str]) -> str:
+    return "SCHEMATHESIS_HOOKS=tests.functional.openapi_hooks " + shlex.join(command)
+
+
+def test_openapi_json_serves_the_document_to_anyone(node: RunningServer) -> None:
+    answer = node.request("GET", "/openapi.json")  # no token
+    assert answer.status == 200
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json() == load_document()
+    head = node.request("HEAD", "/openapi.json")
+    assert head.status == 200 and head.body == b""
+    assert head.headers["content-length"] == answer.headers["content-length"]
+    refused = node.request("POST", "/openapi.json", user="admin")
+    assert refused.status == 405 and refused.headers["allow"] == "GET, HEAD"
+    assert refused.json()["error"]["code"] == 405
+
+
+def test_schemathesis_finds_nothing_as_admin_and_as_member(node: RunningServer, tmp_path: Path) -> None:
+    """Both runs at once, each bounded; a failure shows schemathesis' report (with curl lines) and the seed."""
+    env = clean_environment({"SCHEMATHESIS_HOOKS": "tests.functional.openapi_hooks", "PYTHONPATH": str(ROOT)})
+    print(f"schemathesis seed {SEED} ({EXAMPLES} examples per operation); "
+          f"replay with IMAGECACHE_FUZZ_SEED={SEED}")
+    runs = {}
+    for user in PHASES:
+        command = schemathesis_command(node, user)
+        out = (tmp_path / f"schemathesis-{user}.txt").open("w+", encoding="utf-8")
+        runs[user] = (command, out, subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                                      cwd=tmp_path, stdin=subprocess.DEVNULL))
+    failures = []
+    try:
+        for user, (command, out, process) in runs.items():
+            try:
+                status = process.wait(RUN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                status = None
+            out.seek(0)
+            report = out.read()
+            if status != 0:
+                verdict = "did not finish in time" if status is None else f"exited {status}"
+                failures.append(f"schemathesis as {user} {verdict} (seed {SEED}); replay from the checkout with\n"
+                                f"  {replay_line(command)}\n{report[-12000:]}")
+    finally:
+        for _, out, process in runs.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            out.close()
+    assert not failures, "\n\n".join(failures)
+    assert node.process.returncode is None, "the node exited during the fuzzing:\n" + node.logs()[-4000:]
+    health = node.request("GET", "/healthcheck")
+    assert (health.status, health.body) == (200, b"OK")
+    assert "Traceback" not in node.logs(), "the node logged a traceback while fuzzed:\n" + node.logs()[-8000:]

@@ -2,12 +2,13 @@
 
 One ``imagecache serve --auth tokens`` node on loopback, with the peer
 endpoint mounted, is fuzzed by schemathesis' own command line, once with the
-admin's token and once with a member's: no 5xx, no undocumented status code,
+admin's token and once with a member's, and so is an edge node in front of
+it (``--upstream``) with the admin's: no 5xx, no undocumented status code,
 every body and header as documented, authentication enforced where it is
 documented (``--checks all`` except ``positive_data_acceptance``: the service
 refuses some schema-valid requests for reasons a schema cannot say, such as
 a marker naming no image, an image in the wrong status, or two sorting
-syntaxes at once).  Afterwards the node is still healthy and logged no
+syntaxes at once).  Afterwards the nodes are still healthy and logged no
 traceback.
 
 Bounded and replayable: at most ``IMAGECACHE_FUZZ_EXAMPLES`` (25) examples
@@ -16,7 +17,8 @@ set); the seed is printed, and named in every failure with the command that
 replays it.  The admin's run includes schemathesis' coverage phase (boundary
 and malformed values of every parameter); the member's runs the fuzzing and
 stateful phases only, since the inputs' boundaries do not depend on the
-caller.  Both runs start at once: the node serves them side by side.
+caller, nor does the edge's (the same code answers them).  The runs start
+at once: the nodes serve them side by side.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 import pytest
 
 from imagecache.openapi import load_document
-from tests.functional.conftest import RunningServer, clean_environment
+from tests.functional.conftest import RunningServer, clean_environment, start_edge
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("IMAGECACHE_FUZZ_SEED", "18"))
@@ -42,24 +44,42 @@ PEER_TOKEN = "fuzz-peer-secret"
 RUN_TIMEOUT = 170.0
 #: The checks that judge the node (see the module docstring for the one left out).
 EXCLUDED_CHECKS = "positive_data_acceptance"
-#: user -> the phases of their run.
-PHASES = {"admin": "coverage,fuzzing,stateful", "alice": "fuzzing,stateful"}
+#: (node, user) -> the phases of that run.
+RUNS = {
+    ("embedded", "admin"): "coverage,fuzzing,stateful",
+    ("member", "alice"): "fuzzing,stateful",
+    ("edge", "admin"): "fuzzing,stateful",
+}
 
 pytestmark = pytest.mark.timeout(RUN_TIMEOUT + 60)
 
 
+def start_node(start: Any) -> RunningServer:
+    return start(auth="tokens", settings={"peer_token": PEER_TOKEN})  # type: ignore[no-any-return]
+
+
 @pytest.fixture(scope="module")
 def node(start_module_server: Any) -> RunningServer:
-    return start_module_server(auth="tokens", settings={"peer_token": PEER_TOKEN})
+    return start_node(start_module_server)
 
 
-def schemathesis_command(node: RunningServer, user: str) -> list[str]:
+@pytest.fixture
+def fuzzed_nodes(start_server: Any, node: RunningServer) -> dict[str, RunningServer]:
+    """A node per run: an admin's run changes and deletes what it lists, a member's images too."""
+    return {
+        "embedded": node,
+        "member": start_node(start_server),
+        "edge": start_edge(start_server, start_node(start_server), settings={"peer_token": PEER_TOKEN}),
+    }
+
+
+def schemathesis_command(node: RunningServer, user: str, phases: str) -> list[str]:
     assert node.tokens is not None
     return [
         sys.executable, "-m", "schemathesis.cli", "run", f"{node.url}/openapi.json",
         "--header", f"X-Auth-Token: {node.tokens.token(user)}",
         "--header", f"X-Imagecache-Peer-Token: {PEER_TOKEN}",
-        "--phases", PHASES[user],
+        "--phases", phases,
         "--max-examples", str(EXAMPLES),
         "--seed", str(SEED),
         "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
@@ -87,20 +107,21 @@ def test_openapi_json_serves_the_document_to_anyone(node: RunningServer) -> None
     assert refused.json()["error"]["code"] == 405
 
 
-def test_schemathesis_finds_nothing_as_admin_and_as_member(node: RunningServer, tmp_path: Path) -> None:
-    """Both runs at once, each bounded; a failure shows schemathesis' report (with curl lines) and the seed."""
+def test_schemathesis_finds_nothing(fuzzed_nodes: dict[str, RunningServer], tmp_path: Path) -> None:
+    """Every run at once, each bounded; a failure shows schemathesis' report (with curl lines) and the seed."""
     env = clean_environment({"SCHEMATHESIS_HOOKS": "tests.functional.openapi_hooks", "PYTHONPATH": str(ROOT)})
     print(f"schemathesis seed {SEED} ({EXAMPLES} examples per operation); "
           f"replay with IMAGECACHE_FUZZ_SEED={SEED}")
+    nodes = fuzzed_nodes
     runs = {}
-    for user in PHASES:
-        command = schemathesis_command(node, user)
-        out = (tmp_path / f"schemathesis-{user}.txt").open("w+", encoding="utf-8")
-        runs[user] = (command, out, subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                                      cwd=tmp_path, stdin=subprocess.DEVNULL))
+    for (name, user), phases in RUNS.items():
+        command = schemathesis_command(nodes[name], user, phases)
+        out = (tmp_path / f"schemathesis-{name}-{user}.txt").open("w+", encoding="utf-8")
+        runs[f"{user} on the {name} node"] = (command, out, subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL))
     failures = []
     try:
-        for user, (command, out, process) in runs.items():
+        for who, (command, out, process) in runs.items():
             try:
                 status = process.wait(RUN_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -109,7 +130,7 @@ def test_schemathesis_finds_nothing_as_admin_and_as_member(node: RunningServer, 
             report = out.read()
             if status != 0:
                 verdict = "did not finish in time" if status is None else f"exited {status}"
-                failures.append(f"schemathesis as {user} {verdict} (seed {SEED}); replay from the checkout with\n"
+                failures.append(f"schemathesis as {who} {verdict} (seed {SEED}); replay from the checkout with\n"
                                 f"  {replay_line(command)}\n{report[-12000:]}")
     finally:
         for _, out, process in runs.values():
@@ -118,7 +139,8 @@ def test_schemathesis_finds_nothing_as_admin_and_as_member(node: RunningServer, 
                 process.wait()
             out.close()
     assert not failures, "\n\n".join(failures)
-    assert node.process.returncode is None, "the node exited during the fuzzing:\n" + node.logs()[-4000:]
-    health = node.request("GET", "/healthcheck")
-    assert (health.status, health.body) == (200, b"OK")
-    assert "Traceback" not in node.logs(), "the node logged a traceback while fuzzed:\n" + node.logs()[-8000:]
+    for name, fuzzed in nodes.items():
+        assert fuzzed.process.returncode is None, f"the {name} node exited during the fuzzing:\n{fuzzed.logs()[-4000:]}"
+        health = fuzzed.request("GET", "/healthcheck")
+        assert (health.status, health.body) == (200, b"OK"), name
+        assert "Traceback" not in fuzzed.logs(), f"the {name} node logged a traceback:\n{fuzzed.logs()[-8000:]}"

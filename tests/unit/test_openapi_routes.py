@@ -28,8 +28,12 @@ from imagecache.peers import protocol
 from imagecache.peers.endpoint import METHODS as PEER_METHODS
 from imagecache.peers.endpoint import PeerEndpoint
 from imagecache.server import Router, build_node
+from imagecache.upstream import UpstreamApp
 from imagecache.wsgi import cache_routes
+from imagecache.wsgi.auth import AuthMiddleware
+from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.cache_manage import CacheManageFilter
+from imagecache.wsgi.versions import CacheVersions
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_COPY = ROOT / "docs" / "openapi.yaml"
@@ -37,6 +41,9 @@ HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "tra
 
 #: (path template with placeholders as ``{}``, METHOD) -> where it comes from.
 Routes = dict[tuple[str, str], str]
+#: Layers that answer no route of their own: they act on routes the layers behind them own
+#: (authentication, caching the image data, the upstream's versions).
+PASS_THROUGH = (AuthMiddleware, CacheFilter, CacheVersions, UpstreamApp)
 
 
 def normalized(template: str) -> str:
@@ -70,6 +77,10 @@ def served_by(app: Any) -> Routes:
         elif isinstance(layer, ImagesApp):
             for template, methods in layer.routes.rows():
                 add(template, methods, "images/app.py ImagesApp routes")
+        else:
+            assert isinstance(layer, PASS_THROUGH), (
+                f"a new layer in the pipeline, {type(layer).__name__}: add the routes it answers to served_by "
+                "(or, if it answers none, to PASS_THROUGH)")
     return routes
 
 

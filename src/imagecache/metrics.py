@@ -321,6 +321,9 @@ class MetricsApp:
     and the counters still render: a broken disk must not blind monitoring.
     """
 
+    #: The methods it answers; any other is a 405.
+    METHODS = ("GET", "HEAD")
+
     def __init__(
         self, metrics: Metrics, sizes: Callable[[], tuple[int, int]] | None = None
     ) -> None:
@@ -329,10 +332,10 @@ class MetricsApp:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
-        if method not in ("GET", "HEAD"):
+        if method not in self.METHODS:
             return _plain(
                 start_response, "405 Method Not Allowed", b"GET or HEAD only\n", method,
-                extra=[("Allow", "GET, HEAD")],
+                extra=[("Allow", ", ".join(self.METHODS))],
             )
         cache_size: int | None = None
         cache_max_size: int | None = None

@@ -2,7 +2,7 @@
 
 The pipeline, outermost first::
 
-    Router            /healthcheck and /metrics answered here
+    Router            /healthcheck, /metrics and /openapi.json answered here
       PeerEndpoint    /peer/v1/images/{id} for the other nodes (only with peer_token)
         AuthMiddleware  sets the RequestContext, or 401
           CacheFilter         hits, fills and followers (see :func:`build_node`)
@@ -34,6 +34,7 @@ from imagecache.cache import CacheError, ImageCache
 from imagecache.config import ConfigError, Settings
 from imagecache.jobs.scheduler import Job, PeriodicJobs
 from imagecache.metrics import Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
+from imagecache.openapi import OpenAPIApp
 from imagecache.origin import open_image_service
 from imagecache.peers.endpoint import PeerEndpoint
 from imagecache.serving.options import bind_address, gunicorn_options, raise_file_limit
@@ -93,6 +94,9 @@ class Healthcheck:
     images, so a load balancer should send the traffic elsewhere.
     """
 
+    #: The methods it answers; any other is a 405.
+    METHODS = ("GET", "HEAD")
+
     def __init__(self, data_dir: str) -> None:
         self.data_dir = data_dir
 
@@ -102,10 +106,10 @@ class Healthcheck:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
-        if method not in ("GET", "HEAD"):
+        if method not in self.METHODS:
             return _plain(
                 start_response, "405 Method Not Allowed", "GET or HEAD only\n", method,
-                [("Allow", "GET, HEAD")],
+                [("Allow", ", ".join(self.METHODS))],
             )
         if self.healthy():
             return _plain(start_response, "200 OK", "OK", method)
@@ -169,6 +173,7 @@ def build_node(
     routes: dict[str, WSGIApplication] = {
         "/healthcheck": Healthcheck(settings.data_dir),
         "/metrics": MetricsApp(metrics, lambda: (cache.get_cache_size(), settings.image_cache_max_size)),
+        "/openapi.json": OpenAPIApp(),
     }
     # The management API's own prefetcher: a periodic run and a PUT /v2/cache/{id}
     # never fetch the same image at once.

@@ -156,4 +156,8 @@ def test_the_installed_server_uploads_caches_and_serves_an_image(installed: Path
     values = metrics(server)
     assert metric(values, "imagecache_cache_misses_total") == 1
     assert metric(values, "imagecache_cache_hits_total") == 1
+    # The API document is package data, read with a declared dependency.
+    document = server.request("GET", "/openapi.json")
+    assert document.status == 200, server.logs()[-2000:]
+    assert document.json()["paths"]["/v2/images/{image_id}/file"]["get"]["operationId"] == "downloadImage"
     assert server.stop() == 0, server.logs()

@@ -89,6 +89,10 @@ class Routes(Generic[H]):
     def __init__(self, rows: Iterable[tuple[str, Mapping[str, H]]]) -> None:
         self._rows = tuple(_Row(Template.parse(template), dict(methods)) for template, methods in rows)
 
+    def rows(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Every (template, methods) in matching order: what the API document must describe."""
+        return tuple(("/" + "/".join(row.template.segments), tuple(row.methods)) for row in self._rows)
+
     def match(self, method: str, path: str) -> Matched[H] | WrongMethod | None:
         """What the first template that fits ``path`` says to ``method``; None when none fits."""
         parts = split_path(path)

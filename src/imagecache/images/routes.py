@@ -32,6 +32,10 @@ class RouteTable(Generic[H]):
     def __init__(self, routes: Iterable[tuple[str, Mapping[str, H]]]) -> None:
         self._routes: Routes[H] = Routes(routes)
 
+    def rows(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Every (template, methods), in matching order."""
+        return self._routes.rows()
+
     def match(self, path: str, method: str) -> Match[H] | None:
         """The match for ``method`` on ``path``, or None when no template fits (404)."""
         found = self._routes.match(method, path)

@@ -42,7 +42,9 @@ LOG = logging.getLogger(__name__)
 _OCTET_STREAM = "application/octet-stream"
 #: What a 401 of this endpoint challenges for (RFC 9110 requires a challenge on every 401).
 CHALLENGE = ("WWW-Authenticate", 'Token realm="imagecache-peers"')
-ALLOW = ("Allow", "GET, HEAD")
+#: The methods the endpoint answers.
+METHODS = ("GET", "HEAD")
+ALLOW = ("Allow", ", ".join(METHODS))
 _FILE = CacheStatus(hit=True)
 _FILL = CacheStatus(fwd="miss", collapsed=True)
 
@@ -68,7 +70,7 @@ class PeerEndpoint:
                      "no peer token" if presented is None else "a wrong peer token")
             message = f"This is the cluster's peer endpoint: {protocol.TOKEN_HEADER} is missing or wrong."
             return send_error(environ, start_response, 401, message, [CHALLENGE])
-        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+        if environ.get("REQUEST_METHOD") not in METHODS:
             return send_error(environ, start_response, 405, "The peer endpoint answers GET and HEAD only.", [ALLOW])
         try:
             image_id = validate_image_id(raw_id)

@@ -17,6 +17,7 @@ from imagecache.http import ranges
 
 __all__ = [
     "PATH_PREFIX",
+    "PATH_TEMPLATE",
     "SIZE_HEADER",
     "TOKEN_HEADER",
     "TOKEN_KEY",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 PATH_PREFIX = "/peer/v1/images/"
+#: The same path as a route template (the API document names it so).
+PATH_TEMPLATE = PATH_PREFIX + "{image_id}"
 #: The request header carrying the cluster's shared secret, and its WSGI environ key.
 TOKEN_HEADER = "X-Imagecache-Peer-Token"
 TOKEN_KEY = "HTTP_X_IMAGECACHE_PEER_TOKEN"

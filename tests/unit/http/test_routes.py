@@ -185,3 +185,8 @@ def test_never_raises_on_any_text(rows: list[Row], method: str, path: str) -> No
     assert found is None or isinstance(found, Matched | WrongMethod)
     if isinstance(found, Matched):
         assert all(value and "/" not in value for value in found.params.values())
+
+
+def test_rows_give_back_each_template_and_its_methods_in_order() -> None:
+    rows = Routes([("/", {"GET": 1}), ("/v2/cache/{id}", {"PUT": 2, "DELETE": 3}), ("/a//b/", {"POST": 4})])
+    assert rows.rows() == (("/", ("GET",)), ("/v2/cache/{id}", ("PUT", "DELETE")), ("/a//b/", ("POST",)))

@@ -54,3 +54,9 @@ def test_readers_spread_over_equal_holders() -> None:
     holders = [PeerSource(f"http://h{k}:9292", "eu", False, 100, 100) for k in range(4)]
     firsts = {order_sources(holders, "eu", f"http://reader{r}:9292")[0].url for r in range(40)}
     assert len(firsts) > 1
+
+
+def test_one_url_with_two_sites_orders_the_same_whichever_comes_first() -> None:
+    """Found by hypothesis: entries equal but for a site neither reader shares tied, so input order decided."""
+    us, eu = (PeerSource("http://n0:9292", name, False, 100, 100) for name in ("us", "eu"))
+    assert order_sources([us, eu], "asia") == order_sources([eu, us], "asia")

@@ -69,10 +69,12 @@ def order_sources(found: Iterable[PeerSource], site: str, reader: str = "") -> l
     different holders instead of all reading from the same one.
     """
 
-    def rank(source: PeerSource) -> tuple[bool, bool, int, bytes, str, bool, int]:
+    def rank(source: PeerSource) -> tuple[bool, bool, int, bytes, str, bool, int, str]:
         known = source.size is not None
+        # Every field takes part, the site last, so entries equal on the rest still have one order
+        # whatever order the index answered in.
         return (source.site != site, source.filling, -source.bytes, _spread(reader, source.url), source.url,
-                not known, -(source.size or 0))
+                not known, -(source.size or 0), source.site)
 
     best: dict[str, PeerSource] = {}
     for source in sorted(found, key=rank):

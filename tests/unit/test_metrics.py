@@ -290,7 +290,7 @@ def test_sizes_failing_leaves_out_the_gauges(caplog: pytest.LogCaptureFixture):
 
 def test_collection_failing_is_a_500_without_traceback(caplog: pytest.LogCaptureFixture):
     class Broken(Metrics):
-        def render(self, cache_size=None, cache_max_size=None):
+        def render(self, cache_size=None, cache_max_size=None, pins=None):
             raise RuntimeError("secret internals")
 
     with caplog.at_level(logging.ERROR, logger="imagecache.metrics"):

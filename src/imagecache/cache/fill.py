@@ -46,6 +46,8 @@ class FillWriter:
         self._closed = False
         #: Called once, just before the lock is released (whatever the outcome).
         self.on_release: Callable[[], None] | None = None
+        #: Bytes past which the pipeline stops keeping this fill (None: no limit but the disk's).
+        self.limit: int | None = None
 
     @classmethod
     def acquire(cls, layout: CacheLayout, image_id: str, hash_algo: str) -> FillWriter | None:

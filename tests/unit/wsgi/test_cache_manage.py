@@ -17,7 +17,8 @@ from imagecache.cache import CacheError
 from imagecache.config import ConfigError
 from imagecache.http.context import ANONYMOUS, RequestContext, set_context
 from imagecache.jobs.prefetcher import Prefetcher
-from imagecache.wsgi.cache_manage import RECORD_FIELDS, CacheManageFilter, filter_factory
+from imagecache.wsgi.cache_manage import CacheManageFilter, filter_factory
+from imagecache.wsgi.manage_responses import RECORD_FIELDS
 from imagecache.wsgi.image_source import ImageSource
 
 from .fake_images import FakeImage, FakeImageService
@@ -104,7 +105,8 @@ def test_cache_state_lists_cached_records_and_queued_ids(api, cache, service) ->
     body = call(api, "GET", "/v2/cache").json
     assert body["queued_images"] == [queued.image_id]
     [entry] = body["cached_images"]
-    assert tuple(entry) == RECORD_FIELDS  # Glance's fields, nothing more
+    assert tuple(entry) == RECORD_FIELDS  # Glance's fields, and whether it is pinned
+    assert entry["pinned"] is False
     assert entry["image_id"] == cached.image_id
     assert entry["size"] == len(cached.data) and isinstance(entry["size"], int)
     assert entry["hits"] == 0 and isinstance(entry["hits"], int)

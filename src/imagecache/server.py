@@ -33,7 +33,7 @@ from gunicorn.errors import AppImportError
 from imagecache.cache import CacheError, ImageCache
 from imagecache.config import ConfigError, Settings
 from imagecache.jobs.scheduler import Job, PeriodicJobs
-from imagecache.metrics import Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
+from imagecache.metrics import Metrics, MetricsApp, PinFacts, enable_multiprocess, reset_multiprocess_dir
 from imagecache.origin import open_image_service
 from imagecache.peers.endpoint import PeerEndpoint
 from imagecache.serving.options import bind_address, gunicorn_options, raise_file_limit
@@ -168,12 +168,20 @@ def build_node(
     front: WSGIApplication = PeerEndpoint(pipeline, cache, settings, metrics) if settings.peer_token else pipeline
     routes: dict[str, WSGIApplication] = {
         "/healthcheck": Healthcheck(settings.data_dir),
-        "/metrics": MetricsApp(metrics, lambda: (cache.get_cache_size(), settings.image_cache_max_size)),
+        "/metrics": MetricsApp(metrics, lambda: (cache.get_cache_size(), settings.image_cache_max_size),
+                               lambda: pin_facts(cache)),
     }
     # The management API's own prefetcher: a periodic run and a PUT /v2/cache/{id}
     # never fetch the same image at once.
     jobs = PeriodicJobs.for_cache(cache, prefetcher=manage.prefetcher, settings=settings)
     return Node(Router(routes, front), cache, jobs)
+
+
+def pin_facts(cache: ImageCache) -> PinFacts:
+    """The pins' gauges, at scrape time."""
+    state = cache.pins.state()
+    return PinFacts(cached=state.cached, uncached=state.pinned - state.cached, bytes=state.bytes,
+                    over_limit=state.over_limit)
 
 
 def build_app(

@@ -37,7 +37,7 @@ def fill_in_order(cache: ImageCache, clock, count: int) -> list[Image]:
 
 def test_a_pinned_image_survives_the_eviction_that_makes_room_for_another(make_cache, clock) -> None:
     cache = make_cache(image_cache_max_size=3 * SIZE)
-    oldest, middle, newest = fill_in_order(cache, clock, 3)
+    oldest, *_ = fill_in_order(cache, clock, 3)
     cache.pins.pin(oldest.image_id)
     big = make_image(2 * SIZE)
     assert cache_it(cache, big)

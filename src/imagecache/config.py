@@ -26,6 +26,8 @@ GiB = 1 << 30
 DRIVER_NAMES = ("sqlite", "xattr", "central")
 AUTH_STRATEGIES = ("none", "tokens")
 HASH_ALGORITHMS = ("sha256", "sha384", "sha512", "md5", "sha1")
+#: Image visibilities the pre-warm policy may be given (Glance's, but "all").
+PREWARM_VISIBILITIES = ("public", "community", "shared", "private")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENV_PREFIX = "IMAGECACHE_"
 
@@ -94,6 +96,24 @@ class Settings:
     pruner_interval: float = 600.0
     prefetcher_interval: float = 300.0
     log_level: str = "INFO"
+
+    # -- pre-warming by policy (imagecache.jobs.prewarmer) ---------------------------------
+    prewarm_tags: tuple[str, ...] = ()
+    """Active images with any of these tags are cached ahead of any download."""
+    prewarm_properties: tuple[tuple[str, str], ...] = ()
+    """So are those with every one of these properties (a TOML table: ``{os_distro = "ubuntu"}``)."""
+    prewarm_visibility: tuple[str, ...] = ("public",)
+    """Only images of these visibilities are pre-warmed (tags and properties of other images are
+    their owners' to set, so any user could otherwise fill the cache)."""
+    prewarm_interval: float = 600.0
+    """Seconds between pre-warm runs (0 disables them)."""
+    prewarm_max_concurrent: int = 1
+    """Images a pre-warm run fetches at once."""
+    prewarm_max_bytes_per_second: int = 50 * (1 << 20)
+    """Origin bytes per second all pre-warm fetches together may read (0: no limit).  An image a
+    client is downloading meanwhile is no longer held back."""
+    prewarm_pin: bool = False
+    """Pin what the policy pre-warms (and unpin it when the image no longer matches)."""
 
     # -- serving many streams (a boot storm) ---------------------------------------
     threads: int = 64
@@ -191,10 +211,26 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("node_site must be a name of 1 to 255 characters")
     if settings.peer_token is not None and not settings.peer_token.strip():
         raise ConfigError("peer_token must not be empty (leave it unset to turn peer fill off)")
+    _validate_prewarm(settings)
     if settings.image_cache_driver == "central" and not settings.db_url:
         raise ConfigError("image_cache_driver 'central' needs db_url")
     if settings.auth_strategy == "tokens" and not settings.tokens_file:
         raise ConfigError("auth_strategy 'tokens' needs tokens_file")
+
+
+def _validate_prewarm(settings: Settings) -> None:
+    if any(not tag.strip() for tag in settings.prewarm_tags):
+        raise ConfigError("prewarm_tags must not hold an empty tag")
+    if any(not name.strip() for name, _ in settings.prewarm_properties):
+        raise ConfigError("prewarm_properties must not name an empty property")
+    wrong = [v for v in settings.prewarm_visibility if v not in PREWARM_VISIBILITIES]
+    if wrong or not settings.prewarm_visibility:
+        raise ConfigError(f"prewarm_visibility must list some of {', '.join(PREWARM_VISIBILITIES)}, "
+                          f"not {list(settings.prewarm_visibility)!r}")
+    if settings.prewarm_max_concurrent < 1:
+        raise ConfigError("prewarm_max_concurrent must be at least 1")
+    if settings.prewarm_max_bytes_per_second < 0:
+        raise ConfigError("prewarm_max_bytes_per_second must not be negative (0: no limit)")
 
 
 def option_names() -> tuple[str, ...]:
@@ -230,6 +266,8 @@ def coerce(name: str, value: Any) -> Any:
     if name not in types_by_name:
         raise ConfigError(f"unknown option {name!r}")
     kind, optional = _base_type(types_by_name[name])
+    if typing.get_origin(kind) is tuple:
+        return _coerce_tuple(name, kind, value)
     if value is None or (optional and isinstance(value, str) and value == ""):
         if optional:
             return None
@@ -268,6 +306,33 @@ def coerce(name: str, value: Any) -> Any:
     raise ConfigError(f"{name} cannot be set from configuration")  # pragma: no cover
 
 
+def _coerce_tuple(name: str, kind: Any, value: Any) -> tuple[Any, ...]:
+    """A list option (``prewarm_tags``) or a table option (``prewarm_properties``).
+
+    From TOML, a list of strings or a table of strings; from the environment
+    or a flag, one string: ``a,b`` for a list, ``key=value,key2=value2`` for
+    a table.  Blanks around items are dropped.
+    """
+    pairs = typing.get_args(kind)[0] is not str
+    if isinstance(value, str):
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if not pairs:
+            return tuple(items)
+        if any("=" not in item for item in items):
+            raise ConfigError(f"{name} must be key=value pairs separated by commas, not {value!r}")
+        value = dict(item.split("=", 1) for item in items)
+    if pairs and isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
+        return tuple(sorted((str(key).strip(), v.strip()) for key, v in value.items()))
+    if not pairs and isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(v.strip() for v in value)
+    wanted = "a table of strings (key = \"value\")" if pairs else "a list of strings"
+    raise ConfigError(f"{name} must be {wanted}, not {value!r}")
+
+
+#: Options whose value is a table: a top-level TOML table of that name is the value, not a section.
+TABLE_OPTIONS = frozenset({"prewarm_properties"})
+
+
 def read_toml(path: str, what: str) -> dict[str, Any]:
     """A TOML file's content; every way reading it fails is a one-line ConfigError.
 
@@ -294,7 +359,7 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: [DEFAULT] must be a table")
     options = dict(defaults)
     for key, value in data.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key not in TABLE_OPTIONS:
             raise ConfigError(f"config file {path}: unknown section [{key}]")
         options[key] = value
     return options

@@ -32,6 +32,7 @@ from gunicorn.errors import AppImportError
 
 from imagecache.cache import CacheError, ImageCache
 from imagecache.config import ConfigError, Settings
+from imagecache.jobs.prewarmer import prewarm_jobs
 from imagecache.jobs.scheduler import Job, PeriodicJobs
 from imagecache.metrics import Metrics, MetricsApp, PinFacts, enable_multiprocess, reset_multiprocess_dir
 from imagecache.origin import open_image_service
@@ -130,6 +131,8 @@ class Node:
     #: The cleaner, pruner and prefetcher on a timer; started by the caller
     #: (a gunicorn worker after the fork), never by building.
     jobs: PeriodicJobs
+    #: The pre-warm policy's job, on a thread of its own; None when no policy is set.
+    prewarm: PeriodicJobs | None = None
 
 
 def build_node(
@@ -174,7 +177,7 @@ def build_node(
     # The management API's own prefetcher: a periodic run and a PUT /v2/cache/{id}
     # never fetch the same image at once.
     jobs = PeriodicJobs.for_cache(cache, prefetcher=manage.prefetcher, settings=settings)
-    return Node(Router(routes, front), cache, jobs)
+    return Node(Router(routes, front), cache, jobs, prewarm_jobs(cache, manage.prefetcher))
 
 
 def pin_facts(cache: ImageCache) -> PinFacts:
@@ -256,6 +259,8 @@ class ImagecacheApplication(BaseApplication):  # type: ignore[misc]  # gunicorn 
         # Every worker runs the timer; a lock per job in the cache dir lets one
         # of them run each job once per interval.
         node.jobs.start()
+        if node.prewarm is not None:
+            node.prewarm.start()
         start_heartbeat(node.cache)
         return node.app
 

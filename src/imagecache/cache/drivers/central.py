@@ -3,7 +3,7 @@
 Each node still keeps its image files on its own disk; what moves to the
 database is the index (the facts of :class:`CachedImage`) and the prefetch
 queue, both per node.  Every method of the driver contract acts on this
-node's rows only, so a node's LRU, size and queue are its own; the one
+node's rows only, so a node's LRU, size, queue and pins are its own; the one
 question across nodes is :meth:`CentralDriver.cached_nodes`, which answers
 ``GET /v2/cache/nodes/{image_id}``.
 

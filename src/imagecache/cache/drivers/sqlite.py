@@ -1,6 +1,6 @@
 """The default index: a sqlite database (WAL) inside the cache directory.
 
-The queue and the pins are files beside it (``queue/``, ``pinned/``), as in Glance's layout.
+The queue and the pins are files beside it: ``queue/`` as in Glance's layout, and ``pinned/``.
 
 One connection per thread (sqlite connections must not be shared), re-opened
 after a fork because gunicorn pre-forks its workers.  WAL lets readers and a

@@ -184,9 +184,12 @@ class Prewarmer(CacheApp):
 
 
 def prewarm_jobs(cache: ImageCache, prefetcher: Prefetcher) -> PeriodicJobs | None:
-    """The pre-warm job on a thread of its own (a long run never delays the pruner); None without a policy."""
+    """The pre-warm job on a thread of its own (a long run never delays the pruner).
+
+    None without a policy, or with ``prewarm_interval`` 0 (disabled, as every job's).
+    """
     settings = cache.settings
-    if not PrewarmPolicy.from_settings(settings).enabled:
+    if not PrewarmPolicy.from_settings(settings).enabled or settings.prewarm_interval <= 0:
         return None
     prewarmer = Prewarmer(cache, prefetcher)
     return PeriodicJobs(settings.image_cache_dir, [Job("prewarm", settings.prewarm_interval, prewarmer.run)],

@@ -218,3 +218,4 @@ def test_no_policy_no_job(make_node) -> None:
     assert prewarm_jobs(node.cache, node.prewarmer.prefetcher) is None
     jobs = prewarm_jobs(make_node(prewarm_interval=5).cache, node.prewarmer.prefetcher)
     assert jobs is not None and jobs.names == ["prewarm"]
+    assert prewarm_jobs(make_node(prewarm_interval=0).cache, node.prewarmer.prefetcher) is None

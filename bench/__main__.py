@@ -71,6 +71,31 @@ def build_parser() -> argparse.ArgumentParser:
     herd.add_argument("--keep", action="store_true", help="keep the work dir (data, server log) afterwards")
     herd.set_defaults(run=_run_herd)
 
+    cluster = scenarios.add_parser(
+        "cluster", help="edge nodes behind one throttled origin link, peer fill off and on: origin reads and wall",
+        description="One origin behind a throttled WAN relay; one node, then NODES nodes without and with peer "
+        "fill (central index on PostgreSQL, a scratch schema each), CLIENTS downloads per node released together: "
+        "origin reads ÷ image size, link bytes, peer bytes, wall, every client's sha256 once per setup.",
+    )
+    cluster.add_argument("--size", type=_size, default="512M", help="image size (default 512M)")
+    cluster.add_argument("--nodes", type=_positive_int, default=4, help="nodes in the cluster (default 4)")
+    cluster.add_argument("--clients", type=_positive_int, default=16, help="downloads per node (default 16)")
+    cluster.add_argument("--rate", type=_rate, default="200M", help="the origin link for all nodes (default 200M)")
+    cluster.add_argument("--runs", type=_positive_int, default=3, help="timed herds per setup (default 3)")
+    cluster.add_argument("--timeout", type=_positive_float, default=600.0, help="seconds allowed per herd")
+    cluster.add_argument("--workers", type=_positive_int, default=2, help="gunicorn workers per node (default 2)")
+    cluster.add_argument("--db-url", help="PostgreSQL for the central index (default $IMAGECACHE_BENCH_DB_URL, "
+                         "else postgresql+psycopg://postgres@127.0.0.1:5432/test); a scratch schema is used")
+    cluster.add_argument("--no-verify", dest="verify", action="store_false",
+                         help="skip the untimed sha256-checking herd of each setup")
+    cluster.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "RESULTS.md",
+                         help="put the report in this file's cluster section (default bench/RESULTS.md; `all` "
+                         "keeps the section when it rewrites the file); '-' for stdout only")
+    cluster.add_argument("--json", type=Path, metavar="PATH", help="also write every herd's numbers as JSON")
+    cluster.add_argument("--work-dir", type=Path, help="data dirs and logs here (kept)")
+    cluster.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
+    cluster.set_defaults(run=_run_cluster)
+
     glance = scenarios.add_parser(
         "glance-up", help="real Glance 33 on a free loopback port (its own venv), until Ctrl-C",
         description="Build bench/.glance-venv once (glance==33.0.0, gunicorn, Python 3.11), write a config "
@@ -244,6 +269,29 @@ def _run_herd(args: argparse.Namespace) -> int:
     )
     report = run_herd(config)
     print(render(report), flush=True)
+    if args.json is not None:
+        data = report.as_dict()
+        data["command"] = ["python", "-m", "bench", *sys.argv[1:]]
+        args.json.write_text(json.dumps(_json_safe(data), indent=2) + "\n", encoding="utf-8")
+    return 1 if any(row.errors for row in report.rows) else 0
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    from bench.cluster import ClusterConfig, render, run_cluster
+    from bench.compare import command_line
+    from bench.report import repo_relative, with_section
+
+    config = ClusterConfig(
+        size=args.size, nodes=args.nodes, clients=args.clients, rate=args.rate, runs=args.runs,
+        timeout=args.timeout, workers=args.workers, verify=args.verify, db_url=args.db_url,
+        work_dir=args.work_dir, keep=args.keep,
+    )
+    report = run_cluster(config)
+    text = repo_relative(render(report, command_line(sys.argv[1:])))
+    print(text, flush=True)
+    if str(args.output) != "-":
+        existing = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+        args.output.write_text(with_section(existing, "cluster", text), encoding="utf-8")
     if args.json is not None:
         data = report.as_dict()
         data["command"] = ["python", "-m", "bench", *sys.argv[1:]]

@@ -53,7 +53,7 @@ class Result:
         return self.finished - self.started
 
 
-def _run(job: _Job, barrier: Any, results: Any) -> None:
+def _run(index: int, job: _Job, barrier: Any, results: Any) -> None:
     """In a client process: ``job.count`` downloads in threads, released with the others."""
     client = Client(job.host, job.port, timeout=job.timeout, headers=job.headers)
     downloads = [Download(client, job.image_id, verify=job.verify, timeout=job.timeout) for _ in range(job.count)]
@@ -71,7 +71,7 @@ def _run(job: _Job, barrier: Any, results: Any) -> None:
         thread.start()
     for thread in threads:
         thread.join(job.timeout + 10)
-    results.put([Result(d.status, d.nbytes, d.sha256, d.started, d.finished, d.error) for d in downloads])
+    results.put((index, [Result(d.status, d.nbytes, d.sha256, d.started, d.finished, d.error) for d in downloads]))
 
 
 def download_together(client: Client, image_id: str, n: int, *, verify: bool, timeout: float,
@@ -81,22 +81,35 @@ def download_together(client: Client, image_id: str, n: int, *, verify: bool, ti
     A process that does not report within ``timeout`` (plus start-up) is
     killed; its downloads come back as errors, never as silence.
     """
-    context = multiprocessing.get_context("spawn")
     processes = max(1, min(processes, n))
     counts = [n // processes + (1 if i < n % processes else 0) for i in range(processes)]
-    barrier = context.Barrier(n)
+    return download_across([(client, count) for count in counts], image_id, verify=verify, timeout=timeout)
+
+
+def download_across(targets: list[tuple[Client, int]], image_id: str, *, verify: bool,
+                    timeout: float) -> list[Result]:
+    """Downloads from several servers at once: one client process per ``(client, count)``, one barrier.
+
+    The results come back in the order of ``targets`` (each target's
+    ``count`` results together), so a caller can tell which server
+    served which download.
+    """
+    context = multiprocessing.get_context("spawn")
+    targets = [(client, count) for client, count in targets if count > 0]
+    barrier = context.Barrier(sum(count for _, count in targets))
     results = context.Queue()
     workers = [
-        context.Process(target=_run, args=(_Job(client.host, client.port, dict(client.headers), image_id, count,
-                                                verify, timeout), barrier, results), daemon=True)
-        for count in counts
+        context.Process(target=_run, args=(index, _Job(client.host, client.port, dict(client.headers), image_id,
+                                                       count, verify, timeout), barrier, results), daemon=True)
+        for index, (client, count) in enumerate(targets)
     ]
     for worker in workers:
         worker.start()
-    collected: list[Result] = []
+    reported: dict[int, list[Result]] = {}
     try:
         for _ in workers:
-            collected += results.get(timeout=timeout + 60)
+            index, batch = results.get(timeout=timeout + 60)
+            reported[index] = batch
     except queue.Empty:
         pass
     finally:
@@ -105,6 +118,9 @@ def download_together(client: Client, image_id: str, n: int, *, verify: bool, ti
             if worker.is_alive():
                 worker.kill()
                 worker.join(5)
-    missing = n - len(collected)
-    collected += [Result(None, 0, None, None, None, "no report from its client process") for _ in range(missing)]
+    collected: list[Result] = []
+    for index, (_, count) in enumerate(targets):
+        collected += reported.get(index) or [
+            Result(None, 0, None, None, None, "no report from its client process") for _ in range(count)
+        ]
     return collected

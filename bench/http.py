@@ -261,7 +261,7 @@ def release_together(client: Client, image_id: str, n: int, size: int, timeout: 
 
         results = download_together(client, image_id, n, verify=expected_sha256 is not None, timeout=timeout,
                                     processes=processes)
-        return _batch(results, size, expected_sha256)
+        return judge_batch(results, size, expected_sha256)
     downloads = [Download(client, image_id, verify=expected_sha256 is not None, timeout=timeout) for _ in range(n)]
     barrier = threading.Barrier(n)
 
@@ -285,10 +285,10 @@ def release_together(client: Client, image_id: str, n: int, size: int, timeout: 
             download.abort()
         for thread in threads:
             thread.join(10)
-    return _batch(downloads, size, expected_sha256)
+    return judge_batch(downloads, size, expected_sha256)
 
 
-def _batch(downloads: Sequence[Any], size: int, expected_sha256: str | None) -> Batch:
+def judge_batch(downloads: Sequence[Any], size: int, expected_sha256: str | None) -> Batch:
     """The batch of finished downloads (:class:`Download`, or :class:`bench.clients.Result`), judged."""
     errors: list[str] = []
     for i, download in enumerate(downloads):

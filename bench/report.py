@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -121,3 +122,32 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: 
         *("| " + " | ".join(row) + " |" for row in rows),
     ]
     return "\n".join(lines)
+
+
+# -- sections other scenarios own ---------------------------------------------------------
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
+
+
+def with_section(document: str, name: str, body: str) -> str:
+    """``document`` with its section ``name`` replaced by ``body`` (appended when it has none) (pure).
+
+    RESULTS.md is rewritten whole by ``all``; a scenario run on its own
+    (``cluster``) keeps its table there between markers, and ``all`` carries
+    such sections over (:func:`kept_sections`).
+    """
+    start, end = _markers(name)
+    block = f"{start}\n{body.strip()}\n{end}"
+    if start in document and end in document[document.index(start):]:
+        before, rest = document.split(start, 1)
+        _, after = rest.split(end, 1)
+        return before + block + after
+    return document.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def kept_sections(document: str) -> list[tuple[str, str]]:
+    """Every ``(name, body)`` section of ``document``, in order (pure)."""
+    found: list[tuple[str, str]] = []
+    for match in re.finditer(r"<!-- section:([\w-]+) -->\n(.*?)\n<!-- /section:\1 -->", document, re.S):
+        found.append((match.group(1), match.group(2)))
+    return found

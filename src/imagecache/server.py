@@ -386,12 +386,18 @@ def configure_logging(level: str) -> None:
     logger.propagate = False
 
 
-def run(settings: Settings, app_factory: Callable[[Settings], WSGIApplication] | None = None) -> None:
+def run(
+    settings: Settings,
+    app_factory: Callable[[Settings], WSGIApplication] | None = None,
+    *,
+    notices: Iterable[tuple[int, str]] = (),
+) -> None:
     """Serve ``settings`` until SIGTERM (graceful) or SIGINT (quick).
 
     ``app_factory`` builds the innermost app in each worker instead of the
     embedded image service (embedders, and tests that need an origin that
-    misbehaves on purpose).
+    misbehaves on purpose).  ``notices`` are (level, line) logged once at
+    start, such as the options of a config file that were not used.
 
     gunicorn's master answers SIGTERM by closing the listeners, giving
     in-flight requests ``GRACEFUL_TIMEOUT`` seconds and exiting with status 0.
@@ -400,6 +406,8 @@ def run(settings: Settings, app_factory: Callable[[Settings], WSGIApplication] |
     anything listens.
     """
     configure_logging(settings.log_level)
+    for level, line in notices:
+        logging.getLogger("imagecache.config").log(level, "%s", line)
     tokens = preflight(settings, app_factory)
     if settings.auth_strategy == "none" and not is_loopback_host(settings.bind_host):
         log.warning(

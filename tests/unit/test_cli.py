@@ -65,7 +65,7 @@ def test_parse_size_scales_integers_by_powers_of_1024(number: int, unit: str) ->
 def captured(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
     """Settings that `serve` would have run with."""
     seen: list[Settings] = []
-    monkeypatch.setattr(server, "run", seen.append)
+    monkeypatch.setattr(server, "run", lambda settings, notices=(): seen.append(settings))
     for name in [n for n in os.environ if n.startswith("IMAGECACHE_")]:
         monkeypatch.delenv(name)
     return seen
@@ -167,7 +167,7 @@ def test_bad_toml_config_is_one_line(captured: list[Settings], tmp_path: Path) -
 
 
 def test_errors_raised_by_the_server_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(settings: Settings) -> None:
+    def refuse(settings: Settings, notices: object = ()) -> None:
         raise ConfigError("tokens file x.toml:\nis broken")
 
     monkeypatch.setattr(server, "run", refuse)

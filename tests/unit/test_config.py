@@ -305,7 +305,7 @@ def test_prewarm_options_from_a_toml_file_top_level_or_default(tmp_path: Path) -
 
 def test_prewarm_options_from_the_environment() -> None:
     settings = load_settings(None, {"IMAGECACHE_PREWARM_TAGS": "golden, base,",
-                                    "IMAGECACHE_PREWARM_PROPERTIES": "os_distro=ubuntu, hw_arch = x86_64",
+                                    "IMAGECACHE_PREWARM_PROPERTIES": "os_distro:ubuntu, hw_arch : x86_64",
                                     "IMAGECACHE_PREWARM_INTERVAL": "60"}, None)
     assert settings.prewarm_tags == ("golden", "base")
     assert settings.prewarm_properties == (("hw_arch", "x86_64"), ("os_distro", "ubuntu"))
@@ -323,7 +323,7 @@ def test_prewarm_defaults_select_nothing_and_would_take_public_images_only() -> 
     ("prewarm_tags", "", None),
     ("prewarm_tags", 3, "prewarm_tags must be a list of strings, not 3"),
     ("prewarm_tags", ["golden", 1], "prewarm_tags must be a list of strings"),
-    ("prewarm_properties", "os_distro", "prewarm_properties must be key=value pairs separated by commas"),
+    ("prewarm_properties", "os_distro", "prewarm_properties must be key:value pairs separated by commas"),
     ("prewarm_properties", {"os_distro": 7}, "prewarm_properties must be a table of strings"),
     ("prewarm_properties", ["os_distro"], "prewarm_properties must be a table of strings"),
 ])
@@ -352,3 +352,15 @@ def test_prewarm_options_are_checked(changes: dict[str, object], message: str) -
 def test_an_unknown_table_is_still_an_unknown_section(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown section \[prewarm\]"):
         read_config_file(write(tmp_path, '[prewarm]\ntags = ["golden"]\n'))
+
+
+def test_prewarm_options_from_glances_file_in_the_imagecache_section(tmp_path: Path) -> None:
+    conf = write(tmp_path, "[DEFAULT]\nimage_cache_max_size = 1024\n[imagecache]\nprewarm_tags = golden, base\n"
+                           "prewarm_properties = os_distro:ubuntu, hw_arch:x86_64\nprewarm_pin = yes\n",
+                 name="glance-api.conf")
+    settings = load_settings(conf, {}, None)
+    assert settings.prewarm_tags == ("golden", "base") and settings.prewarm_pin is True
+    assert settings.prewarm_properties == (("hw_arch", "x86_64"), ("os_distro", "ubuntu"))
+    bad = write(tmp_path, "[imagecache]\nprewarm_properties = os_distro\n", name="bad.conf")
+    with pytest.raises(ConfigError, match=r"bad.conf: \[imagecache\] prewarm_properties must be key:value pairs"):
+        load_settings(bad, {}, None)

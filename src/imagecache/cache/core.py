@@ -33,7 +33,7 @@ from imagecache.cache.drivers.choose import make_driver
 from imagecache.cache.errors import DriverConfigError, ImageNotCached
 from imagecache.cache.eviction import Shortfall, room_for
 from imagecache.cache.fill import is_locked, remove_if_stalled
-from imagecache.cache.flight import FillClaim
+from imagecache.cache.flight import FillClaim, remove_leftovers
 from imagecache.cache.layout import CacheLayout, validate_image_id
 from imagecache.cache.pins import CachePins
 from imagecache.cache.pipeline import FillPipeline
@@ -403,6 +403,9 @@ class ImageCache:
             ):
                 stalled += 1
                 LOG.info("removed stalled incomplete file of image %s", facts.image_id)
+        leftovers = remove_leftovers(self.layout, untouched_since)
+        if leftovers:
+            LOG.info("removed %d record(s) left behind by fills that ended without cleaning up", leftovers)
         return stalled
 
     def reconcile(self) -> ReconcileResult:

@@ -41,11 +41,19 @@ import time
 from collections.abc import Callable, Iterable
 
 from imagecache.cache.errors import ImageVerificationError
-from imagecache.cache.fill import FillWriter
-from imagecache.cache.fill_size import forget_size, record_size
+from imagecache.cache.fill import FillWriter, remove_if_stalled
+from imagecache.cache.fill_size import SIZE_SUFFIX, forget_size, record_size
 from imagecache.cache.layout import CacheLayout
 from imagecache.cache.progress import ProgressWatch
-from imagecache.cache.tail import Edge, ReaderMark, TailReader, open_reader, readers_path, watch_of
+from imagecache.cache.tail import (
+    READERS_SUFFIX,
+    Edge,
+    ReaderMark,
+    TailReader,
+    open_reader,
+    readers_path,
+    watch_of,
+)
 from imagecache.cache.verify import Expected
 
 __all__ = ["Edge", "FillClaim", "FillResult", "TailReader", "close_source", "open_reader", "readers_path",
@@ -227,6 +235,28 @@ def _remove_readers_file(layout: CacheLayout, image_id: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(readers_path(layout, image_id))
     forget_size(layout, image_id)
+
+
+#: The records a fill keeps beside its file (the size's ``.new`` is its write in progress).
+SIDE_SUFFIXES = (READERS_SUFFIX, SIZE_SUFFIX, SIZE_SUFFIX + ".new")
+
+
+def remove_leftovers(layout: CacheLayout, untouched_since: float) -> int:
+    """Remove the side records of fills that are over, untouched since ``untouched_since``: how many.
+
+    A writer removes its records when it lets go of its lock; one that
+    crashed leaves them (harmless: a size record still names the right
+    size, a readers file is reused), so the cleaner sweeps those whose image
+    has no incomplete file.  A readers file someone still holds stays.
+    """
+    removed = 0
+    for image_id, path, mtime in list(layout.side_files(SIDE_SUFFIXES)):
+        if mtime >= untouched_since or os.path.exists(layout.incomplete_path(image_id)):
+            continue
+        # Under an exclusive lock, as a stalled file is removed: a reader's shared lock keeps it.
+        if remove_if_stalled(path, untouched_since):
+            removed += 1
+    return removed
 
 
 def close_source(iterable: Iterable[bytes]) -> None:

@@ -164,6 +164,27 @@ class CacheLayout:
                     continue  # removed while we looked
                 yield FileFacts(entry.name, st.st_size, st.st_mtime)
 
+    def side_files(self, suffixes: tuple[str, ...]) -> Iterator[tuple[str, str, float]]:
+        """``(image_id, path, mtime)`` of the files in ``incomplete/`` named ``<id><suffix>``.
+
+        Fills keep small records beside their file (readers, expected size);
+        a writer that crashed leaves them behind for the cleaner.
+        """
+        try:
+            entries = os.scandir(self.incomplete_dir)
+        except FileNotFoundError:
+            return
+        with entries:
+            for entry in entries:
+                suffix = next((s for s in suffixes if entry.name.endswith(s)), None)
+                if suffix is None or not is_image_id(entry.name[: -len(suffix)]):
+                    continue
+                try:
+                    mtime = entry.stat(follow_symlinks=False).st_mtime
+                except FileNotFoundError:
+                    continue
+                yield entry.name[: -len(suffix)], entry.path, mtime
+
     def disk_usage(self) -> DiskUsage:
         st = os.statvfs(self.root)
         return DiskUsage(total=st.f_blocks * st.f_frsize, free=st.f_bavail * st.f_frsize)

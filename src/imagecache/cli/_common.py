@@ -7,6 +7,7 @@ here; rich is imported when a table is printed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from imagecache.config import ConfigError, Settings, load_settings
+from imagecache.config import ConfigError, Settings, load
 
 if TYPE_CHECKING:
     # Generic for type checkers only: click before 8.2 cannot subscript it at run time.
@@ -99,13 +100,23 @@ def plural(count: int, word: str) -> str:
 
 # -- settings ------------------------------------------------------------------------
 
+#: What ``--config`` takes, for every command that has it.
+CONFIG_HELP = ("Settings file: TOML, or INI such as Glance's glance-api.conf or glance-cache.conf "
+               "(.conf/.ini: INI; see imagecache config sample).")
+
 
 def settings_or_usage(config_file: str | None, flags: Mapping[str, Any]) -> Settings:
-    """Settings as ``serve`` builds them (defaults < file < IMAGECACHE_* < flags); bad ones exit 2."""
+    """Settings as ``serve`` builds them (defaults < file < IMAGECACHE_* < flags); bad ones exit 2.
+
+    What the file gives, and what it sets that imagecache does not use, is logged (``imagecache.config``).
+    """
     try:
-        return load_settings(config_file, os.environ, flags)
+        settings, file = load(config_file, os.environ, flags)
     except ConfigError as exc:
         raise UsageProblem(str(exc)) from None
+    for level, line in file.notices() if file is not None else []:
+        logging.getLogger("imagecache.config").log(level, "%s", line)
+    return settings
 
 
 # -- output and questions ----------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from imagecache.cli._common import (
+    CONFIG_HELP,
     UsageProblem,
     confirm_or_stop,
     human_size,
@@ -52,8 +53,7 @@ def database_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--db-url", metavar="URL",
                          help="The central index: postgresql://user@host/db (default: db_url from --config "
                               "or IMAGECACHE_DB_URL)."),
-            click.option("--config", "config_file", type=click.Path(dir_okay=False),
-                         help="TOML settings file, as imagecache serve reads it."),
+            click.option("--config", "config_file", type=click.Path(dir_okay=False), help=CONFIG_HELP),
         ]
     ):
         command = option(command)

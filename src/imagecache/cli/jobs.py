@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
-from imagecache.cli._common import ByteSize, UsageProblem, format_size, plural, settings_or_usage
+from imagecache.cli._common import CONFIG_HELP, ByteSize, UsageProblem, format_size, plural, settings_or_usage
 from imagecache.cli.progress_bars import fetch_queue
 from imagecache.config import DRIVER_NAMES, ConfigError, Settings
 
@@ -34,8 +34,7 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options every job command takes: where the cache is, how to answer."""
     for option in reversed(
         [
-            click.option("--config", "config_file", type=click.Path(dir_okay=False),
-                         help="TOML settings file (top-level keys or a [DEFAULT] table)."),
+            click.option("--config", "config_file", type=click.Path(dir_okay=False), help=CONFIG_HELP),
             click.option("--data-dir", metavar="DIR", help="Image store and cache root (default ./var)."),
             click.option("--image-cache-dir", metavar="DIR",
                          help="The cache directory (default <data-dir>/image-cache)."),
@@ -84,6 +83,12 @@ def logging_to_stderr(verbose: bool) -> Iterator[None]:
         logger.propagate = saved[1]
 
 
+def job_settings(config_file: str | None, flags: dict[str, Any], verbose: bool) -> Settings:
+    """The job's settings; with -v, what the file sets that imagecache does not use is listed."""
+    with logging_to_stderr(verbose):
+        return settings_or_usage(config_file, flags)
+
+
 def open_job(settings: Settings, build: Callable[[], JobT]) -> JobT:
     """Build a job; a cache dir or index it cannot use is a usage problem (exit 2)."""
     import sqlite3
@@ -129,7 +134,7 @@ def clean(config_file: str | None, as_json: bool, verbose: bool, **flags: Any) -
     """
     from imagecache.jobs import Cleaner
 
-    settings = settings_or_usage(config_file, flags)
+    settings = job_settings(config_file, flags, verbose)
     with logging_to_stderr(verbose), open_job(settings, lambda: Cleaner(settings)) as cleaner, job_failures():
         result = cleaner.run()
     files = "file" if result.stalled_removed == 1 else "files"
@@ -148,7 +153,7 @@ def prune(config_file: str | None, as_json: bool, verbose: bool, **flags: Any) -
     """Evict least recently used images down to the size limit (pinned images stay)."""
     from imagecache.jobs import Pruner
 
-    settings = settings_or_usage(config_file, flags)
+    settings = job_settings(config_file, flags, verbose)
     with logging_to_stderr(verbose), open_job(settings, lambda: Pruner(settings)) as pruner, job_failures():
         result = pruner.run()
         cache_size = pruner.cache.get_cache_size()
@@ -177,7 +182,7 @@ def prefetch(config_file: str | None, as_json: bool, verbose: bool, **flags: Any
     """
     from imagecache.jobs import Prefetcher
 
-    settings = settings_or_usage(config_file, flags)
+    settings = job_settings(config_file, flags, verbose)
     if not settings.upstream_url and not os.path.isfile(os.path.join(settings.data_dir, IMAGES_DB)):
         # Building the image service would create an empty one: every image would just "fail".
         raise UsageProblem(f"no image service in data dir {settings.data_dir} (no {IMAGES_DB}); check --data-dir")

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from imagecache.cli._common import ByteSize, UsageProblem
-from imagecache.config import AUTH_STRATEGIES, DRIVER_NAMES, ConfigError, load_settings
+from imagecache.cli._common import CONFIG_HELP, ByteSize, UsageProblem
+from imagecache.config import AUTH_STRATEGIES, DRIVER_NAMES, ConfigError, load
 
 
 @click.command()
@@ -23,7 +23,7 @@ from imagecache.config import AUTH_STRATEGIES, DRIVER_NAMES, ConfigError, load_s
 @click.option("--workers", type=int, metavar="N", help="Worker processes (default 2).")
 @click.option("--data-dir", metavar="DIR", help="Image store and cache root (default ./var).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="TOML settings file (top-level keys or a [DEFAULT] table).")
+              help=CONFIG_HELP)
 @click.option("--upstream", "upstream_url", metavar="URL",
               help="Be an edge cache in front of this image API (e.g. http://glance:9292).")
 @click.option("--auth", "auth_strategy", type=click.Choice(AUTH_STRATEGIES),
@@ -53,6 +53,8 @@ def serve(config_file: str | None, **flags: Any) -> None:
     """Run the image API node (embedded image service + cache).
 
     Precedence: defaults < --config file < IMAGECACHE_* variables < flags.
+    The file may be Glance's own glance-api.conf: the options imagecache
+    shares with Glance are taken from it, the others listed once as not used.
     """
     # Imported here: the other commands need no gunicorn.
     try:
@@ -62,8 +64,8 @@ def serve(config_file: str | None, **flags: Any) -> None:
         raise click.ClickException(f"cannot start the server: {exc} ({hint})") from None
 
     try:
-        settings = load_settings(config_file, os.environ, flags)
-        server.run(settings)
+        settings, file = load(config_file, os.environ, flags)
+        server.run(settings, notices=file.notices() if file is not None else [])
     except ConfigError as exc:
         raise UsageProblem(str(exc)) from None
     except server.StartupError as exc:  # settings fine, install broken: one line, status 1

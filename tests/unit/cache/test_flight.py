@@ -328,3 +328,40 @@ def test_readers_finish_only_once_the_image_is_published_and_listed(tmp_path):
     assert [record.image_id for record in cache.get_cached_images()] == [image.image_id]
     assert os.stat(cache.layout.path(image.image_id)).st_mode & 0o777 == 0o644
     fill.thread.join(10)
+
+
+def test_clean_removes_the_records_a_crashed_writer_left_and_nothing_a_fill_or_reader_uses(tmp_path):
+    import fcntl
+    import uuid
+
+    from imagecache.cache.fill_size import size_path
+
+    cache = ImageCache(_settings(str(tmp_path / "c"), image_cache_stall_time=1))
+    layout = cache.layout
+    crashed, held, live = (str(uuid.uuid4()) for _ in range(3))
+    os.makedirs(layout.incomplete_dir, exist_ok=True)
+    records = {
+        "crashed size": size_path(layout, crashed), "crashed readers": readers_path(layout, crashed),
+        "crashed partial size": size_path(layout, crashed) + ".new",
+        "held readers": readers_path(layout, held), "live size": size_path(layout, live),
+    }
+    for path in records.values():
+        with open(path, "w") as fh:
+            fh.write("123")
+        os.utime(path, (time.time() - 60, time.time() - 60))  # a minute ago
+    writer = os.open(layout.incomplete_path(live), os.O_WRONLY | os.O_CREAT)
+    fcntl.flock(writer, fcntl.LOCK_EX)  # a live fill of ``live``: its writer holds the lock
+    unrelated = os.path.join(layout.incomplete_dir, "not-an-image.size")
+    open(unrelated, "w").close()
+    reader = os.open(records["held readers"], os.O_RDONLY)
+    try:
+        fcntl.flock(reader, fcntl.LOCK_SH)  # a reader (another process, as far as flock can tell) holds it
+        cache.clean(stall_time=3600)
+        assert all(os.path.exists(path) for path in records.values()), "records touched within stall_time stay"
+        cache.clean(stall_time=0)
+    finally:
+        os.close(reader)
+        os.close(writer)
+    left = {name for name, path in records.items() if os.path.exists(path)}
+    assert left == {"held readers", "live size"}
+    assert os.path.exists(unrelated), "files not named after an image are not the cache's to remove"

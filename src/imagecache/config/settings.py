@@ -4,9 +4,10 @@ Settings are passed explicitly to whatever needs them; nothing reads a global
 configuration.  Option names follow Glance's (``image_cache_dir``,
 ``image_cache_max_size``, ...) so operators can carry their habits over.
 
-:func:`load_settings` builds a :class:`Settings` from, lowest precedence
-first: the defaults below, a TOML file, ``IMAGECACHE_<OPTION>`` environment
-variables, and explicit overrides (command-line flags).
+This class is the one table of options: a field with its default and its
+docstring (the help :mod:`imagecache.config.sample` prints) is all an
+option needs to be read from files, the environment and flags.  Reading
+files and merging them is :mod:`imagecache.config.files`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ HASH_ALGORITHMS = ("sha256", "sha384", "sha512", "md5", "sha1")
 PREWARM_VISIBILITIES = ("public", "community", "shared", "private")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENV_PREFIX = "IMAGECACHE_"
+#: The type of a table option (``prewarm_properties``): sorted (key, value) pairs, hashable like the rest.
+Pairs = tuple[tuple[str, str], ...]
 
 
 class ConfigError(ValueError):
@@ -50,10 +53,11 @@ class Settings:
 
     # -- the cache -----------------------------------------------------------
     image_cache_driver: str = "sqlite"
+    """Where the index of cached images lives: sqlite, xattr, or central (PostgreSQL, with db_url)."""
     image_cache_max_size: int = 10 * GiB
     """Hard limit, in bytes, for the verified files the cache keeps."""
     image_cache_min_free: int | None = None
-    """Bytes kept free on the cache filesystem; None: min(1 GiB, 5 %)."""
+    """Bytes kept free on the cache filesystem; unset: min(1 GiB, 5 %)."""
     image_cache_stall_time: int = 86400
     """Seconds after which an incomplete file counts as stalled."""
     hashing_algorithm: str = "sha512"
@@ -80,28 +84,42 @@ class Settings:
 
     # -- the server ----------------------------------------------------------
     bind_host: str = "127.0.0.1"
+    """Address to listen on (Glance's default is 0.0.0.0; ours is loopback)."""
     bind_port: int = 9292
+    """Port to listen on."""
     workers: int = 2
+    """Worker processes (gunicorn's); each takes its share of max_connections."""
     auth_strategy: str = "none"
+    """none: every caller is an admin (loopback development only); tokens: see tokens_file."""
     tokens_file: str | None = None
+    """TOML file of the tokens this node knows, for auth_strategy tokens."""
     upstream_url: str | None = None
+    """Edge mode: the image API (e.g. a Glance) to forward to; unset: the embedded image service."""
     upstream_timeout: float = 60.0
+    """Seconds to wait for the upstream: to connect, and for each read."""
     upstream_auth_token: str | None = None
     """Token this node sends upstream for its own requests (prefetching, and
     checking that a cached image still exists); an admin's or a service
     user's that can read every image.  Unset: those requests go without one."""
     auth_cache_ttl: float = 5.0
+    """Seconds an upstream's authorization answer is reused (0: ask every time)."""
     serve_stale_on_upstream_error: bool = False
+    """Serve cached images unauthorized while the upstream cannot be reached (else 503)."""
     cleaner_interval: float = 3600.0
+    """Seconds between runs of the cleaner inside the server (0: never)."""
     pruner_interval: float = 600.0
+    """Seconds between runs of the pruner inside the server (0: never)."""
     prefetcher_interval: float = 300.0
+    """Seconds between runs of the prefetcher inside the server (0: never)."""
     log_level: str = "INFO"
+    """DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."""
 
     # -- pre-warming by policy (imagecache.jobs.prewarmer) ---------------------------------
     prewarm_tags: tuple[str, ...] = ()
     """Active images with any of these tags are cached ahead of any download."""
-    prewarm_properties: tuple[tuple[str, str], ...] = ()
-    """So are those with every one of these properties (a TOML table: ``{os_distro = "ubuntu"}``)."""
+    prewarm_properties: Pairs = ()
+    """So are those with every one of these properties: a TOML table (``{os_distro = "ubuntu"}``),
+    or ``os_distro:ubuntu, hw_arch:x86_64`` in INI and IMAGECACHE_PREWARM_PROPERTIES."""
     prewarm_visibility: tuple[str, ...] = ("public",)
     """Only images of these visibilities are pre-warmed (tags and properties of other images are
     their owners' to set, so any user could otherwise fill the cache)."""
@@ -260,28 +278,62 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def coerce(name: str, value: Any) -> Any:
-    """Turn ``value`` (from TOML, the environment or a flag) into ``name``'s type."""
+def parse_bool(text: str) -> bool:
+    """oslo.config's booleans: true/false, yes/no, on/off, 1/0, in any case; else ValueError."""
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(text)
+
+
+def option_type(name: str) -> tuple[Any, bool]:
+    """(the type, whether it may be unset) of option ``name``: ``int``, ``str``, ``list[str]``, ..."""
     types_by_name = _option_types()
     if name not in types_by_name:
         raise ConfigError(f"unknown option {name!r}")
-    kind, optional = _base_type(types_by_name[name])
-    if typing.get_origin(kind) is tuple:
-        return _coerce_tuple(name, kind, value)
+    return _base_type(types_by_name[name])
+
+
+def split_list(text: str) -> list[str]:
+    """oslo.config's list syntax: ``a, b,c`` or ``[a, b]``, items optionally quoted; empty ones dropped."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    items = (item.strip() for item in text.split(","))
+    return [item[1:-1] if len(item) > 1 and item[0] == item[-1] and item[0] in "'\"" else item
+            for item in items if item]
+
+
+def _string_items(name: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        return split_list(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise ConfigError(f"{name} must be a list of strings, not {value!r}")
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Turn ``value`` (from a file, the environment or a flag) into ``name``'s type.
+
+    Text follows oslo.config's syntax, so Glance's files read as Glance reads
+    them: booleans true/false, yes/no, on/off, 1/0 in any case; plain
+    integers; lists comma-separated; tables ``key:value`` pairs, comma-separated.
+    """
+    kind, optional = option_type(name)
     if value is None or (optional and isinstance(value, str) and value == ""):
         if optional:
             return None
         raise ConfigError(f"{name} needs a value")
+    if kind == Pairs:
+        return _string_pairs(name, value)
+    container = typing.get_origin(kind)
+    if container in (list, tuple):
+        return container(_string_items(name, value))
     try:
         if kind is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in _TRUE:
-                return True
-            if text in _FALSE:
-                return False
-            raise ValueError(value)
+            return value if isinstance(value, bool) else parse_bool(str(value))
         if kind is int:
             if isinstance(value, bool):
                 raise ValueError(value)
@@ -306,31 +358,23 @@ def coerce(name: str, value: Any) -> Any:
     raise ConfigError(f"{name} cannot be set from configuration")  # pragma: no cover
 
 
-def _coerce_tuple(name: str, kind: Any, value: Any) -> tuple[Any, ...]:
-    """A list option (``prewarm_tags``) or a table option (``prewarm_properties``).
-
-    From TOML, a list of strings or a table of strings; from the environment
-    or a flag, one string: ``a,b`` for a list, ``key=value,key2=value2`` for
-    a table.  Blanks around items are dropped.
-    """
-    pairs = typing.get_args(kind)[0] is not str
+def _string_pairs(name: str, value: Any) -> Pairs:
+    """A table option: a TOML table of strings, or oslo.config's dict syntax ``key:value, key2:value2``."""
     if isinstance(value, str):
-        items = [item.strip() for item in value.split(",") if item.strip()]
-        if not pairs:
-            return tuple(items)
-        if any("=" not in item for item in items):
-            raise ConfigError(f"{name} must be key=value pairs separated by commas, not {value!r}")
-        value = dict(item.split("=", 1) for item in items)
-    if pairs and isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
+        items = split_list(value)
+        if any(":" not in item for item in items):
+            raise ConfigError(f"{name} must be key:value pairs separated by commas, not {value!r}")
+        value = dict(item.split(":", 1) for item in items)
+    if isinstance(value, list | tuple) and not value:
+        return ()  # an empty list reads as an empty table
+    if isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
         return tuple(sorted((str(key).strip(), v.strip()) for key, v in value.items()))
-    if not pairs and isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return tuple(v.strip() for v in value)
-    wanted = "a table of strings (key = \"value\")" if pairs else "a list of strings"
-    raise ConfigError(f"{name} must be {wanted}, not {value!r}")
+    raise ConfigError(f'{name} must be a table of strings (key = "value"), not {value!r}')
 
 
-#: Options whose value is a table: a top-level TOML table of that name is the value, not a section.
-TABLE_OPTIONS = frozenset({"prewarm_properties"})
+def table_options() -> frozenset[str]:
+    """Options whose value is a table: in TOML, a table of that name is the value, not a section."""
+    return frozenset(name for name, hint in _option_types().items() if hint == Pairs)
 
 
 def read_toml(path: str, what: str) -> dict[str, Any]:
@@ -351,20 +395,6 @@ def read_toml(path: str, what: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
-def read_config_file(path: str) -> dict[str, Any]:
-    """Options from a TOML file: top-level keys, or a ``[DEFAULT]`` table as in Glance."""
-    data = read_toml(path, "config file")
-    defaults = data.pop("DEFAULT", {})
-    if not isinstance(defaults, dict):
-        raise ConfigError(f"config file {path}: [DEFAULT] must be a table")
-    options = dict(defaults)
-    for key, value in data.items():
-        if isinstance(value, dict) and key not in TABLE_OPTIONS:
-            raise ConfigError(f"config file {path}: unknown section [{key}]")
-        options[key] = value
-    return options
-
-
 def read_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """Options from ``IMAGECACHE_<OPTION>`` variables (unknown names are errors)."""
     known = set(option_names())
@@ -379,21 +409,6 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, str]:
             raise ConfigError(f"environment variable {key} names no option")
         options[name] = value
     return options
-
-
-def load_settings(
-    config_file: str | None = None,
-    environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Settings:
-    """Settings from defaults < config file < environment < overrides."""
-    merged: dict[str, Any] = {}
-    if config_file:
-        merged.update(read_config_file(config_file))
-    merged.update(read_environment(os.environ if environ is None else environ))
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    values = {name: coerce(name, value) for name, value in merged.items()}
-    return Settings(**values)
 
 
 def effective_min_free(settings: Settings, filesystem_size: int) -> int:

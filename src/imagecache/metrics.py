@@ -27,7 +27,7 @@ import glob
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Literal, Protocol, get_args
+from typing import Literal, NamedTuple, Protocol, get_args
 from wsgiref.types import StartResponse, WSGIEnvironment  # not http.types: the cache imports this module
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest, values
@@ -66,6 +66,30 @@ NOT_STORED_REASONS: tuple[NotStoredReason, ...] = get_args(NotStoredReason)
 ORIGIN_REASONS: tuple[OriginReason, ...] = get_args(OriginReason)
 
 _HAS_CREATED = frozenset({"counter", "histogram", "summary"})
+
+
+class PinFacts(NamedTuple):
+    """The pins' gauges, read at scrape time (see imagecache.cache.pins)."""
+
+    cached: int  # pinned images in the cache
+    uncached: int  # pinned, not (yet) cached
+    bytes: int  # bytes of the cached ones
+    over_limit: bool  # pinned images alone exceed image_cache_max_size
+
+
+def pin_gauges(pins: PinFacts) -> list[Metric]:
+    """``imagecache_pinned_images{state}``, ``imagecache_pinned_bytes``, ``imagecache_pinned_over_limit``."""
+    images = GaugeMetricFamily("imagecache_pinned_images", "Pinned images, in the cache or not yet.",
+                               labels=["state"])
+    images.add_metric(["cached"], pins.cached)
+    images.add_metric(["uncached"], pins.uncached)
+    return [
+        images,
+        GaugeMetricFamily("imagecache_pinned_bytes", "Bytes of the pinned images in the cache.", value=pins.bytes),
+        GaugeMetricFamily("imagecache_pinned_over_limit",
+                          "1 while pinned images alone exceed image_cache_max_size (nothing else is cached).",
+                          value=int(pins.over_limit)),
+    ]
 
 
 class _Collector(Protocol):
@@ -258,7 +282,7 @@ class Metrics:
         self.not_stored.labels(reason=reason).inc()
 
     def render(
-        self, cache_size: int | None = None, cache_max_size: int | None = None
+        self, cache_size: int | None = None, cache_max_size: int | None = None, pins: PinFacts | None = None
     ) -> tuple[str, bytes]:
         """(content type, body) in Prometheus text format.
 
@@ -267,7 +291,7 @@ class Metrics:
         ``cache_size`` / ``cache_max_size`` become the gauges
         ``imagecache_cache_size_bytes`` and ``imagecache_cache_max_size_bytes``
         (computed at scrape time by the caller, so they are never stored per
-        process); omitted when None.
+        process); omitted when None.  So are the gauges of ``pins`` (:func:`pin_gauges`).
         """
         counters: _Collector
         if self.multiprocess_dir is not None:
@@ -277,7 +301,7 @@ class Metrics:
             counters = MultiProcessCollector(None, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         else:
             counters = self.registry
-        gauges = []
+        gauges: list[Metric] = []
         if cache_size is not None:
             gauges.append(GaugeMetricFamily(
                 "imagecache_cache_size_bytes", "Bytes of verified images in the cache.",
@@ -288,6 +312,8 @@ class Metrics:
                 "imagecache_cache_max_size_bytes", "The cache's size limit (image_cache_max_size).",
                 value=cache_max_size,
             ))
+        if pins is not None:
+            gauges.extend(pin_gauges(pins))
         registry = CollectorRegistry()
         registry.register(_Exposition(counters, gauges))
         return CONTENT_TYPE, generate_latest(registry)
@@ -319,16 +345,21 @@ class MetricsApp:
     and logs it (no traceback to the client).  ``sizes()`` returns
     ``(cache_size, cache_max_size)``; if it raises, the gauges are left out
     and the counters still render: a broken disk must not blind monitoring.
+    ``pins()`` gives the pins' gauges, left out the same way when it raises.
     """
 
     #: The methods it answers; any other is a 405.
     METHODS = ("GET", "HEAD")
 
     def __init__(
-        self, metrics: Metrics, sizes: Callable[[], tuple[int, int]] | None = None
+        self,
+        metrics: Metrics,
+        sizes: Callable[[], tuple[int, int]] | None = None,
+        pins: Callable[[], PinFacts] | None = None,
     ) -> None:
         self.metrics = metrics
         self.sizes = sizes
+        self.pins = pins
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -344,8 +375,14 @@ class MetricsApp:
                 cache_size, cache_max_size = self.sizes()
             except Exception:
                 log.exception("metrics: cannot measure the cache; size gauges left out")
+        pins: PinFacts | None = None
+        if self.pins is not None:
+            try:
+                pins = self.pins()
+            except Exception:
+                log.exception("metrics: cannot read the pins; pin gauges left out")
         try:
-            content_type, body = self.metrics.render(cache_size, cache_max_size)
+            content_type, body = self.metrics.render(cache_size, cache_max_size, pins)
         except Exception:
             log.exception("metrics: collecting failed")
             return _plain(

@@ -32,8 +32,9 @@ from gunicorn.errors import AppImportError
 
 from imagecache.cache import CacheError, ImageCache
 from imagecache.config import ConfigError, Settings
+from imagecache.jobs.prewarmer import prewarm_jobs
 from imagecache.jobs.scheduler import Job, PeriodicJobs
-from imagecache.metrics import Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
+from imagecache.metrics import Metrics, MetricsApp, PinFacts, enable_multiprocess, reset_multiprocess_dir
 from imagecache.openapi import OpenAPIApp
 from imagecache.origin import open_image_service
 from imagecache.peers.endpoint import PeerEndpoint
@@ -134,6 +135,8 @@ class Node:
     #: The cleaner, pruner and prefetcher on a timer; started by the caller
     #: (a gunicorn worker after the fork), never by building.
     jobs: PeriodicJobs
+    #: The pre-warm policy's job, on a thread of its own; None when no policy is set.
+    prewarm: PeriodicJobs | None = None
 
 
 def build_node(
@@ -172,13 +175,21 @@ def build_node(
     front: WSGIApplication = PeerEndpoint(pipeline, cache, settings, metrics) if settings.peer_token else pipeline
     routes: dict[str, WSGIApplication] = {
         "/healthcheck": Healthcheck(settings.data_dir),
-        "/metrics": MetricsApp(metrics, lambda: (cache.get_cache_size(), settings.image_cache_max_size)),
+        "/metrics": MetricsApp(metrics, lambda: (cache.get_cache_size(), settings.image_cache_max_size),
+                               lambda: pin_facts(cache)),
         "/openapi.json": OpenAPIApp(),
     }
     # The management API's own prefetcher: a periodic run and a PUT /v2/cache/{id}
     # never fetch the same image at once.
     jobs = PeriodicJobs.for_cache(cache, prefetcher=manage.prefetcher, settings=settings)
-    return Node(Router(routes, front), cache, jobs)
+    return Node(Router(routes, front), cache, jobs, prewarm_jobs(cache, manage.prefetcher))
+
+
+def pin_facts(cache: ImageCache) -> PinFacts:
+    """The pins' gauges, at scrape time."""
+    state = cache.pins.state()
+    return PinFacts(cached=state.cached, uncached=state.pinned - state.cached, bytes=state.bytes,
+                    over_limit=state.over_limit)
 
 
 def build_app(
@@ -253,6 +264,8 @@ class ImagecacheApplication(BaseApplication):  # type: ignore[misc]  # gunicorn 
         # Every worker runs the timer; a lock per job in the cache dir lets one
         # of them run each job once per interval.
         node.jobs.start()
+        if node.prewarm is not None:
+            node.prewarm.start()
         start_heartbeat(node.cache)
         return node.app
 

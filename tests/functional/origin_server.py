@@ -6,6 +6,10 @@ Usage: ``python origin_server.py ORIGIN [serve options...]`` where ORIGIN is
   sent no faster than that (so a fill lasts long enough to join or kill);
 * ``corrupt``: the embedded image service with one byte of every image
   download flipped (same length, so only verification can catch it);
+* ``metered:PATH``: the embedded image service, writing a line per piece of
+  image data it hands out to ``PATH`` (``<time.time()> <bytes>``, taken
+  when the reader asks for the piece): the origin's own account of how fast
+  it was read;
 * ``unbuildable``: a factory that fails as a missing module would, so every
   worker fails to build its app (the master never calls the factory).
 
@@ -93,6 +97,18 @@ def corrupt(body: Iterable[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
+def metered(log_path: str) -> Callable[[Iterable[bytes]], Iterator[bytes]]:
+    def change(body: Iterable[bytes]) -> Iterator[bytes]:
+        with open(log_path, "a", encoding="ascii", buffering=1) as log:  # line-buffered: readable at once
+            for chunk in body:
+                for start in range(0, len(chunk), SLICE):
+                    piece = chunk[start:start + SLICE]
+                    log.write(f"{time.time():.6f} {len(piece)}\n")
+                    yield piece
+
+    return change
+
+
 def unbuildable(settings: Settings) -> WSGIApp:
     raise ModuleNotFoundError("No module named 'imagecache_missing_dependency'", name="imagecache_missing_dependency")
 
@@ -105,6 +121,8 @@ def origin_factory(spec: str) -> Callable[[Settings], WSGIApp]:
         change = throttled(float(arg))
     elif name == "corrupt":
         change = corrupt
+    elif name == "metered":
+        change = metered(arg)
     else:
         raise SystemExit(f"unknown origin {spec!r}")
     return lambda settings: _wrap_downloads(images.make_app(settings), change)

@@ -135,7 +135,8 @@ def test_prune_evicts_least_recently_used_behind_the_server(server) -> None:
     wait_cached(server, first, hits=1)
     done = imagecache("prune", "--data-dir", str(server.data_dir), "--image-cache-max-size", str(size), "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"files_pruned": 1, "bytes_pruned": size, "cache_size": size, "max_size": size}
+    assert json.loads(done.stdout) == {"files_pruned": 1, "bytes_pruned": size, "cache_size": size, "max_size": size,
+                                       "pinned_bytes": 0, "pinned_over_limit": False}
     assert list(cache_state(server)["cached"]) == [first]
 
 

@@ -136,8 +136,8 @@ def test_cached_images_listed_and_deleted(admin: CacheClient, tokens_server: Run
     entries = {entry["image_id"]: entry for entry in admin.get_cached_images()}
     assert set(entries) == {first, second}
     entry = entries[first]
-    assert entry["size"] == len(data) and entry["hits"] == 0
-    assert set(entry) == {"image_id", "hits", "last_accessed", "last_modified", "size"}
+    assert entry["size"] == len(data) and entry["hits"] == 0 and entry["pinned"] is False
+    assert set(entry) == {"image_id", "hits", "last_accessed", "last_modified", "size", "pinned"}
 
     assert admin.delete_cached_image(first) is True
     assert cached_ids(admin) == {second}

@@ -165,7 +165,8 @@ def test_prune_evicts_the_least_recently_used_first(settings, cache, lru) -> Non
 def test_prune_json(settings, cache, lru) -> None:
     result = run(*on(settings, "prune", "--image-cache-max-size", "2", "--json"))
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"files_pruned": 3, "bytes_pruned": 3 * SIZE, "cache_size": 0, "max_size": 2}
+    assert json.loads(result.stdout) == {"files_pruned": 3, "bytes_pruned": 3 * SIZE, "cache_size": 0, "max_size": 2,
+                                         "pinned_bytes": 0, "pinned_over_limit": False}
 
 
 def test_prune_within_the_limit_does_nothing(settings, cache, lru) -> None:

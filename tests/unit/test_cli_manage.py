@@ -54,6 +54,8 @@ class StubClient:
     cached: list[dict[str, Any]] = field(default_factory=list)
     queued: list[str] = field(default_factory=list)
     fleet: list[dict[str, Any]] = field(default_factory=list)
+    pinned: dict[str, str] = field(default_factory=dict)
+    pins_over_limit: bool = False
     errors: dict[str, ClientError] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
     closed: bool = False
@@ -100,6 +102,26 @@ class StubClient:
         self._call("delete_all_queued_images")
         count, self.queued = len(self.queued), []
         return count
+
+    def pin(self, image_id: str) -> dict[str, Any]:
+        self._call("pin", image_id)
+        self.pinned[image_id] = "manual"
+        return self._pin(image_id)
+
+    def unpin(self, image_id: str) -> bool:
+        self._call("unpin", image_id)
+        self.pinned.pop(image_id, None)
+        return True
+
+    def get_pins(self) -> dict[str, Any]:
+        self._call("get_pins")
+        listed = [self._pin(image_id) for image_id in sorted(self.pinned)]
+        return {"pinned_images": listed, "pinned_bytes": sum(pin["size"] or 0 for pin in listed),
+                "image_cache_max_size": 1 << 20, "over_limit": self.pins_over_limit}
+
+    def _pin(self, image_id: str) -> dict[str, Any]:
+        size = next((e["size"] for e in self.cached if e["image_id"] == image_id), None)
+        return {"image_id": image_id, "pinned_by": self.pinned[image_id], "cached": size is not None, "size": size}
 
     def close(self) -> None:
         self.closed = True
@@ -156,7 +178,7 @@ def test_list_cached_is_a_table_with_sizes_for_people_and_local_times() -> None:
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     header, rule, *rows = result.stdout.splitlines()
-    assert header.split() == ["ID", "Size", "Hits", "Last", "accessed", "Last", "modified"]
+    assert header.split() == ["ID", "Size", "Hits", "Last", "accessed", "Last", "modified", "Pinned"]
     assert set(rule.strip()) == {"─"}
     assert [row.split() for row in rows] == [
         [first, "3.0", "MiB", "5", *local(NOW + 60).split(), *local(NOW).split()],
@@ -199,6 +221,54 @@ def test_empty_lists(command: str, message: str) -> None:
     assert json.loads(run(StubClient(), "--json", command).stdout) == []
 
 
+# -- pins ------------------------------------------------------------------------------------
+
+
+def test_list_cached_marks_pinned_images_and_warns_when_they_alone_exceed_the_limit() -> None:
+    pinned, ordinary = new_id(), new_id()
+    records = [{**entry(pinned), "pinned": True}, {**entry(ordinary), "pinned": False}]
+    calm = run(StubClient(cached=records, pinned={pinned: "manual"}), "list-cached")
+    assert calm.exit_code == 0 and calm.stderr == ""
+    rows = {row.split()[0]: row.split() for row in calm.stdout.splitlines()[2:]}
+    assert rows[pinned][-1] == "pinned" and rows[ordinary][-1] != "pinned"
+    client = StubClient(cached=records, pinned={pinned: "manual"}, pins_over_limit=True)
+    loud = run(client, "list-cached")
+    assert loud.exit_code == 0
+    assert "Warning: pinned images alone hold 3.0 MiB, more than the cache limit of 1.0 MiB" in one_line(loud.stderr)
+    assert client.calls == [("get_cached_images",), ("get_pins",)]
+    as_json = run(StubClient(cached=records, pinned={pinned: "manual"}, pins_over_limit=True), "--json", "list-cached")
+    assert json.loads(as_json.stdout) == records and "Warning" in as_json.stderr  # stdout stays one document
+
+
+def test_list_cached_without_pins_asks_nothing_more() -> None:
+    client = StubClient(cached=[entry(new_id())])
+    assert run(client, "list-cached").exit_code == 0
+    assert client.calls == [("get_cached_images",)]
+
+
+def test_a_pinned_image_already_cached_is_said_so() -> None:
+    cached = new_id()
+    result = run(StubClient(cached=[entry(cached)]), "pin", cached)
+    assert result.exit_code == 0 and result.stdout == f"Pinned image {cached}\n"
+
+
+def test_list_pinned_table_summary_and_json() -> None:
+    cached, absent = new_id(), new_id()
+    client = StubClient(cached=[entry(cached, size=512)], pinned={cached: "manual", absent: "prewarm"})
+    result = run(client, "list-pinned")
+    assert result.exit_code == 0 and result.stderr == ""
+    header, _, *rows, summary = result.stdout.splitlines()
+    assert header.split() == ["ID", "Pinned", "by", "State", "Size"]
+    assert sorted(row.split() for row in rows) == sorted([[cached, "manual", "cached", "512", "B"],
+                                                          [absent, "prewarm", "not", "cached"]])
+    assert summary == "Pinned images hold 512 B of the 1.0 MiB cache limit."
+    document = json.loads(run(client, "--json", "list-pinned").stdout)
+    assert document == client.get_pins()
+    assert run(StubClient(), "list-pinned").stdout == "No pinned images.\n"
+    over = run(StubClient(cached=[entry(cached)], pinned={cached: "manual"}, pins_over_limit=True), "list-pinned")
+    assert "nothing else is cached" in over.stderr
+
+
 # -- commands on ids ---------------------------------------------------------------------
 
 PER_IMAGE = [
@@ -207,6 +277,8 @@ PER_IMAGE = [
      "deleted"),
     ("delete-queued-image", "delete_queued_image", "Deleted queued image {}", "Could not delete queued image",
      "deleted"),
+    ("pin", "pin", "Pinned image {}; the node is caching it now", "Could not pin image", "pinned"),
+    ("unpin", "unpin", "Unpinned image {}", "Could not unpin image", "unpinned"),
 ]
 
 

@@ -481,3 +481,41 @@ def test_any_answer_is_the_fleet_or_invalid_never_a_crash(document: Any) -> None
 
     images = fleet_images(document)
     assert images is None or images == document["images"]
+
+
+# -- pins: PUT/DELETE /v2/cache/{id}/pin, GET /v2/cache/pins --------------------------------------
+
+PIN = {"image_id": IMAGE_ID, "pinned_by": "manual", "cached": False, "size": None}
+PINS = {"pinned_images": [PIN], "pinned_bytes": 0, "image_cache_max_size": 10, "over_limit": False}
+
+
+@pytest.mark.parametrize(("doc_root", "root"), [("/v1", "http://h:9292/v2"), ("/image/v2", "http://h:9292/image/v2")])
+def test_pins_are_asked_of_the_v2_routes_whatever_the_doc_root(doc_root: str, root: str) -> None:
+    pool = StubPool((202, PIN), (204, b""), (200, PINS))
+    client = stubbed(pool, doc_root=doc_root, auth_token="tok")
+    assert client.pin(IMAGE_ID) == PIN
+    assert client.unpin(IMAGE_ID) is True
+    assert client.get_pins() == PINS
+    assert [(method, url) for method, url, _ in pool.sent] == [
+        ("PUT", f"{root}/cache/{IMAGE_ID}/pin"),
+        ("DELETE", f"{root}/cache/{IMAGE_ID}/pin"),
+        ("GET", f"{root}/cache/pins"),
+    ]
+    assert {headers["X-Auth-Token"] for _, _, headers in pool.sent} == {"tok"}
+
+
+def test_unpinning_what_is_not_pinned_is_the_nodes_404() -> None:
+    with pytest.raises(NotFound, match="is not pinned"):
+        stubbed(StubPool((404, {"error": {"message": f"Image {IMAGE_ID} is not pinned."}}))).unpin(IMAGE_ID)
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", {"image_id": 3}, {}])
+def test_a_pin_answer_the_api_never_sends_is_invalid(body: Any) -> None:
+    with pytest.raises(InvalidResponse):
+        stubbed(StubPool((200, body))).pin(IMAGE_ID)
+
+
+@pytest.mark.parametrize("body", [b"[]", {"pinned_images": {}}, {}])
+def test_a_pins_listing_the_api_never_sends_is_invalid(body: Any) -> None:
+    with pytest.raises(InvalidResponse):
+        stubbed(StubPool((200, body))).get_pins()

@@ -283,3 +283,84 @@ CENTRAL = {"image_cache_driver": "central", "db_url": "postgresql://x/y"}
 ])
 def test_peer_fill_needs_the_central_index_and_a_token(changes: dict[str, object], on: bool) -> None:
     assert peer_fill_on(Settings(**changes)) is on
+
+
+# -- pre-warming: a list, a table and their checks --------------------------------------------------
+
+
+def test_prewarm_options_from_a_toml_file_top_level_or_default(tmp_path: Path) -> None:
+    top = write(tmp_path, 'prewarm_tags = ["golden", "base"]\nprewarm_pin = true\n'
+                          'prewarm_properties = {os_distro = "ubuntu", hw_arch = "x86_64"}\n')
+    settings = load_settings(top, {}, None)
+    assert settings.prewarm_tags == ("golden", "base") and settings.prewarm_pin is True
+    assert settings.prewarm_properties == (("hw_arch", "x86_64"), ("os_distro", "ubuntu"))
+    as_section = write(tmp_path, '[prewarm_properties]\nos_distro = "ubuntu"\n', name="section.toml")
+    assert load_settings(as_section, {}, None).prewarm_properties == (("os_distro", "ubuntu"),)
+    in_default = write(tmp_path, '[DEFAULT]\nprewarm_tags = ["golden"]\nprewarm_visibility = ["public", "shared"]\n'
+                                 'prewarm_max_bytes_per_second = 1048576\n', name="default.toml")
+    settings = load_settings(in_default, {}, None)
+    assert settings.prewarm_tags == ("golden",) and settings.prewarm_visibility == ("public", "shared")
+    assert settings.prewarm_max_bytes_per_second == 1 << 20
+
+
+def test_prewarm_options_from_the_environment() -> None:
+    settings = load_settings(None, {"IMAGECACHE_PREWARM_TAGS": "golden, base,",
+                                    "IMAGECACHE_PREWARM_PROPERTIES": "os_distro:ubuntu, hw_arch : x86_64",
+                                    "IMAGECACHE_PREWARM_INTERVAL": "60"}, None)
+    assert settings.prewarm_tags == ("golden", "base")
+    assert settings.prewarm_properties == (("hw_arch", "x86_64"), ("os_distro", "ubuntu"))
+    assert settings.prewarm_interval == 60.0
+
+
+def test_prewarm_defaults_select_nothing_and_would_take_public_images_only() -> None:
+    settings = Settings()
+    assert (settings.prewarm_tags, settings.prewarm_properties) == ((), ())
+    assert settings.prewarm_visibility == ("public",) and settings.prewarm_pin is False
+    assert settings.prewarm_max_concurrent == 1 and settings.prewarm_max_bytes_per_second == 50 << 20
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("prewarm_tags", "", None),
+    ("prewarm_tags", 3, "prewarm_tags must be a list of strings, not 3"),
+    ("prewarm_tags", ["golden", 1], "prewarm_tags must be a list of strings"),
+    ("prewarm_properties", "os_distro", "prewarm_properties must be key:value pairs separated by commas"),
+    ("prewarm_properties", {"os_distro": 7}, "prewarm_properties must be a table of strings"),
+    ("prewarm_properties", ["os_distro"], "prewarm_properties must be a table of strings"),
+])
+def test_prewarm_values_of_the_wrong_kind_are_one_line_errors(name: str, value: object, message: str | None) -> None:
+    if message is None:
+        assert coerce(name, value) == ()  # an empty string is an empty list
+        return
+    with pytest.raises(ConfigError, match=message) as caught:
+        coerce(name, value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"prewarm_tags": ("golden", " ")}, "prewarm_tags must not hold an empty tag"),
+    ({"prewarm_properties": ((" ", "x"),)}, "prewarm_properties must not name an empty property"),
+    ({"prewarm_visibility": ("public", "all")}, "prewarm_visibility must list some of public, community"),
+    ({"prewarm_visibility": ()}, "prewarm_visibility must list some of"),
+    ({"prewarm_max_concurrent": 0}, "prewarm_max_concurrent must be at least 1"),
+    ({"prewarm_max_bytes_per_second": -1}, "prewarm_max_bytes_per_second must not be negative"),
+])
+def test_prewarm_options_are_checked(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings(**changes)
+
+
+def test_an_unknown_table_is_still_an_unknown_section(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown section \[prewarm\]"):
+        read_config_file(write(tmp_path, '[prewarm]\ntags = ["golden"]\n'))
+
+
+def test_prewarm_options_from_glances_file_in_the_imagecache_section(tmp_path: Path) -> None:
+    conf = write(tmp_path, "[DEFAULT]\nimage_cache_max_size = 1024\n[imagecache]\nprewarm_tags = golden, base\n"
+                           "prewarm_properties = os_distro:ubuntu, hw_arch:x86_64\nprewarm_pin = yes\n",
+                 name="glance-api.conf")
+    settings = load_settings(conf, {}, None)
+    assert settings.prewarm_tags == ("golden", "base") and settings.prewarm_pin is True
+    assert settings.prewarm_properties == (("hw_arch", "x86_64"), ("os_distro", "ubuntu"))
+    bad = write(tmp_path, "[imagecache]\nprewarm_properties = os_distro\n", name="bad.conf")
+    with pytest.raises(ConfigError, match=r"bad.conf: \[imagecache\] prewarm_properties must be key:value pairs"):
+        load_settings(bad, {}, None)

@@ -90,6 +90,8 @@ def test_the_cli_prints_the_sample() -> None:
 # -- values round-trip through both syntaxes ----------------------------------------
 
 TEXT = st.text(string.ascii_letters + string.digits + "/:._-@", min_size=1, max_size=20)
+#: A tag, a property's name or value: what lists and tables hold.
+WORD = st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_size=12)
 
 
 @given(st.booleans() | st.integers(0, 1 << 62) | st.floats(0, 1e9, allow_nan=False) | TEXT)
@@ -115,6 +117,10 @@ CHANGES = st.fixed_dictionaries(
         "peer_token": TEXT,
         "log_level": st.sampled_from(["DEBUG", "warning"]),
         "data_dir": TEXT,
+        "prewarm_tags": st.lists(WORD, max_size=3).map(tuple),
+        "prewarm_properties": st.dictionaries(WORD, WORD, max_size=3).map(lambda d: tuple(sorted(d.items()))),
+        "prewarm_visibility": st.sampled_from([("public",), ("public", "shared")]),
+        "prewarm_pin": st.booleans(),
     },
 )
 

@@ -24,6 +24,7 @@ from imagecache.metrics import (
     PASS_REASONS,
     Metrics,
     MetricsApp,
+    PinFacts,
     enable_multiprocess,
     reset_multiprocess_dir,
 )
@@ -323,7 +324,7 @@ def test_sizes_failing_leaves_out_the_gauges(caplog: pytest.LogCaptureFixture):
 
 def test_collection_failing_is_a_500_without_traceback(caplog: pytest.LogCaptureFixture):
     class Broken(Metrics):
-        def render(self, cache_size=None, cache_max_size=None):
+        def render(self, cache_size=None, cache_max_size=None, pins=None):
             raise RuntimeError("secret internals")
 
     with caplog.at_level(logging.ERROR, logger="imagecache.metrics"):
@@ -333,3 +334,33 @@ def test_collection_failing_is_a_500_without_traceback(caplog: pytest.LogCapture
     assert "secret" not in response.text
     assert "Traceback" not in response.text
     assert "secret internals" in caplog.text
+
+
+# -- the pins' gauges (imagecache.cache.pins) -----------------------------------------
+
+
+def test_the_pins_gauges_say_how_many_how_much_and_whether_they_alone_exceed_the_limit():
+    pins = PinFacts(cached=2, uncached=1, bytes=300, over_limit=True)
+    response = _request(MetricsApp(Metrics(), sizes=lambda: (300, 200), pins=lambda: pins), "GET")
+    samples, types = parse(response.body)
+    assert value(samples, "imagecache_pinned_images", state="cached") == 2
+    assert value(samples, "imagecache_pinned_images", state="uncached") == 1
+    assert value(samples, "imagecache_pinned_bytes") == 300
+    assert value(samples, "imagecache_pinned_over_limit") == 1
+    assert {types[name] for name in ("imagecache_pinned_images", "imagecache_pinned_bytes",
+                                     "imagecache_pinned_over_limit")} == {"gauge"}
+    calm = PinFacts(cached=0, uncached=0, bytes=0, over_limit=False)
+    samples, _ = parse(_request(MetricsApp(Metrics(), pins=lambda: calm), "GET").body)
+    assert value(samples, "imagecache_pinned_over_limit") == 0
+
+
+def test_pins_failing_leaves_out_their_gauges_only(caplog: pytest.LogCaptureFixture):
+    def pins() -> PinFacts:
+        raise OSError("index gone")
+
+    with caplog.at_level(logging.ERROR, logger="imagecache.metrics"):
+        response = _request(MetricsApp(Metrics(), sizes=lambda: (1, 2), pins=pins), "GET")
+    assert response.status_int == 200
+    samples, _ = parse(response.body)
+    assert set(samples) == expected_keys(gauges=True)
+    assert "cannot read the pins" in caplog.text

@@ -13,7 +13,10 @@ Guarantees:
   caller's stream: the chunks keep flowing, the cache just does not keep them;
 * the verified files never exceed ``image_cache_max_size``, and at least
   ``image_cache_min_free`` bytes stay free on the filesystem: room is made,
-  least recently used first, before a file is published.
+  least recently used first, before a file is published;
+* a pinned image (:attr:`ImageCache.pins`, :mod:`~imagecache.cache.pins`) is
+  never evicted: only pinned images may hold the cache past its limit, and
+  they say so.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 from imagecache.cache.drivers.base import CachedImage, Driver, FleetEntry, PeerSource
 from imagecache.cache.drivers.choose import make_driver
 from imagecache.cache.errors import DriverConfigError, ImageNotCached
-from imagecache.cache.eviction import select_victims
+from imagecache.cache.eviction import Shortfall, room_for
 from imagecache.cache.fill import is_locked, remove_if_stalled
 from imagecache.cache.flight import FillClaim, remove_leftovers
 from imagecache.cache.layout import CacheLayout, validate_image_id
+from imagecache.cache.pins import CachePins
 from imagecache.cache.pipeline import Declined, FillPipeline
 from imagecache.cache.progress import ProgressWatch
 from imagecache.cache.tail import TailReader, open_reader
@@ -91,6 +95,8 @@ class ImageCache:
         self.progress = ProgressWatch()
         self.driver: Driver
         self.init_driver()
+        #: Pinned images: never evicted (pin, unpin, list, the state against the limit).
+        self.pins = CachePins(self)
         self._fills = FillPipeline(self, clock)
         if reconcile:
             self.reconcile()
@@ -204,7 +210,7 @@ class ImageCache:
 
     # -- deleting ---------------------------------------------------------------
     def delete_cached_image(self, image_id: str) -> bool:
-        """Evict one image; readers that have it open keep streaming."""
+        """Evict one image (a pin stays); readers that have it open keep streaming."""
         image_id = validate_image_id(image_id)
         removed_file = self.layout.remove(image_id)
         removed_row = self.driver.remove(image_id)
@@ -213,8 +219,11 @@ class ImageCache:
         return removed_file or removed_row
 
     def delete_all_cached_images(self) -> int:
+        """Evict every image, pinned ones too (their pins stay); how many were removed."""
         ids = {facts.image_id for facts in self.layout.published()} | self.driver.ids()
-        return sum(1 for image_id in ids if self.delete_cached_image(image_id))
+        deleted = sum(1 for image_id in ids if self.delete_cached_image(image_id))
+        self.pins.check()
+        return deleted
 
     # -- reading ------------------------------------------------------------------
     @contextlib.contextmanager
@@ -352,12 +361,12 @@ class ImageCache:
 
     # -- size limits -----------------------------------------------------------
     def prune(self) -> tuple[int, int]:
-        """Evict least recently used images until within the size limit: (files, bytes)."""
+        """Evict least recently used images until within the size limit: (files, bytes).
+
+        Pinned images stay, even when they alone exceed the limit (then all others go, and that is said).
+        """
         with self.layout.publish_lock():
-            total = self.driver.total_size()
-            excess = total - self.settings.image_cache_max_size
-            if excess <= 0:
-                return 0, 0
+            excess = self.driver.total_size() - self.settings.image_cache_max_size
             sizes: dict[str, int] = {}
 
             def lru_order() -> Iterator[tuple[str, int]]:
@@ -366,16 +375,17 @@ class ImageCache:
                     sizes[record.image_id] = record.size
                     yield record.image_id, record.size
 
-            victims = select_victims(lru_order(), excess)
-            if victims is None:  # everything was read and still not enough: evict it all
-                victims = list(sizes)
+            victims = [] if excess <= 0 else room_for(lru_order(), Shortfall(excess, 0), self.pins.ids(),
+                                                      pinned=True) or []
             pruned = bytes_pruned = 0
             for image_id in victims:
                 if self.delete_cached_image(image_id):
                     pruned += 1
                     bytes_pruned += sizes[image_id]
+        if pruned:
             LOG.info("pruned %d images, %d bytes", pruned, bytes_pruned)
-            return pruned, bytes_pruned
+        self.pins.check()
+        return pruned, bytes_pruned
 
     # -- housekeeping ----------------------------------------------------------
     def clean(self, stall_time: float | None = None) -> CleanResult:
@@ -438,5 +448,6 @@ class ImageCache:
         result = ReconcileResult(dropped, len(orphans), invalidated, stalled)
         if any(result):
             LOG.warning("reconciled the cache index with its files: %s", result._asdict())
+        self.pins.check(restate=True)  # a node starting with pins over its limit says so at once
         return result
 

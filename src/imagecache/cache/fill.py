@@ -52,6 +52,8 @@ class FillWriter:
         self.on_release: Callable[[], None] | None = None
         #: Why this fill will not be stored, once the pipeline has decided it (for the metrics).
         self.not_stored: NotStoredReason | None = None
+        #: Bytes past which the pipeline stops keeping this fill (None: no limit but the disk's).
+        self.limit: int | None = None
 
     @classmethod
     def acquire(cls, layout: CacheLayout, image_id: str, hash_algo: str) -> FillWriter | None:

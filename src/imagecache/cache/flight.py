@@ -56,7 +56,8 @@ from imagecache.cache.tail import (
 )
 from imagecache.cache.verify import Expected
 
-__all__ = ["Edge", "FillClaim", "FillResult", "TailReader", "close_source", "open_reader", "readers_path"]
+__all__ = ["Edge", "FillClaim", "FillResult", "TailReader", "close_source", "open_reader", "readers_path",
+           "someone_reading"]
 
 LOG = logging.getLogger(__name__)
 
@@ -76,6 +77,24 @@ def _anyone_reading(path: str) -> bool:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError:
         return True  # cannot tell: keep filling
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the lock if we got it
+    return False
+
+
+def someone_reading(layout: CacheLayout, image_id: str) -> bool:
+    """Whether a client (in any process) is streaming the fill of ``image_id`` right now.
+
+    Unlike the fill's own probe it creates nothing: no readers file, no reader.
+    """
+    try:
+        fd = os.open(readers_path(layout, image_id), os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False  # no readers file: nobody ever followed this fill
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -7,6 +7,7 @@ The layout is Glance's, so operators' scripts keep working::
         incomplete/<id>     fills in progress (or stalled by a crash)
         invalid/<id>        files that failed verification; never served
         queue/<id>          images queued for prefetching
+        pinned/<id>         images pinned: never evicted (ours, beside Glance's layout)
 
 Image ids become file names only after :func:`validate_image_id` accepts them.
 """
@@ -72,13 +73,15 @@ class CacheLayout:
         self.incomplete_dir = os.path.join(self.root, "incomplete")
         self.invalid_dir = os.path.join(self.root, "invalid")
         self.queue_dir = os.path.join(self.root, "queue")
+        self.pinned_dir = os.path.join(self.root, "pinned")
         #: One empty file per image changed through this node; its mtime is
         #: when.  Hidden: not part of Glance's layout, and scans skip it.
         self.changes_dir = os.path.join(self.root, ".changed")
 
     def ensure(self) -> None:
         """Create the directories (idempotent, safe for concurrent processes)."""
-        for path in (self.root, self.incomplete_dir, self.invalid_dir, self.queue_dir, self.changes_dir):
+        for path in (self.root, self.incomplete_dir, self.invalid_dir, self.queue_dir, self.pinned_dir,
+                     self.changes_dir):
             os.makedirs(path, exist_ok=True)
 
     # -- change marks ---------------------------------------------------------
@@ -118,6 +121,9 @@ class CacheLayout:
 
     def queue_path(self, image_id: str) -> str:
         return os.path.join(self.queue_dir, validate_image_id(image_id))
+
+    def pin_path(self, image_id: str) -> str:
+        return os.path.join(self.pinned_dir, validate_image_id(image_id))
 
     # -- facts ------------------------------------------------------------------
     def exists(self, image_id: str) -> bool:

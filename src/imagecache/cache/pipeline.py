@@ -13,6 +13,11 @@ Every fill, whichever way it came in, tells the index it started (with the
 expected size), how far it got, and that it ended (:class:`IndexHooks`), so
 other nodes can read it while it runs; nothing the index does can fail or
 stop a fill.
+
+Pinned images (:mod:`~imagecache.cache.pins`) are never evicted to make
+room, and a pinned image is cached even past ``image_cache_max_size`` (never
+past ``image_cache_min_free``); pins that cannot be read mean no room is
+made, so nothing is cached rather than a pinned image evicted.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from imagecache.cache.drivers.base import CachedImage, Driver
 from imagecache.cache.errors import ImageVerificationError
-from imagecache.cache.eviction import bytes_to_free, select_victims
+from imagecache.cache.eviction import room_for, shortfall
 from imagecache.cache.fill import FillWriter
 from imagecache.cache.flight import FillClaim, FillResult, close_source
 from imagecache.cache.layout import CacheLayout
+from imagecache.cache.pins import CachePins
 from imagecache.cache.progress import ProgressWatch
 from imagecache.cache.verify import Expected, mismatch, multihash_algo
 from imagecache.config import Settings, effective_min_free
@@ -61,6 +67,9 @@ class CacheParts(Protocol):
 
     @property
     def progress(self) -> ProgressWatch: ...
+
+    @property
+    def pins(self) -> CachePins: ...
 
     def delete_cached_image(self, image_id: str) -> bool: ...
 
@@ -184,7 +193,12 @@ class FillPipeline:
     # -- the steps -----------------------------------------------------------------
     def _start(self, image_id: str, expected: Expected) -> FillWriter | Declined:
         """A writer for the image, or why there is none: it must not (or cannot) be cached, or someone has it."""
-        if expected.size is not None and not self._fits(expected.size):
+        try:
+            pinned = image_id in self._cache.pins.ids()
+        except Exception as exc:  # noqa: BLE001 - without the pins nothing may be evicted: do not cache
+            LOG.warning("cannot cache image %s: the pins cannot be read: %s", image_id, exc)
+            return self._decline("cache-error")
+        if expected.size is not None and not pinned and not self._fits(expected.size):
             LOG.info("image %s (%d bytes) will not be cached: larger than the cache allows", image_id, expected.size)
             return self._decline("too-large")
         algo = multihash_algo(expected, self._cache.settings.hashing_algorithm)
@@ -195,10 +209,12 @@ class FillPipeline:
             return self._decline(reason_of(exc))
         if writer is None:
             return Declined()
+        # A pinned image is bounded by its own size only (and by the disk).
+        writer.limit = expected.size if pinned else _smaller(expected.size, self._cache.settings.image_cache_max_size)
         self.hooks.started(image_id, expected.size)
         if expected.size is not None:
             try:
-                self._make_room(expected.size, protect=image_id)
+                self._make_room(expected.size, image_id)
             except Exception:
                 LOG.exception("could not make room for image %s", image_id)
         return writer
@@ -212,12 +228,10 @@ class FillPipeline:
 
     def _accept_chunk(self, writer: FillWriter, chunk: bytes, expected: Expected) -> bool:
         """Write ``chunk``; False (writing nothing) once the fill cannot go on."""
-        max_size = self._cache.settings.image_cache_max_size
-        limit = max_size if expected.size is None else min(max_size, expected.size)
-        if writer.size + len(chunk) > limit:
-            LOG.info("image %s grew past %d bytes; not caching it", writer.image_id, limit)
+        if writer.limit is not None and writer.size + len(chunk) > writer.limit:
+            LOG.info("image %s grew past %d bytes; not caching it", writer.image_id, writer.limit)
             # Past its own size, the bytes are not the image's: they would fail verification.
-            writer.not_stored = "too-large" if limit == max_size else "verify-failed"
+            writer.not_stored = "verify-failed" if writer.limit == expected.size else "too-large"
             return False
         try:
             writer.write(chunk)
@@ -295,7 +309,7 @@ class FillPipeline:
         try:
             writer.sync()  # outside the publish lock: other fills publish meanwhile
             with layout.publish_lock():
-                if not self._make_room(digest.size, protect=writer.image_id, already_on_disk=True):
+                if not self._make_room(digest.size, writer.image_id, already_on_disk=True):
                     LOG.info("no room for image %s (%d bytes); not caching it", writer.image_id, digest.size)
                     writer.not_stored = "no-room"
                     writer.discard()
@@ -315,7 +329,6 @@ class FillPipeline:
                     )
                 )
             _release_readers(writer)
-            return True
         except Exception as exc:
             LOG.exception("could not publish image %s", writer.image_id)
             writer.not_stored = reason_of(exc)
@@ -323,14 +336,26 @@ class FillPipeline:
             return layout.exists(writer.image_id)
         finally:
             writer.close()
+        self._pinned_published(writer.image_id)
+        return True
 
-    def _make_room(self, incoming: int, *, protect: str | None = None, already_on_disk: bool = False) -> bool:
-        """Evict LRU images so ``incoming`` bytes fit; False (evicting nothing) if they cannot."""
-        if not self._fits(incoming):
-            return False
+    def _pinned_published(self, image_id: str) -> None:
+        """A pinned image's bytes count against the limit now: say so if pins alone exceed it."""
+        try:
+            if image_id in self._cache.pins.ids():
+                self._cache.pins.check()
+        except Exception as exc:  # noqa: BLE001 - the image is cached; the word on the pins can wait
+            LOG.warning("could not check the pins after publishing image %s: %s", image_id, exc)
+
+    def _make_room(self, incoming: int, image_id: str, *, already_on_disk: bool = False) -> bool:
+        """Evict unpinned LRU images so ``incoming`` bytes of ``image_id`` fit; False (evicting nothing) if not."""
         cache = self._cache
+        pinned = cache.pins.ids()
+        keep = image_id in pinned
+        if not keep and not self._fits(incoming):
+            return False
         usage = cache.layout.disk_usage()
-        needed = bytes_to_free(
+        short = shortfall(
             cache_size=cache.driver.total_size(),
             incoming=incoming,
             max_size=cache.settings.image_cache_max_size,
@@ -338,14 +363,17 @@ class FillPipeline:
             disk_free=usage.free + (incoming if already_on_disk else 0),
             min_free=effective_min_free(cache.settings, usage.total),
         )
-        protected = frozenset({protect}) if protect else frozenset()
-        victims = select_victims(((r.image_id, r.size) for r in cache.driver.lru()), needed, protected)
+        victims = room_for(((r.image_id, r.size) for r in cache.driver.lru()), short, pinned | {image_id}, pinned=keep)
         if victims is None:
             return False
-        for image_id in victims:
-            cache.delete_cached_image(image_id)
-            LOG.info("evicted image %s to make room", image_id)
+        for victim in victims:
+            cache.delete_cached_image(victim)
+            LOG.info("evicted image %s to make room", victim)
         return True
+
+
+def _smaller(size: int | None, limit: int) -> int:
+    return limit if size is None else min(size, limit)
 
 
 def _release_readers(writer: FillWriter) -> None:

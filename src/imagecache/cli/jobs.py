@@ -150,19 +150,23 @@ def clean(config_file: str | None, as_json: bool, verbose: bool, **flags: Any) -
 @click.option("--image-cache-max-size", type=ByteSize(),
               help="Prune down to this size: bytes, or 512M, 10G, ... (default image_cache_max_size).")
 def prune(config_file: str | None, as_json: bool, verbose: bool, **flags: Any) -> None:
-    """Evict least recently used images down to the size limit."""
+    """Evict least recently used images down to the size limit (pinned images stay)."""
     from imagecache.jobs import Pruner
 
     settings = job_settings(config_file, flags, verbose)
     with logging_to_stderr(verbose), open_job(settings, lambda: Pruner(settings)) as pruner, job_failures():
         result = pruner.run()
         cache_size = pruner.cache.get_cache_size()
+        pins = pruner.cache.pins.state()
     limit = settings.image_cache_max_size
+    over = (f"; pinned images alone hold {format_size(pins.bytes)}, more than the limit: nothing else stays"
+            if pins.over_limit else "")
     report(
         as_json,
-        {"files_pruned": result.files, "bytes_pruned": result.bytes, "cache_size": cache_size, "max_size": limit},
+        {"files_pruned": result.files, "bytes_pruned": result.bytes, "cache_size": cache_size, "max_size": limit,
+         "pinned_bytes": pins.bytes, "pinned_over_limit": pins.over_limit},
         f"pruned {plural(result.files, 'image')} ({format_size(result.bytes)}); "
-        f"the cache holds {format_size(cache_size)} of {format_size(limit)}",
+        f"the cache holds {format_size(cache_size)} of {format_size(limit)}{over}",
     )
 
 

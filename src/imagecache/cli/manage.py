@@ -4,9 +4,10 @@ Glance's ``glance-cache-manage`` as a click group: the same commands
 (``list-cached``, ``list-queued``, ``queue-image``, ``delete-cached-image``,
 ``delete-all-cached-images``, ``delete-queued-image``,
 ``delete-all-queued-images``) and option names, speaking to a node through
-:class:`imagecache.client.CacheClient`; and, across the nodes sharing a
-central index, ``list-nodes ID`` (where an image is cached) and
-``list-cached --all-nodes`` (which node holds or is filling which image).
+:class:`imagecache.client.CacheClient`; pins (``pin``, ``unpin``,
+``list-pinned``); and, across the nodes sharing a central index,
+``list-nodes ID`` (where an image is cached) and ``list-cached --all-nodes``
+(which node holds or is filling which image).
 
 Output: tables for people (rich), ``--json`` for scripts: then stdout holds
 exactly one JSON document and every message goes to stderr.  Exit status: 0
@@ -146,17 +147,34 @@ def list_cached(ctx: click.Context, all_nodes: bool, as_json: bool) -> None:
         images = state.client().get_cached_images()
     if state.as_json:
         print_json(images)
-        return
-    if not images:
+    elif not images:
         click.echo("No cached images.")
-        return
-    rows = [
-        (str(image.get("image_id")), human_size(image.get("size")), str(image.get("hits")),
-         local_time(image.get("last_accessed")), local_time(image.get("last_modified")))
-        for image in images
-    ]
-    print_table([("ID", "left"), ("Size", "right"), ("Hits", "right"),
-                 ("Last accessed", "left"), ("Last modified", "left")], rows)
+    else:
+        rows = [
+            (str(image.get("image_id")), human_size(image.get("size")), str(image.get("hits")),
+             local_time(image.get("last_accessed")), local_time(image.get("last_modified")),
+             "pinned" if image.get("pinned") is True else "")
+            for image in images
+        ]
+        print_table([("ID", "left"), ("Size", "right"), ("Hits", "right"),
+                     ("Last accessed", "left"), ("Last modified", "left"), ("Pinned", "left")], rows)
+    if any(image.get("pinned") is True for image in images):
+        warn_if_pins_over_limit(state)
+
+
+def warn_if_pins_over_limit(state: ManageSession, pins: dict[str, Any] | None = None) -> None:
+    """A warning on stderr when pinned images alone exceed the node's limit (nothing else is cached then)."""
+    from imagecache.client import ClientError
+
+    if pins is None:
+        try:
+            pins = state.client().get_pins()
+        except ClientError:
+            return  # the listing was answered; the warning is a courtesy
+    if pins.get("over_limit") is True:
+        click.echo(f"Warning: pinned images alone hold {human_size(pins.get('pinned_bytes'))}, more than the "
+                   f"cache limit of {human_size(pins.get('image_cache_max_size'))}: nothing else is cached "
+                   "until images are unpinned or the limit is raised.", err=True)
 
 
 @manage.command("list-queued")
@@ -214,7 +232,7 @@ class PerImage:
 
     call: Callable[[CacheClient, str], Any]
     done_key: str  # the JSON key of the ids done
-    done: str  # the line for an id done
+    done: str | Callable[[str, Any], str]  # the line for an id done (a format, or made from the id and the answer)
     failed: str  # the start of the line for an id that failed
 
 
@@ -232,7 +250,7 @@ def run_per_image(state: ManageSession, action: PerImage, ids: Sequence[str]) ->
         client = state.client()
         for image_id in ids:
             try:
-                action.call(client, image_id)
+                answer = action.call(client, image_id)
             except ClientError as exc:
                 if not fails_alone(exc):
                     raise
@@ -242,7 +260,8 @@ def run_per_image(state: ManageSession, action: PerImage, ids: Sequence[str]) ->
                 continue
             done.append(image_id)
             if not state.as_json:
-                click.echo(action.done.format(image_id=image_id))
+                click.echo(action.done(image_id, answer) if callable(action.done)
+                           else action.done.format(image_id=image_id))
     if state.as_json:
         print_json({action.done_key: done, "failed": failed})
     if failed:
@@ -258,6 +277,60 @@ def queue_image(ctx: click.Context, image_ids: tuple[str, ...], as_json: bool) -
     action = PerImage(lambda client, image_id: client.queue_image_for_caching(image_id),
                       "queued", "Queued image {image_id} for caching", "Could not queue image")
     run_per_image(session(ctx, as_json), action, image_ids)
+
+
+def pinned_line(image_id: str, pin: Any) -> str:
+    if isinstance(pin, dict) and pin.get("cached") is False:
+        return f"Pinned image {image_id}; the node is caching it now"
+    return f"Pinned image {image_id}"
+
+
+@manage.command("pin")
+@image_ids
+@json_flag
+@click.pass_context
+def pin(ctx: click.Context, image_ids: tuple[str, ...], as_json: bool) -> None:
+    """Pin images: never evicted from the node's cache; one not cached yet is cached now.
+
+    Pinned images may hold the cache past image_cache_max_size (then nothing
+    else is cached, and the node says so); imagecache manage unpin undoes it.
+    """
+    action = PerImage(lambda client, image_id: client.pin(image_id), "pinned", pinned_line, "Could not pin image")
+    run_per_image(session(ctx, as_json), action, image_ids)
+
+
+@manage.command("unpin")
+@image_ids
+@json_flag
+@click.pass_context
+def unpin(ctx: click.Context, image_ids: tuple[str, ...], as_json: bool) -> None:
+    """Unpin images: they stay cached, as ordinary least-recently-used entries."""
+    action = PerImage(lambda client, image_id: client.unpin(image_id), "unpinned",
+                      "Unpinned image {image_id}", "Could not unpin image")
+    run_per_image(session(ctx, as_json), action, image_ids)
+
+
+@manage.command("list-pinned")
+@json_flag
+@click.pass_context
+def list_pinned(ctx: click.Context, as_json: bool) -> None:
+    """List pinned images, cached or not, and what they hold of the cache limit."""
+    state = session(ctx, as_json)
+    with client_errors():
+        pins = state.client().get_pins()
+    if state.as_json:
+        print_json(pins)
+        return
+    listed = [pin for pin in pins["pinned_images"] if isinstance(pin, dict)]
+    if not listed:
+        click.echo("No pinned images.")
+        return
+    rows = [(str(pin.get("image_id")), str(pin.get("pinned_by")), "cached" if pin.get("cached") else "not cached",
+             human_size(pin.get("size")) if pin.get("cached") else "") for pin in listed]
+    print_table([("ID", "left"), ("Pinned by", "left"), ("State", "left"), ("Size", "right")], rows)
+    click.echo(f"Pinned images hold {human_size(pins.get('pinned_bytes'))} of the "
+               f"{human_size(pins.get('image_cache_max_size'))} cache limit.")
+    warn_if_pins_over_limit(state, pins)
 
 
 @manage.command("delete-cached-image")

@@ -337,3 +337,32 @@ class CacheClient:
         if images is None:
             raise InvalidResponse(f"GET {url} answered with something else than the images of the nodes")
         return images
+
+    # -- pins (imagecache's own: /v2/cache/pins, /v2/cache/{id}/pin) ------------------------
+
+    def pin(self, image_id: str) -> dict[str, Any]:
+        """Pin an image on the node: never evicted there; one not cached yet is cached now.
+
+        The pin as the node reports it: ``{"image_id", "pinned_by", "cached", "size"}``
+        (``cached`` false: the node is fetching it).  :class:`NotFound` when
+        the image service does not know the image, :class:`BadRequest` when
+        it is not active.
+        """
+        url = self.api_url(f"/v2/cache/{quote_image_id(image_id)}/pin")
+        data = self._json("PUT", url)
+        if not isinstance(data, dict) or not isinstance(data.get("image_id"), str):
+            raise InvalidResponse(f"PUT {url} answered with something else than a pin: {str(data)[:200]}")
+        return data
+
+    def unpin(self, image_id: str) -> bool:
+        """Unpin an image (it stays cached, as an ordinary LRU entry); :class:`NotFound` when it was not pinned."""
+        self.do_request("DELETE", self.api_url(f"/v2/cache/{quote_image_id(image_id)}/pin"))
+        return True
+
+    def get_pins(self) -> dict[str, Any]:
+        """The node's pins: ``{"pinned_images": [pin...], "pinned_bytes", "image_cache_max_size", "over_limit"}``."""
+        url = self.api_url("/v2/cache/pins")
+        data = self._json("GET", url)
+        if not isinstance(data, dict) or not isinstance(data.get("pinned_images"), list):
+            raise InvalidResponse(f"GET {url} answered with something else than the node's pins: {str(data)[:200]}")
+        return data

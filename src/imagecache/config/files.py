@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from imagecache.config.glance import ignored_notice, options_from_ini, parse_ini
-from imagecache.config.settings import ConfigError, Settings, coerce, option_names, read_environment
+from imagecache.config.settings import (
+    ConfigError,
+    Settings,
+    coerce,
+    option_names,
+    read_environment,
+    table_options,
+)
 
 INI_SUFFIXES = (".conf", ".ini", ".cfg")
 TOML_SUFFIXES = (".toml",)
@@ -95,7 +102,7 @@ def _from_toml(path: str, text: str) -> ConfigFile:
     values = dict(defaults)
     names = {key: f"[DEFAULT] {key}" for key in defaults}
     for key, value in data.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key not in table_options():  # a table option's value is a table
             raise ConfigError(f"config file {path}: unknown section [{key}]")
         values[key] = value
         names[key] = key

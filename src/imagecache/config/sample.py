@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from imagecache.config import settings as settings_module
 from imagecache.config.files import Format
 from imagecache.config.glance import GLANCE_OPTIONS, OWN_SECTION
-from imagecache.config.settings import Settings, option_type
+from imagecache.config.settings import Pairs, Settings, option_type, table_options
 
 #: Options whose values ``show`` masks: they are secrets.
 SECRETS = frozenset({"peer_token", "upstream_auth_token"})
@@ -77,32 +77,41 @@ def defaults() -> dict[str, Any]:
 def type_name(name: str) -> str:
     """``integer``, ``list of strings``...: what an option takes, for the help line."""
     kind, optional = option_type(name)
-    if typing.get_origin(kind) in (list, tuple):
+    if kind == Pairs:
+        text = "table of strings"
+    elif typing.get_origin(kind) in (list, tuple):
         text = "list of strings"
     else:
         text = _TYPE_NAMES.get(kind, getattr(kind, "__name__", str(kind)))
     return f"{text}, may be unset" if optional else text
 
 
-def toml_value(value: Any) -> str:
-    """``value`` as TOML; None (unset) as ``""``, which every option reads as unset or empty."""
+def toml_value(value: Any, *, table: bool = False) -> str:
+    """``value`` as TOML; None (unset) as ``""``, which every option reads as unset or empty.
+
+    ``table``: the value of a table option, (key, value) pairs, as an inline table.
+    """
     if value is None:
         return '""'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if table:
+        return "{" + ", ".join(f"{json.dumps(key)} = {json.dumps(item)}" for key, item in value) + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(json.dumps(str(item)) for item in value) + "]"
     return json.dumps(str(value))  # a JSON string is a TOML basic string
 
 
-def ini_value(value: Any) -> str:
-    """``value`` in oslo.config's syntax; None (unset) as nothing."""
+def ini_value(value: Any, *, table: bool = False) -> str:
+    """``value`` in oslo.config's syntax; None (unset) as nothing; a table option's pairs as ``key:value,...``."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if table:
+        return ",".join(f"{key}:{item}" for key, item in value)
     if isinstance(value, list | tuple):
         return ",".join(str(item) for item in value)
     return str(value)
@@ -174,6 +183,7 @@ def render(
     values = defaults() if values is None else values
     origins = origins or {}
     helps = option_help()
+    tables = table_options()
     names = [item.name for item in dataclasses.fields(Settings)]
     shared = {}
     if fmt == "ini":
@@ -181,7 +191,8 @@ def render(
 
     def entry(name: str) -> list[str]:
         spelled = shared[name].name if name in shared else name
-        value = ini_value(values[name]) if fmt == "ini" else toml_value(values[name])
+        table = name in tables
+        value = ini_value(values[name], table=table) if fmt == "ini" else toml_value(values[name], table=table)
         if sample:
             renamed = f"; imagecache calls it {name}" if spelled != name else ""
             about = f"{helps.get(name, '')} ({type_name(name)}{renamed})".strip()

@@ -27,8 +27,12 @@ GiB = 1 << 30
 DRIVER_NAMES = ("sqlite", "xattr", "central")
 AUTH_STRATEGIES = ("none", "tokens")
 HASH_ALGORITHMS = ("sha256", "sha384", "sha512", "md5", "sha1")
+#: Image visibilities the pre-warm policy may be given (Glance's, but "all").
+PREWARM_VISIBILITIES = ("public", "community", "shared", "private")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENV_PREFIX = "IMAGECACHE_"
+#: The type of a table option (``prewarm_properties``): sorted (key, value) pairs, hashable like the rest.
+Pairs = tuple[tuple[str, str], ...]
 
 
 class ConfigError(ValueError):
@@ -109,6 +113,25 @@ class Settings:
     """Seconds between runs of the prefetcher inside the server (0: never)."""
     log_level: str = "INFO"
     """DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."""
+
+    # -- pre-warming by policy (imagecache.jobs.prewarmer) ---------------------------------
+    prewarm_tags: tuple[str, ...] = ()
+    """Active images with any of these tags are cached ahead of any download."""
+    prewarm_properties: Pairs = ()
+    """So are those with every one of these properties: a TOML table (``{os_distro = "ubuntu"}``),
+    or ``os_distro:ubuntu, hw_arch:x86_64`` in INI and IMAGECACHE_PREWARM_PROPERTIES."""
+    prewarm_visibility: tuple[str, ...] = ("public",)
+    """Only images of these visibilities are pre-warmed (tags and properties of other images are
+    their owners' to set, so any user could otherwise fill the cache)."""
+    prewarm_interval: float = 600.0
+    """Seconds between pre-warm runs (0 disables them)."""
+    prewarm_max_concurrent: int = 1
+    """Images a pre-warm run fetches at once."""
+    prewarm_max_bytes_per_second: int = 50 * (1 << 20)
+    """Origin bytes per second all pre-warm fetches together may read (0: no limit).  An image a
+    client is downloading meanwhile is no longer held back."""
+    prewarm_pin: bool = False
+    """Pin what the policy pre-warms (and unpin it when the image no longer matches)."""
 
     # -- serving many streams (a boot storm) ---------------------------------------
     threads: int = 64
@@ -206,10 +229,26 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("node_site must be a name of 1 to 255 characters")
     if settings.peer_token is not None and not settings.peer_token.strip():
         raise ConfigError("peer_token must not be empty (leave it unset to turn peer fill off)")
+    _validate_prewarm(settings)
     if settings.image_cache_driver == "central" and not settings.db_url:
         raise ConfigError("image_cache_driver 'central' needs db_url")
     if settings.auth_strategy == "tokens" and not settings.tokens_file:
         raise ConfigError("auth_strategy 'tokens' needs tokens_file")
+
+
+def _validate_prewarm(settings: Settings) -> None:
+    if any(not tag.strip() for tag in settings.prewarm_tags):
+        raise ConfigError("prewarm_tags must not hold an empty tag")
+    if any(not name.strip() for name, _ in settings.prewarm_properties):
+        raise ConfigError("prewarm_properties must not name an empty property")
+    wrong = [v for v in settings.prewarm_visibility if v not in PREWARM_VISIBILITIES]
+    if wrong or not settings.prewarm_visibility:
+        raise ConfigError(f"prewarm_visibility must list some of {', '.join(PREWARM_VISIBILITIES)}, "
+                          f"not {list(settings.prewarm_visibility)!r}")
+    if settings.prewarm_max_concurrent < 1:
+        raise ConfigError("prewarm_max_concurrent must be at least 1")
+    if settings.prewarm_max_bytes_per_second < 0:
+        raise ConfigError("prewarm_max_bytes_per_second must not be negative (0: no limit)")
 
 
 def option_names() -> tuple[str, ...]:
@@ -280,13 +319,15 @@ def coerce(name: str, value: Any) -> Any:
 
     Text follows oslo.config's syntax, so Glance's files read as Glance reads
     them: booleans true/false, yes/no, on/off, 1/0 in any case; plain
-    integers; lists comma-separated.
+    integers; lists comma-separated; tables ``key:value`` pairs, comma-separated.
     """
     kind, optional = option_type(name)
     if value is None or (optional and isinstance(value, str) and value == ""):
         if optional:
             return None
         raise ConfigError(f"{name} needs a value")
+    if kind == Pairs:
+        return _string_pairs(name, value)
     container = typing.get_origin(kind)
     if container in (list, tuple):
         return container(_string_items(name, value))
@@ -315,6 +356,25 @@ def coerce(name: str, value: Any) -> Any:
             f"not {value!r}"
         ) from None
     raise ConfigError(f"{name} cannot be set from configuration")  # pragma: no cover
+
+
+def _string_pairs(name: str, value: Any) -> Pairs:
+    """A table option: a TOML table of strings, or oslo.config's dict syntax ``key:value, key2:value2``."""
+    if isinstance(value, str):
+        items = split_list(value)
+        if any(":" not in item for item in items):
+            raise ConfigError(f"{name} must be key:value pairs separated by commas, not {value!r}")
+        value = dict(item.split(":", 1) for item in items)
+    if isinstance(value, list | tuple) and not value:
+        return ()  # an empty list reads as an empty table
+    if isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
+        return tuple(sorted((str(key).strip(), v.strip()) for key, v in value.items()))
+    raise ConfigError(f'{name} must be a table of strings (key = "value"), not {value!r}')
+
+
+def table_options() -> frozenset[str]:
+    """Options whose value is a table: in TOML, a table of that name is the value, not a section."""
+    return frozenset(name for name, hint in _option_types().items() if hint == Pairs)
 
 
 def read_toml(path: str, what: str) -> dict[str, Any]:

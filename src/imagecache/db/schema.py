@@ -19,6 +19,8 @@ meant when it was written.
   that reads it from the origin.
 * ``peer_suspects``: a peer whose bytes failed a reporter's verification,
   not read from by that reporter until ``until``.
+* ``pinned_images``: each node's pins (never evicted there), cached or not,
+  and who set each (``manual`` or ``prewarm``).
 
 Deleting a node deletes its rows (``ON DELETE CASCADE``).
 """
@@ -115,4 +117,13 @@ peer_suspects = Table(
     _node("suspect_id"),
     Column("until", DateTime(timezone=True), nullable=False),
     Index("peer_suspects_suspect_id", "suspect_id"),
+)
+
+pinned_images = Table(
+    "pinned_images",
+    metadata,
+    _node("node_id"),
+    Column("image_id", IMAGE_ID, primary_key=True),
+    Column("pinned_by", Text, nullable=False, server_default="manual"),
+    Column("pinned_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

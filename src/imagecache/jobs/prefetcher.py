@@ -89,6 +89,14 @@ def _discard(body: Iterator[bytes]) -> None:
     quiet_close(body)
 
 
+def _then(first: Callable[[int], None], second: Callable[[int], None]) -> Callable[[int], None]:
+    def both(n: int) -> None:
+        first(n)
+        second(n)
+
+    return both
+
+
 def _reporting(count: Callable[[int], None], image_id: str, size: int | None,
                progress: ProgressCallback) -> Callable[[int], None]:
     """``count``, also telling ``progress`` how far the image has come (from 0 now)."""
@@ -168,13 +176,19 @@ class Prefetcher(CacheApp):
 
     # -- one image -------------------------------------------------------------
     def fetch_image_into_cache(
-        self, image_id: str, context: RequestContext | None = None, *, progress: ProgressCallback | None = None
+        self,
+        image_id: str,
+        context: RequestContext | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        throttle: Callable[[int], None] | None = None,
     ) -> bool:
         """Cache one image; True when it is cached (now or already), False on failure.
 
         On success the image leaves the queue; on failure it stays queued.
-        ``progress`` hears about every chunk read.  Raises InvalidImageId for
-        an id that is not a UUID.
+        ``progress`` hears about every chunk read; ``throttle`` is told each
+        chunk's size once it is read, and may wait (the pre-warm rate limit).
+        Raises InvalidImageId for an id that is not a UUID.
         """
         image_id = validate_image_id(image_id)
         if self.cache.is_cached(image_id):
@@ -190,7 +204,7 @@ class Prefetcher(CacheApp):
             _discard(body)
             LOG.warning("prefetch of image %s: the image service answered %d for its data", image_id, status)
             return False
-        if not self._cache_body(image_id, image, headers, body, progress):
+        if not self._cache_body(image_id, image, headers, body, progress, throttle):
             return False
         self.cache.delete_queued_image(image_id)
         LOG.info("prefetched image %s into the cache", image_id)
@@ -214,6 +228,7 @@ class Prefetcher(CacheApp):
         headers: Mapping[str, str],
         body: Iterator[bytes],
         progress: ProgressCallback | None = None,
+        throttle: Callable[[int], None] | None = None,
     ) -> bool:
         """Write the body into the cache, verified; True when the image ends up cached."""
         lowered = {key.lower(): value for key, value in headers.items()}
@@ -224,6 +239,8 @@ class Prefetcher(CacheApp):
         on_bytes: Callable[[int], None] = self.cache.metrics.from_origin("prefetch")
         if progress is not None:
             on_bytes = _reporting(on_bytes, image_id, size, progress)
+        if throttle is not None:
+            on_bytes = _then(on_bytes, throttle)
         body = CountingBody(body, on_bytes)
         try:
             cached = self.cache.cache_image_iter(

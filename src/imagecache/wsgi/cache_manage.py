@@ -8,7 +8,9 @@ other request to the app behind it, untouched:
   ``cache-prune``): ``/v2/cache...``, with the central index's questions
   across nodes (``/v2/cache/nodes[/{id}]``);
 * the legacy routes ``glance-cache-manage`` used, under ``/v1`` and ``/v2``:
-  ``{prefix}/cached_images[/{id}]`` and ``{prefix}/queued_images[/{id}]``.
+  ``{prefix}/cached_images[/{id}]`` and ``{prefix}/queued_images[/{id}]``;
+* our pins (:mod:`imagecache.wsgi.pins_api`): ``/v2/cache/pins`` and
+  ``/v2/cache/{id}/pin``.  Listings mark each cached image ``pinned``.
 
 Every route is for admins only (403 otherwise; on an edge node, 401 for a
 token the upstream rejects).  Queueing an image, by any route, starts
@@ -23,17 +25,15 @@ go straight to the images app.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from webob import Request, Response
 
-from imagecache.cache import CachedImage, CacheError, ImageCache, InvalidImageId
+from imagecache.cache import CacheError, ImageCache, InvalidImageId
 from imagecache.cache.layout import validate_image_id
 from imagecache.http.context import RequestContext, get_context
-from imagecache.http.errors import JSON, error_answer
 from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironment
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi import cache_routes
@@ -41,44 +41,15 @@ from imagecache.wsgi.auth import BAD_TOKEN_MESSAGE, CHALLENGE
 from imagecache.wsgi.cache_routes import Matched, Route, Unrouted, WrongMethod
 from imagecache.wsgi.fleet import fleet_view
 from imagecache.wsgi.image_source import ImageSource
+from imagecache.wsgi.manage_responses import empty_response, error_response, json_response, records
+from imagecache.wsgi.pins_api import PinsAPI
 from imagecache.wsgi.token_check import UpstreamTokenCheck
 
 LOG = logging.getLogger(__name__)
 
 CLEAR_TARGET_HEADER = "x-image-cache-clear-target"
-#: Fields of a cached image record in the API (Glance's, and what glanceclient reads).
-RECORD_FIELDS = ("image_id", "hits", "last_accessed", "last_modified", "size")
 #: The answer of the routes across nodes on a node whose index has none (Glance's words).
 NO_CENTRAL_INDEX = "Centralized caching is not enabled."
-
-
-# -- responses ---------------------------------------------------------------------
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    # webob adds no charset to application/json.
-    return Response(status=status, content_type=JSON, body=json.dumps(body).encode("utf-8"))
-
-
-def empty_response(status: int) -> Response:
-    """A response without a body (204 carries no Content-Length at all)."""
-    response = Response(status=status)
-    del response.content_type
-    if status != 204:
-        response.content_length = 0
-    return response
-
-
-def error_response(status: int, message: str, extra: Iterable[tuple[str, str]] = ()) -> Response:
-    """The server's JSON error (:mod:`imagecache.http.errors`), which glanceclient shows as it is."""
-    answer = error_answer(status, message, extra)
-    return Response(status=answer.status, headerlist=answer.headers, app_iter=[answer.body])
-
-
-def record(image: CachedImage) -> dict[str, Any]:
-    """A cached image as the API shows it: Glance's fields and types, nothing more."""
-    facts = image.to_dict()
-    return {name: facts[name] for name in RECORD_FIELDS}
 
 
 # -- the filter ----------------------------------------------------------------------
@@ -101,6 +72,7 @@ class CacheManageFilter:
         self.prefetcher = prefetcher
         #: In front of an upstream: tells a token it rejects (401) from a non-admin's (403).
         self.token_check = token_check
+        pins = PinsAPI(cache, source, self._queue_and_fetch)
         # Dispatch by table: routes on the collection, and routes on one image.
         self._collection: Mapping[Route, Callable[[Request], Response]] = {
             Route.CACHE_STATE: self.cache_state,
@@ -108,6 +80,7 @@ class CacheManageFilter:
             Route.CACHE_CLEAN: self.clean_cache,
             Route.CACHE_PRUNE: self.prune_cache,
             Route.CACHE_FLEET: self.fleet,
+            Route.CACHE_PINS: pins.list_pins,
             Route.LIST_CACHED: self.list_cached,
             Route.DELETE_ALL_CACHED: self.delete_all_cached,
             Route.LIST_QUEUED: self.list_queued,
@@ -117,6 +90,8 @@ class CacheManageFilter:
             Route.CACHE_QUEUE: self.queue_from_api,
             Route.CACHE_DELETE: self.delete_cache_entry,
             Route.CACHE_NODES: self.cached_nodes,
+            Route.CACHE_PIN: pins.pin,
+            Route.CACHE_UNPIN: pins.unpin,
             Route.DELETE_CACHED: self.delete_cached,
             Route.QUEUE: self.queue_legacy,
             Route.DELETE_QUEUED: self.delete_queued,
@@ -171,10 +146,14 @@ class CacheManageFilter:
         """GET /v2/cache: what is cached and what is queued."""
         return json_response(
             {
-                "cached_images": [record(image) for image in self.cache.get_cached_images()],
+                "cached_images": self._records(),
                 "queued_images": self.cache.get_queued_images(),
             }
         )
+
+    def _records(self) -> list[dict[str, Any]]:
+        """The cached images, each marked ``pinned`` or not."""
+        return records(self.cache.get_cached_images(), self.cache.pins.ids())
 
     def clear_cache(self, request: Request) -> Response:
         """DELETE /v2/cache: empty the cache, the queue or both (the header says which).
@@ -236,9 +215,15 @@ class CacheManageFilter:
             meta = self.source.metadata(request.environ, image_id)
             if meta.status != 200:
                 return meta.response
-        self.cache.delete_cached_image(image_id)
+        self._delete_copy(image_id)
         self.cache.delete_queued_image(image_id)
         return empty_response(204)
+
+    def _delete_copy(self, image_id: str) -> None:
+        """Drop the cached copy; a pinned image keeps its pin (and the pins' state is said again)."""
+        self.cache.delete_cached_image(image_id)
+        if self.cache.pins.is_pinned(image_id):
+            self.cache.pins.check()
 
     def cached_nodes(self, request: Request, image_id: str) -> Response:
         """GET /v2/cache/nodes/{id}: the reference URLs of the live nodes caching an image.
@@ -273,13 +258,13 @@ class CacheManageFilter:
 
     # -- legacy: {prefix}/cached_images, {prefix}/queued_images ----------------------
     def list_cached(self, request: Request) -> Response:
-        return json_response({"cached_images": [record(image) for image in self.cache.get_cached_images()]})
+        return json_response({"cached_images": self._records()})
 
     def delete_all_cached(self, request: Request) -> Response:
         return json_response({"num_deleted": self.cache.delete_all_cached_images()})
 
     def delete_cached(self, request: Request, image_id: str) -> Response:
-        self.cache.delete_cached_image(image_id)
+        self._delete_copy(image_id)
         return _legacy_done()
 
     def list_queued(self, request: Request) -> Response:

@@ -224,3 +224,73 @@ def test_the_fleet_is_empty_without_nodes_or_lists_this_nodes_images(env):
         assert [(entry.image_id, entry.filling, entry.size, entry.bytes) for entry in fleet] == [
             (rec.image_id, False, 7, 7)
         ]
+
+
+# -- pins: every driver keeps them, cached or not ------------------------------------------
+
+
+def test_pins_are_kept_whether_or_not_the_image_is_cached(env):
+    driver, layout = env
+    cached = record(layout)
+    driver.add(cached)
+    absent = str(uuid.uuid4())
+    assert driver.pins() == {}
+    assert driver.pin(cached.image_id, "manual") is True
+    assert driver.pin(absent, "prewarm") is True
+    assert driver.pins() == {cached.image_id: "manual", absent: "prewarm"}
+    assert driver.pin(cached.image_id, "manual") is False  # pinned already: kept as it was
+    assert driver.pins()[cached.image_id] == "manual"
+
+
+def test_a_manual_pin_replaces_a_prewarm_one_never_the_reverse(env):
+    driver, _ = env
+    by_policy, by_operator = str(uuid.uuid4()), str(uuid.uuid4())
+    driver.pin(by_policy, "prewarm")
+    driver.pin(by_operator, "manual")
+    assert driver.pin(by_policy, "manual") is False
+    assert driver.pin(by_operator, "prewarm") is False
+    assert driver.pins() == {by_policy: "manual", by_operator: "manual"}
+
+
+def test_unpin_says_whether_there_was_a_pin_and_leaves_the_record(env):
+    driver, layout = env
+    rec = record(layout)
+    driver.add(rec)
+    driver.pin(rec.image_id, "manual")
+    assert driver.unpin(rec.image_id) is True
+    assert driver.unpin(rec.image_id) is False
+    assert driver.unpin(str(uuid.uuid4())) is False
+    assert driver.pins() == {}
+    assert driver.get(rec.image_id) == rec  # the cached image is an ordinary one again
+
+
+def test_a_pin_outlives_the_record_of_its_image(env):
+    """Evicting or deleting a pinned image's copy leaves the pin (the next fill keeps it again)."""
+    driver, layout = env
+    rec = record(layout)
+    driver.add(rec)
+    driver.pin(rec.image_id, "manual")
+    layout.remove(rec.image_id)
+    driver.remove(rec.image_id)
+    assert driver.pins() == {rec.image_id: "manual"}
+
+
+def test_pins_from_threads_at_once_each_land_once(env):
+    driver, _ = env
+    ids = [str(uuid.uuid4()) for _ in range(10)]
+    added: list[bool] = []
+    lock = threading.Lock()
+
+    def pin_all() -> None:
+        for image_id in ids:
+            result = driver.pin(image_id, "prewarm")
+            with lock:
+                added.append(result)
+
+    threads = [threading.Thread(target=pin_all) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(driver.pins()) == set(ids)
+    assert added.count(True) == len(ids)  # each pin was new to exactly one caller

@@ -26,6 +26,7 @@ class DictDriver(Driver):
         self.records: dict[str, CachedImage] = {}
         self.adds: list[str] = []
         self.queue_ids: list[str] = []
+        self.pinned: dict[str, str] = {}
 
     def configure(self) -> None:
         pass
@@ -66,6 +67,18 @@ class DictDriver(Driver):
 
     def queued(self) -> list[str]:
         return list(self.queue_ids)
+
+    def pin(self, image_id: str, by: str) -> bool:
+        new = image_id not in self.pinned
+        if new or by == "manual":
+            self.pinned[image_id] = by
+        return new
+
+    def unpin(self, image_id: str) -> bool:
+        return self.pinned.pop(image_id, None) is not None
+
+    def pins(self) -> dict[str, str]:
+        return dict(self.pinned)
 
 
 records = st.builds(

@@ -26,13 +26,16 @@ def _call(app: images.ImagesApp, method: str, path: str, body: bytes, content_ty
     return request.get_response(app)
 
 
-def add_image(settings: Settings, data: bytes | None = None, *, name: str = "test") -> str:
-    """Create and upload an image in the embedded service of ``settings``; its id."""
+def add_image(settings: Settings, data: bytes | None = None, *, name: str = "test", **fields: object) -> str:
+    """Create and upload an image in the embedded service of ``settings``; its id.
+
+    ``fields`` go into the creation request (``tags``, ``visibility``, properties).
+    """
     app = images.make_app(settings)
     try:
         created = _call(
             app, "POST", "/v2/images",
-            json.dumps({"name": name, "disk_format": "raw", "container_format": "bare"}).encode(),
+            json.dumps({"name": name, "disk_format": "raw", "container_format": "bare", **fields}).encode(),
             "application/json",
         )
         assert created.status_code == 201, created.text
@@ -61,5 +64,16 @@ def delete_stored_image(settings: Settings, image_id: str) -> None:
         request = Request.blank(f"/v2/images/{image_id}", method="DELETE")
         set_context(request.environ, ADMIN)
         assert request.get_response(app).status_code == 204
+    finally:
+        app.db.close()
+
+
+def patch_image(settings: Settings, image_id: str, ops: list[dict[str, object]]) -> None:
+    """Change an image's metadata through the API (JSON patch), as an admin."""
+    app = images.make_app(settings)
+    try:
+        changed = _call(app, "PATCH", f"/v2/images/{image_id}", json.dumps(ops).encode(),
+                        "application/openstack-images-v2.1-json-patch")
+        assert changed.status_code == 200, changed.text
     finally:
         app.db.close()

@@ -5,20 +5,19 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
 from webob import Request, Response
 
-from imagecache import ImageCache, Settings
+from imagecache import ImageCache
 from imagecache.cache import CacheError
 from imagecache.config import ConfigError
 from imagecache.http.context import ANONYMOUS, RequestContext, set_context
-from imagecache.jobs.prefetcher import Prefetcher
-from imagecache.wsgi.cache_manage import RECORD_FIELDS, CacheManageFilter, filter_factory
+from imagecache.wsgi.cache_manage import CacheManageFilter, filter_factory
 from imagecache.wsgi.image_source import ImageSource
+from imagecache.wsgi.manage_responses import RECORD_FIELDS
 
 from .fake_images import FakeImage, FakeImageService
 
@@ -26,25 +25,6 @@ ADMIN = RequestContext.admin(project_id="p-admin", auth_token="admin-token")
 MEMBER = RequestContext(project_id="p-alice", roles=("member",), auth_token="alice-token")
 UNKNOWN_ID = "3f6f8b0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 PREFIXES = ("/v1", "/v2")
-
-
-@pytest.fixture
-def cache(tmp_path) -> Iterator[ImageCache]:
-    cache = ImageCache(Settings(image_cache_dir=str(tmp_path / "cache"), image_cache_min_free=0))
-    yield cache
-    cache.close()
-
-
-@pytest.fixture
-def prefetcher(cache: ImageCache, service: FakeImageService) -> Iterator[Prefetcher]:
-    prefetcher = Prefetcher(cache, ImageSource(service), RequestContext.admin())
-    yield prefetcher
-    assert prefetcher.wait_idle(timeout=30)
-
-
-@pytest.fixture
-def api(cache: ImageCache, service: FakeImageService, prefetcher: Prefetcher) -> CacheManageFilter:
-    return CacheManageFilter(service, cache, ImageSource(service), prefetcher)
 
 
 def call(
@@ -104,7 +84,8 @@ def test_cache_state_lists_cached_records_and_queued_ids(api, cache, service) ->
     body = call(api, "GET", "/v2/cache").json
     assert body["queued_images"] == [queued.image_id]
     [entry] = body["cached_images"]
-    assert tuple(entry) == RECORD_FIELDS  # Glance's fields, nothing more
+    assert tuple(entry) == RECORD_FIELDS  # Glance's fields, and whether it is pinned
+    assert entry["pinned"] is False
     assert entry["image_id"] == cached.image_id
     assert entry["size"] == len(cached.data) and isinstance(entry["size"], int)
     assert entry["hits"] == 0 and isinstance(entry["hits"], int)
@@ -393,6 +374,9 @@ EVERY_ROUTE = [
     ("POST", "/v2/cache/prune"),
     ("GET", "/v2/cache/nodes"),
     ("GET", "/v2/cache/nodes/{id}"),
+    ("GET", "/v2/cache/pins"),
+    ("PUT", "/v2/cache/{id}/pin"),
+    ("DELETE", "/v2/cache/{id}/pin"),
     *(
         (method, f"{prefix}/{path}")
         for prefix in PREFIXES
@@ -424,7 +408,10 @@ def test_every_route_is_for_admins_only(api, cache, service, one_of_each, method
 @pytest.mark.parametrize(("method", "path"), EVERY_ROUTE)
 def test_every_route_answers_an_admin(api, service, method: str, path: str) -> None:
     response = call(api, method, path.format(id=service.add().image_id))
-    assert response.status_code in (200, 202, 204, 409)  # 409: nodes without a central index
+    if (method, path) == ("DELETE", "/v2/cache/{id}/pin"):
+        assert response.status_code == 404  # the image was never pinned
+    else:
+        assert response.status_code in (200, 202, 204, 409)  # 409: nodes without a central index
 
 
 @pytest.mark.parametrize(
@@ -436,6 +423,8 @@ def test_every_route_answers_an_admin(api, service, method: str, path: str) -> N
         ("PUT", "/v2/cache/prune", "POST"),
         ("DELETE", f"/v2/cache/nodes/{UNKNOWN_ID}", "GET"),
         ("POST", "/v2/cache/nodes", "GET"),
+        ("PUT", "/v2/cache/pins", "GET"),
+        ("GET", f"/v2/cache/{UNKNOWN_ID}/pin", "PUT, DELETE"),
         ("PUT", "/v1/cached_images", "GET, DELETE"),
         ("PUT", f"/v2/cached_images/{UNKNOWN_ID}", "DELETE"),
         ("POST", "/v1/queued_images", "GET, DELETE"),
@@ -473,6 +462,8 @@ def test_a_wrong_method_is_405_with_allow(api, method: str, path: str, allow: st
         ("PUT", "/v2/cache/{}"),
         ("DELETE", "/v2/cache/{}"),
         ("GET", "/v2/cache/nodes/{}"),
+        ("PUT", "/v2/cache/{}/pin"),
+        ("DELETE", "/v2/cache/{}/pin"),
         ("DELETE", "/v1/cached_images/{}"),
         ("PUT", "/v2/queued_images/{}"),
         ("DELETE", "/v1/queued_images/{}"),

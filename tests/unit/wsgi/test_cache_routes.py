@@ -22,8 +22,12 @@ V2 = [
     ("POST", r"/v2/cache/prune", Route.CACHE_PRUNE),
     ("GET", r"/v2/cache/nodes", Route.CACHE_FLEET),
     ("GET", r"/v2/cache/nodes/(?P<id>[^/]+)", Route.CACHE_NODES),
-    ("PUT", r"/v2/cache/(?!clean\Z|prune\Z|nodes\Z)(?P<id>[^/]+)", Route.CACHE_QUEUE),
-    ("DELETE", r"/v2/cache/(?!clean\Z|prune\Z|nodes\Z)(?P<id>[^/]+)", Route.CACHE_DELETE),
+    ("GET", r"/v2/cache/pins", Route.CACHE_PINS),
+    ("PUT", r"/v2/cache/(?!clean\Z|prune\Z|nodes\Z|pins\Z)(?P<id>[^/]+)", Route.CACHE_QUEUE),
+    ("DELETE", r"/v2/cache/(?!clean\Z|prune\Z|nodes\Z|pins\Z)(?P<id>[^/]+)", Route.CACHE_DELETE),
+    # /v2/cache/nodes/pin is a node listing's path (GET only), never a pin.
+    ("PUT", r"/v2/cache/(?!nodes/)(?P<id>[^/]+)/pin", Route.CACHE_PIN),
+    ("DELETE", r"/v2/cache/(?!nodes/)(?P<id>[^/]+)/pin", Route.CACHE_UNPIN),
 ]
 LEGACY = [
     ("GET", r"/{p}/cached_images", Route.LIST_CACHED),
@@ -68,6 +72,9 @@ def oracle_allowed(path: str) -> set[str]:
         ("POST", "/v2/cache/prune", Route.CACHE_PRUNE, None),
         ("GET", "/v2/cache/nodes", Route.CACHE_FLEET, None),
         ("GET", f"/v2/cache/nodes/{ID}", Route.CACHE_NODES, ID),
+        ("GET", "/v2/cache/pins", Route.CACHE_PINS, None),
+        ("PUT", f"/v2/cache/{ID}/pin", Route.CACHE_PIN, ID),
+        ("DELETE", f"/v2/cache/{ID}/pin", Route.CACHE_UNPIN, ID),
         *(
             row
             for p in ("v1", "v2")
@@ -106,6 +113,10 @@ def test_every_route_is_reachable() -> None:
         # A literal segment, as clean and prune: never an id to queue or delete.
         ("PUT", "/v2/cache/nodes", ("GET",)),
         ("DELETE", "/v2/cache/nodes", ("GET",)),
+        ("PUT", "/v2/cache/pins", ("GET",)),
+        ("DELETE", "/v2/cache/pins", ("GET",)),
+        ("GET", f"/v2/cache/{ID}/pin", ("PUT", "DELETE")),
+        ("PUT", "/v2/cache/nodes/pin", ("GET",)),
         ("PUT", "/v1/cached_images", ("GET", "DELETE")),
         ("GET", f"/v1/cached_images/{ID}", ("DELETE",)),
         ("POST", "/v2/queued_images", ("GET", "DELETE")),
@@ -168,7 +179,8 @@ def test_ids_are_captured_raw_for_the_caller_to_validate() -> None:
 
 SEGMENTS = st.one_of(
     st.sampled_from(
-        ["v1", "v2", "cache", "cached_images", "queued_images", "clean", "prune", "nodes", ID, "", "..", "."]
+        ["v1", "v2", "cache", "cached_images", "queued_images", "clean", "prune", "nodes", "pins", "pin", ID, "",
+         "..", "."]
     ),
     st.text(alphabet=st.characters(codec="latin-1"), max_size=12),
 )
@@ -183,6 +195,8 @@ PATHS = st.one_of(
 @example(method="GET", path="/v2/cache")
 @example(method="PUT", path="/v2/cache/clean")
 @example(method="DELETE", path="/v2/cache/nodes")
+@example(method="PUT", path="/v2/cache/nodes/pin")
+@example(method="DELETE", path=f"/v2/cache/{ID}/pin")
 def test_random_requests_match_only_the_listed_routes(method: str, path: str) -> None:
     result = cache_routes.match(method, path)
     expected = oracle(method, path)

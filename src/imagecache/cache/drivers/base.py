@@ -21,6 +21,12 @@ without nodes answers :meth:`Driver.cached_nodes` with None and needs no
 :meth:`Driver.heartbeat`); a driver overrides what it does better.  Callers
 never probe a driver for a method.  The peer-fill methods default to a
 node alone: no peers, every cluster claim won, fills not recorded.
+
+Pins are not optional: a driver that could not keep them would let the
+cache evict what an operator asked it to keep.  A pin is a mark on an image
+id, whether or not the image is cached, kept until it is unpinned; it says
+who set it (:data:`MANUAL`, an operator; :data:`PREWARM`, the pre-warm
+policy, which takes back only its own pins).
 """
 
 from __future__ import annotations
@@ -31,6 +37,12 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+#: Who pinned an image: an operator (through the API), or the pre-warm policy.
+#: A manual pin is never turned into a prewarm one.
+MANUAL = "manual"
+PREWARM = "prewarm"
+PIN_SOURCES = (MANUAL, PREWARM)
 
 
 @dataclass(frozen=True)
@@ -147,6 +159,23 @@ class Driver(abc.ABC):
     def clear_queue(self) -> int:
         """Empty the queue; how many entries were removed."""
         return sum(1 for image_id in self.queued() if self.dequeue(image_id))
+
+    # -- pins ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def pin(self, image_id: str, by: str) -> bool:
+        """Pin ``image_id`` (cached or not) on behalf of ``by`` (one of :data:`PIN_SOURCES`).
+
+        True when it was not pinned before.  Pinning again keeps the pin; a
+        :data:`MANUAL` pin replaces a :data:`PREWARM` one, never the reverse.
+        """
+
+    @abc.abstractmethod
+    def unpin(self, image_id: str) -> bool:
+        """Remove the pin; True if there was one."""
+
+    @abc.abstractmethod
+    def pins(self) -> dict[str, str]:
+        """Every pinned id and who pinned it."""
 
     # -- nodes (an index shared by several nodes) ---------------------------------
     #: Seconds between the :meth:`heartbeat` calls the server must make; None

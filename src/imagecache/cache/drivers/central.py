@@ -3,7 +3,7 @@
 Each node still keeps its image files on its own disk; what moves to the
 database is the index (the facts of :class:`CachedImage`) and the prefetch
 queue, both per node.  Every method of the driver contract acts on this
-node's rows only, so a node's LRU, size and queue are its own; the one
+node's rows only, so a node's LRU, size, queue and pins are its own; the one
 question across nodes is :meth:`CentralDriver.cached_nodes`, which answers
 ``GET /v2/cache/nodes/{image_id}``.
 
@@ -51,14 +51,14 @@ from sqlalchemy import Connection, Engine, Row, delete, exists, func, select, up
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from imagecache.cache.drivers.base import CachedImage, Driver, FleetEntry, PeerSource
+from imagecache.cache.drivers.base import MANUAL, CachedImage, Driver, FleetEntry, PeerSource
 from imagecache.cache.drivers.central_peers import PeerIndex, fresh_since
 from imagecache.cache.errors import CacheError, DriverConfigError
 from imagecache.cache.layout import CacheLayout
 from imagecache.config import Settings
 from imagecache.db.engine import DatabaseURLError, database_url, make_engine, reason, shown
 from imagecache.db.migrate import schema_state
-from imagecache.db.schema import cached_images, nodes, queued_images
+from imagecache.db.schema import cached_images, nodes, pinned_images, queued_images
 
 LOG = logging.getLogger(__name__)
 
@@ -356,6 +356,36 @@ class CentralDriver(Driver):
         statement = delete(queued_images).where(self._queued_here())
         with self._begin() as connection:
             return connection.execute(statement).rowcount
+
+    # -- pins: this node's, like its queue --------------------------------------------------
+    def _pinned_here(self, image_id: str) -> Any:
+        return (pinned_images.c.node_id == self._node()) & (pinned_images.c.image_id == image_id)
+
+    def pin(self, image_id: str, by: str) -> bool:
+        """Insert the pin; if it was there, an operator's pin replaces the policy's (one transaction)."""
+        add = (
+            insert(pinned_images)
+            .values(node_id=self._node(), image_id=image_id, pinned_by=by)
+            .on_conflict_do_nothing()
+            .returning(pinned_images.c.image_id)
+        )
+        with self._begin() as connection:
+            if connection.execute(add).first() is not None:
+                return True
+            if by == MANUAL:
+                connection.execute(update(pinned_images).where(self._pinned_here(image_id)).values(pinned_by=MANUAL))
+            return False
+
+    def unpin(self, image_id: str) -> bool:
+        statement = delete(pinned_images).where(self._pinned_here(image_id))
+        with self._begin() as connection:
+            return connection.execute(statement).rowcount > 0
+
+    def pins(self) -> dict[str, str]:
+        statement = select(pinned_images.c.image_id, pinned_images.c.pinned_by).where(
+            pinned_images.c.node_id == self._node())
+        with self._begin() as connection:
+            return {row.image_id: row.pinned_by for row in connection.execute(statement)}
 
     # -- peer fill (docs/peer-fill.md): see PeerIndex ---------------------------------------
     def peer_sources(self, image_id: str) -> builtins.list[PeerSource]:

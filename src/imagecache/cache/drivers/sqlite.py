@@ -1,5 +1,7 @@
 """The default index: a sqlite database (WAL) inside the cache directory.
 
+The queue and the pins are files beside it: ``queue/`` as in Glance's layout, and ``pinned/``.
+
 One connection per thread (sqlite connections must not be shared), re-opened
 after a fork because gunicorn pre-forks its workers.  WAL lets readers and a
 writer of different processes proceed together; ``busy_timeout`` makes
@@ -16,6 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator
 
 from imagecache.cache.drivers.base import CachedImage, Driver
+from imagecache.cache.drivers.file_pins import FilePins, FilePinsMixin
 from imagecache.cache.drivers.file_queue import FileQueue, FileQueueMixin
 from imagecache.cache.errors import DriverConfigError
 from imagecache.cache.layout import CacheLayout
@@ -42,13 +45,14 @@ _COLUMNS = "image_id, size, hits, last_accessed, last_modified, checksum, os_has
 BUSY_TIMEOUT_MS = 30_000
 
 
-class SqliteDriver(FileQueueMixin, Driver):
+class SqliteDriver(FileQueueMixin, FilePinsMixin, Driver):
     name = "sqlite"
 
     def __init__(self, layout: CacheLayout, db_name: str = "cache.db") -> None:
         self._layout = layout
         self.db_path = os.path.join(layout.root, db_name)
         self._queue = FileQueue(layout)
+        self._pins = FilePins(layout)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()

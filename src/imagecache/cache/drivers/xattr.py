@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 
 from imagecache.cache.drivers.base import CachedImage, Driver
+from imagecache.cache.drivers.file_pins import FilePins, FilePinsMixin
 from imagecache.cache.drivers.file_queue import FileQueue, FileQueueMixin
 from imagecache.cache.errors import DriverConfigError
 from imagecache.cache.layout import CacheLayout, FileFacts
@@ -27,12 +28,13 @@ _FIELDS = ("hits", "last_accessed", "last_modified", "checksum", "os_hash_algo",
 _HIT_LOCK = ".xattr-hits.lock"
 
 
-class XattrDriver(FileQueueMixin, Driver):
+class XattrDriver(FileQueueMixin, FilePinsMixin, Driver):
     name = "xattr"
 
     def __init__(self, layout: CacheLayout) -> None:
         self._layout = layout
         self._queue = FileQueue(layout)
+        self._pins = FilePins(layout)
         self._hit_lock = threading.Lock()
 
     def configure(self) -> None:

@@ -32,8 +32,8 @@ from imagecache.cache.drivers.base import CachedImage, Driver, FleetEntry, PeerS
 from imagecache.cache.drivers.choose import make_driver
 from imagecache.cache.errors import DriverConfigError, ImageNotCached
 from imagecache.cache.eviction import Shortfall, room_for
-from imagecache.cache.fill import is_locked, remove_if_stalled
-from imagecache.cache.flight import FillClaim, remove_leftovers
+from imagecache.cache.fill import is_locked
+from imagecache.cache.flight import FillClaim, remove_stalled
 from imagecache.cache.layout import CacheLayout, validate_image_id
 from imagecache.cache.pins import CachePins
 from imagecache.cache.pipeline import Declined, FillPipeline
@@ -395,26 +395,7 @@ class ImageCache:
         invalid = sum(1 for facts in list(self.layout.invalid()) if self.layout.remove_invalid(facts.image_id))
         # Change marks only matter for as long as an authorization answer is memoised.
         self.layout.forget_changes(self._clock() - CHANGE_MARK_LIFETIME)
-        return CleanResult(invalid, self._remove_stalled(stall_time))
-
-    def _remove_stalled(self, stall_time: float) -> int:
-        """Remove incomplete files untouched for ``stall_time`` that no live writer holds.
-
-        Age alone is not enough: a slow fill (a pausing upstream) keeps its
-        lock, and every client streaming it depends on the file.
-        """
-        untouched_since = self._clock() - stall_time
-        stalled = 0
-        for facts in list(self.layout.incomplete()):
-            if facts.mtime < untouched_since and remove_if_stalled(
-                self.layout.incomplete_path(facts.image_id), untouched_since
-            ):
-                stalled += 1
-                LOG.info("removed stalled incomplete file of image %s", facts.image_id)
-        leftovers = remove_leftovers(self.layout, untouched_since)
-        if leftovers:
-            LOG.info("removed %d record(s) left behind by fills that ended without cleaning up", leftovers)
-        return stalled
+        return CleanResult(invalid, remove_stalled(self.layout, self._clock() - stall_time))
 
     def reconcile(self) -> ReconcileResult:
         """Make the index agree with the files after a crash (run at start-up).
@@ -444,7 +425,7 @@ class ImageCache:
                 if image_id not in records
             ]
             self.driver.add_many(orphans)
-        stalled = self._remove_stalled(self.settings.image_cache_stall_time)
+        stalled = remove_stalled(self.layout, self._clock() - self.settings.image_cache_stall_time)
         result = ReconcileResult(dropped, len(orphans), invalidated, stalled)
         if any(result):
             LOG.warning("reconciled the cache index with its files: %s", result._asdict())

@@ -241,6 +241,24 @@ def _remove_readers_file(layout: CacheLayout, image_id: str) -> None:
 SIDE_SUFFIXES = (READERS_SUFFIX, SIZE_SUFFIX, SIZE_SUFFIX + ".new")
 
 
+def remove_stalled(layout: CacheLayout, untouched_since: float) -> int:
+    """Remove incomplete files untouched since ``untouched_since`` that no live writer holds: how many.
+
+    Age alone is not enough: a slow fill (a pausing upstream) keeps its
+    lock, and every client streaming it depends on the file.  The records
+    of fills that are over go too (:func:`remove_leftovers`).
+    """
+    stalled = 0
+    for facts in list(layout.incomplete()):
+        if facts.mtime < untouched_since and remove_if_stalled(layout.incomplete_path(facts.image_id), untouched_since):
+            stalled += 1
+            LOG.info("removed stalled incomplete file of image %s", facts.image_id)
+    leftovers = remove_leftovers(layout, untouched_since)
+    if leftovers:
+        LOG.info("removed %d record(s) left behind by fills that ended without cleaning up", leftovers)
+    return stalled
+
+
 def remove_leftovers(layout: CacheLayout, untouched_since: float) -> int:
     """Remove the side records of fills that are over, untouched since ``untouched_since``: how many.
 

@@ -27,7 +27,7 @@ import glob
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Literal, Protocol, get_args
+from typing import Literal, NamedTuple, Protocol, get_args
 from wsgiref.types import StartResponse, WSGIEnvironment  # not http.types: the cache imports this module
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest, values
@@ -258,7 +258,7 @@ class Metrics:
         self.not_stored.labels(reason=reason).inc()
 
     def render(
-        self, cache_size: int | None = None, cache_max_size: int | None = None
+        self, cache_size: int | None = None, cache_max_size: int | None = None, disk: DiskFacts | None = None
     ) -> tuple[str, bytes]:
         """(content type, body) in Prometheus text format.
 
@@ -267,7 +267,7 @@ class Metrics:
         ``cache_size`` / ``cache_max_size`` become the gauges
         ``imagecache_cache_size_bytes`` and ``imagecache_cache_max_size_bytes``
         (computed at scrape time by the caller, so they are never stored per
-        process); omitted when None.
+        process); omitted when None.  So are the gauges of ``disk`` (:func:`disk_gauges`).
         """
         counters: _Collector
         if self.multiprocess_dir is not None:
@@ -277,7 +277,7 @@ class Metrics:
             counters = MultiProcessCollector(None, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         else:
             counters = self.registry
-        gauges = []
+        gauges: list[Metric] = []
         if cache_size is not None:
             gauges.append(GaugeMetricFamily(
                 "imagecache_cache_size_bytes", "Bytes of verified images in the cache.",
@@ -288,9 +288,30 @@ class Metrics:
                 "imagecache_cache_max_size_bytes", "The cache's size limit (image_cache_max_size).",
                 value=cache_max_size,
             ))
+        if disk is not None:
+            gauges.extend(disk_gauges(disk))
         registry = CollectorRegistry()
         registry.register(_Exposition(counters, gauges))
         return CONTENT_TYPE, generate_latest(registry)
+
+
+class DiskFacts(NamedTuple):
+    """The node's disk and fills, read at scrape time: what a dashboard sets the cache size against."""
+
+    free: int  # bytes free on the cache's filesystem
+    min_free: int  # bytes the cache keeps free there (image_cache_min_free, or its default)
+    fills: int  # fills writing on this node now (an incomplete file with a live writer)
+
+
+def disk_gauges(disk: DiskFacts) -> list[Metric]:
+    """``imagecache_filesystem_free_bytes``, ``imagecache_cache_min_free_bytes``, ``imagecache_fills_in_progress``."""
+    return [
+        GaugeMetricFamily("imagecache_filesystem_free_bytes", "Bytes free on the cache's filesystem.",
+                          value=disk.free),
+        GaugeMetricFamily("imagecache_cache_min_free_bytes",
+                          "Bytes the cache keeps free on its filesystem (image_cache_min_free).", value=disk.min_free),
+        GaugeMetricFamily("imagecache_fills_in_progress", "Fills writing on this node now.", value=disk.fills),
+    ]
 
 
 def _plain(
@@ -319,13 +340,18 @@ class MetricsApp:
     and logs it (no traceback to the client).  ``sizes()`` returns
     ``(cache_size, cache_max_size)``; if it raises, the gauges are left out
     and the counters still render: a broken disk must not blind monitoring.
+    ``disk()`` gives the disk's gauges, left out the same way when it raises.
     """
 
     def __init__(
-        self, metrics: Metrics, sizes: Callable[[], tuple[int, int]] | None = None
+        self,
+        metrics: Metrics,
+        sizes: Callable[[], tuple[int, int]] | None = None,
+        disk: Callable[[], DiskFacts] | None = None,
     ) -> None:
         self.metrics = metrics
         self.sizes = sizes
+        self.disk = disk
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -341,8 +367,14 @@ class MetricsApp:
                 cache_size, cache_max_size = self.sizes()
             except Exception:
                 log.exception("metrics: cannot measure the cache; size gauges left out")
+        disk: DiskFacts | None = None
+        if self.disk is not None:
+            try:
+                disk = self.disk()
+            except Exception:
+                log.exception("metrics: cannot measure the disk; disk gauges left out")
         try:
-            content_type, body = self.metrics.render(cache_size, cache_max_size)
+            content_type, body = self.metrics.render(cache_size, cache_max_size, disk)
         except Exception:
             log.exception("metrics: collecting failed")
             return _plain(

@@ -31,9 +31,9 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
 
 from imagecache.cache import CacheError, ImageCache
-from imagecache.config import ConfigError, Settings
+from imagecache.config import ConfigError, Settings, effective_min_free
 from imagecache.jobs.scheduler import Job, PeriodicJobs
-from imagecache.metrics import Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
+from imagecache.metrics import DiskFacts, Metrics, MetricsApp, enable_multiprocess, reset_multiprocess_dir
 from imagecache.origin import open_image_service
 from imagecache.peers.endpoint import PeerEndpoint
 from imagecache.serving.options import bind_address, gunicorn_options, raise_file_limit
@@ -168,12 +168,20 @@ def build_node(
     front: WSGIApplication = PeerEndpoint(pipeline, cache, settings, metrics) if settings.peer_token else pipeline
     routes: dict[str, WSGIApplication] = {
         "/healthcheck": Healthcheck(settings.data_dir),
-        "/metrics": MetricsApp(metrics, lambda: (cache.get_cache_size(), settings.image_cache_max_size)),
+        "/metrics": MetricsApp(metrics, lambda: (cache.get_cache_size(), settings.image_cache_max_size),
+                               disk=lambda: disk_facts(cache)),
     }
     # The management API's own prefetcher: a periodic run and a PUT /v2/cache/{id}
     # never fetch the same image at once.
     jobs = PeriodicJobs.for_cache(cache, prefetcher=manage.prefetcher, settings=settings)
     return Node(Router(routes, front), cache, jobs)
+
+
+def disk_facts(cache: ImageCache) -> DiskFacts:
+    """The disk's gauges, at scrape time: free space, the floor kept free, fills writing."""
+    usage = cache.layout.disk_usage()
+    fills = sum(1 for facts in cache.layout.incomplete() if cache.is_being_cached(facts.image_id))
+    return DiskFacts(free=usage.free, min_free=effective_min_free(cache.settings, usage.total), fills=fills)
 
 
 def build_app(

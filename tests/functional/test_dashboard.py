@@ -49,6 +49,9 @@ def drive_traffic(node: RunningServer) -> None:
     # Join the fill while it runs (at 2 MiB/s it lasts about 2 s); if it is over already, this is a hit.
     wait_until(lambda: metric(metrics(node), "imagecache_origin_bytes_total", reason="fill") > 0,
                "the first fill to be under way")
+    during = metrics(node)  # one answer, its gauges read before its counters
+    if metric(during, "imagecache_origin_bytes_total", reason="fill") < len(first):
+        assert metric(during, "imagecache_fills_in_progress") == 1
     assert get(node, first_id).body == first
     leader.join(60)
     assert not leader.is_alive() and bodies == [first]

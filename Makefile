@@ -14,7 +14,7 @@ DATA_DIR ?= var
 PYTEST_ARGS ?=
 BENCH_ARGS  ?=
 
-.PHONY: serve test lint bench venv clean-venv
+.PHONY: serve test lint bench venv clean-venv prometheus
 
 venv: $(STAMP)
 
@@ -38,6 +38,18 @@ test: lint
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+
+# Debian's prometheus, for the dashboard test (tests/functional/test_dashboard.py), when missing:
+# installed as root, its service left stopped (the test runs the binary on a port of its own).
+# Without root it says how to get it, and the test skips (under CI=true it fails).
+prometheus:
+	@if command -v prometheus >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	    echo "prometheus is missing and this is not root with apt-get: apt-get install prometheus"; exit 0; fi; \
+	echo "prometheus is missing: apt-get install -y prometheus"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; \
+	if [ -x /etc/init.d/prometheus ]; then /etc/init.d/prometheus stop >/dev/null 2>&1 || true; fi
 
 # The benchmarks (never part of `make test`): every scenario against imagecache,
 # Glance 33 and the limit, written to bench/RESULTS.md (~22 min with the storm; see bench/README.md).

@@ -282,7 +282,11 @@ class Metrics:
         self.not_stored.labels(reason=reason).inc()
 
     def render(
-        self, cache_size: int | None = None, cache_max_size: int | None = None, pins: PinFacts | None = None
+        self,
+        cache_size: int | None = None,
+        cache_max_size: int | None = None,
+        pins: PinFacts | None = None,
+        disk: DiskFacts | None = None,
     ) -> tuple[str, bytes]:
         """(content type, body) in Prometheus text format.
 
@@ -291,7 +295,8 @@ class Metrics:
         ``cache_size`` / ``cache_max_size`` become the gauges
         ``imagecache_cache_size_bytes`` and ``imagecache_cache_max_size_bytes``
         (computed at scrape time by the caller, so they are never stored per
-        process); omitted when None.  So are the gauges of ``pins`` (:func:`pin_gauges`).
+        process); omitted when None.  So are the gauges of ``pins`` (:func:`pin_gauges`) and of ``disk``
+        (:func:`disk_gauges`).
         """
         counters: _Collector
         if self.multiprocess_dir is not None:
@@ -314,9 +319,30 @@ class Metrics:
             ))
         if pins is not None:
             gauges.extend(pin_gauges(pins))
+        if disk is not None:
+            gauges.extend(disk_gauges(disk))
         registry = CollectorRegistry()
         registry.register(_Exposition(counters, gauges))
         return CONTENT_TYPE, generate_latest(registry)
+
+
+class DiskFacts(NamedTuple):
+    """The node's disk and fills, read at scrape time: what a dashboard sets the cache size against."""
+
+    free: int  # bytes free on the cache's filesystem
+    min_free: int  # bytes the cache keeps free there (image_cache_min_free, or its default)
+    fills: int  # fills writing on this node now (an incomplete file with a live writer)
+
+
+def disk_gauges(disk: DiskFacts) -> list[Metric]:
+    """``imagecache_filesystem_free_bytes``, ``imagecache_cache_min_free_bytes``, ``imagecache_fills_in_progress``."""
+    return [
+        GaugeMetricFamily("imagecache_filesystem_free_bytes", "Bytes free on the cache's filesystem.",
+                          value=disk.free),
+        GaugeMetricFamily("imagecache_cache_min_free_bytes",
+                          "Bytes the cache keeps free on its filesystem (image_cache_min_free).", value=disk.min_free),
+        GaugeMetricFamily("imagecache_fills_in_progress", "Fills writing on this node now.", value=disk.fills),
+    ]
 
 
 def _plain(
@@ -345,7 +371,7 @@ class MetricsApp:
     and logs it (no traceback to the client).  ``sizes()`` returns
     ``(cache_size, cache_max_size)``; if it raises, the gauges are left out
     and the counters still render: a broken disk must not blind monitoring.
-    ``pins()`` gives the pins' gauges, left out the same way when it raises.
+    ``pins()`` and ``disk()`` give the pins' and the disk's gauges, each left out the same way when it raises.
     """
 
     #: The methods it answers; any other is a 405.
@@ -356,10 +382,12 @@ class MetricsApp:
         metrics: Metrics,
         sizes: Callable[[], tuple[int, int]] | None = None,
         pins: Callable[[], PinFacts] | None = None,
+        disk: Callable[[], DiskFacts] | None = None,
     ) -> None:
         self.metrics = metrics
         self.sizes = sizes
         self.pins = pins
+        self.disk = disk
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -381,8 +409,14 @@ class MetricsApp:
                 pins = self.pins()
             except Exception:
                 log.exception("metrics: cannot read the pins; pin gauges left out")
+        disk: DiskFacts | None = None
+        if self.disk is not None:
+            try:
+                disk = self.disk()
+            except Exception:
+                log.exception("metrics: cannot measure the disk; disk gauges left out")
         try:
-            content_type, body = self.metrics.render(cache_size, cache_max_size, pins)
+            content_type, body = self.metrics.render(cache_size, cache_max_size, pins, disk)
         except Exception:
             log.exception("metrics: collecting failed")
             return _plain(

@@ -31,10 +31,10 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError
 
 from imagecache.cache import CacheError, ImageCache
-from imagecache.config import ConfigError, Settings
+from imagecache.config import ConfigError, Settings, effective_min_free
 from imagecache.jobs.prewarmer import prewarm_jobs
 from imagecache.jobs.scheduler import Job, PeriodicJobs
-from imagecache.metrics import Metrics, MetricsApp, PinFacts, enable_multiprocess, reset_multiprocess_dir
+from imagecache.metrics import DiskFacts, Metrics, MetricsApp, PinFacts, enable_multiprocess, reset_multiprocess_dir
 from imagecache.openapi import OpenAPIApp
 from imagecache.origin import open_image_service
 from imagecache.peers.endpoint import PeerEndpoint
@@ -176,7 +176,7 @@ def build_node(
     routes: dict[str, WSGIApplication] = {
         "/healthcheck": Healthcheck(settings.data_dir),
         "/metrics": MetricsApp(metrics, lambda: (cache.get_cache_size(), settings.image_cache_max_size),
-                               lambda: pin_facts(cache)),
+                               lambda: pin_facts(cache), disk=lambda: disk_facts(cache)),
         "/openapi.json": OpenAPIApp(),
     }
     # The management API's own prefetcher: a periodic run and a PUT /v2/cache/{id}
@@ -190,6 +190,13 @@ def pin_facts(cache: ImageCache) -> PinFacts:
     state = cache.pins.state()
     return PinFacts(cached=state.cached, uncached=state.pinned - state.cached, bytes=state.bytes,
                     over_limit=state.over_limit)
+
+
+def disk_facts(cache: ImageCache) -> DiskFacts:
+    """The disk's gauges, at scrape time: free space, the floor kept free, fills writing."""
+    usage = cache.layout.disk_usage()
+    fills = sum(1 for facts in cache.layout.incomplete() if cache.is_being_cached(facts.image_id))
+    return DiskFacts(free=usage.free, min_free=effective_min_free(cache.settings, usage.total), fills=fills)
 
 
 def build_app(

@@ -22,6 +22,7 @@ from imagecache.metrics import (
     NOT_STORED_REASONS,
     ORIGIN_REASONS,
     PASS_REASONS,
+    DiskFacts,
     Metrics,
     MetricsApp,
     PinFacts,
@@ -45,6 +46,7 @@ COUNTERS = {
     "imagecache_origin_bytes_total": ORIGIN_REASONS,
 }
 GAUGES = ("imagecache_cache_size_bytes", "imagecache_cache_max_size_bytes")
+DISK_GAUGES = ("imagecache_filesystem_free_bytes", "imagecache_cache_min_free_bytes", "imagecache_fills_in_progress")
 LABEL = {"imagecache_served_bytes_total": "source", "imagecache_fills_total": "result",
          "imagecache_peer_fills_total": "result", "imagecache_not_stored_total": "reason",
          "imagecache_origin_requests_total": "reason", "imagecache_origin_bytes_total": "reason"}
@@ -324,7 +326,7 @@ def test_sizes_failing_leaves_out_the_gauges(caplog: pytest.LogCaptureFixture):
 
 def test_collection_failing_is_a_500_without_traceback(caplog: pytest.LogCaptureFixture):
     class Broken(Metrics):
-        def render(self, cache_size=None, cache_max_size=None, pins=None):
+        def render(self, *args, **kwargs):
             raise RuntimeError("secret internals")
 
     with caplog.at_level(logging.ERROR, logger="imagecache.metrics"):
@@ -364,3 +366,25 @@ def test_pins_failing_leaves_out_their_gauges_only(caplog: pytest.LogCaptureFixt
     samples, _ = parse(response.body)
     assert set(samples) == expected_keys(gauges=True)
     assert "cannot read the pins" in caplog.text
+# -- the disk's gauges (what a dashboard sets the cache size against) ------------------
+
+
+def test_disk_gauges_show_the_free_space_the_floor_and_the_fills():
+    response = _request(MetricsApp(Metrics(), disk=lambda: DiskFacts(free=7000, min_free=1000, fills=2)), "GET")
+    samples, types = parse(response.body)
+    assert value(samples, "imagecache_filesystem_free_bytes") == 7000
+    assert value(samples, "imagecache_cache_min_free_bytes") == 1000
+    assert value(samples, "imagecache_fills_in_progress") == 2
+    assert {types[name] for name in DISK_GAUGES} == {"gauge"}
+
+
+def test_disk_failing_leaves_out_its_gauges_only(caplog: pytest.LogCaptureFixture):
+    def disk() -> DiskFacts:
+        raise OSError("disk gone")
+
+    with caplog.at_level(logging.ERROR, logger="imagecache.metrics"):
+        response = _request(MetricsApp(Metrics(), sizes=lambda: (1, 2), disk=disk), "GET")
+    assert response.status_int == 200
+    samples, _ = parse(response.body)
+    assert set(samples) == expected_keys(gauges=True)
+    assert "cannot measure the disk" in caplog.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import webob
 
 from imagecache import server
+from imagecache.cache import ImageCache
 from imagecache.config import ConfigError, Settings
 from imagecache.http.context import get_context
 from imagecache.serving.options import StderrAccessLogger
@@ -280,3 +282,28 @@ def test_the_file_limit_is_raised_for_max_connections_and_a_short_hard_limit_is_
             assert allowed == before[1] < needed
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, before)
+
+
+def test_disk_facts_count_the_fills_writing_and_resolve_the_floor(tmp_path: Path) -> None:
+    cache = ImageCache(Settings(data_dir=str(tmp_path / "data"), image_cache_min_free=12345))
+    try:
+        assert server.disk_facts(cache).fills == 0
+        claim = cache.claim_fill(str(uuid.uuid4()), "0" * 32, size=10)
+        assert claim is not None  # holds the writer's lock until cancelled
+        facts = server.disk_facts(cache)
+        assert facts.fills == 1
+        assert facts.min_free == 12345
+        assert facts.free > 0
+        claim.cancel()
+        assert server.disk_facts(cache).fills == 0
+    finally:
+        cache.close()
+
+
+def test_disk_facts_floor_defaults_to_the_smaller_of_a_gibibyte_and_five_percent(tmp_path: Path) -> None:
+    cache = ImageCache(Settings(data_dir=str(tmp_path / "data")))
+    try:
+        total = cache.layout.disk_usage().total
+        assert server.disk_facts(cache).min_free == min(1 << 30, total // 20)
+    finally:
+        cache.close()

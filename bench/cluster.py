@@ -30,16 +30,16 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.clients import download_across
+from bench.herd import WORK_ROOT, Log, _stderr, settled_fill_counts
 from bench.http import Client, Metrics, judge_batch, write_random_file
 from bench.procs import cpu_seconds, group_pids
 from bench.report import facts_line, load_average, machine_facts, markdown_table
@@ -48,18 +48,10 @@ from bench.stats import Summary, ratio
 from bench.units import GiB, MiB, format_size
 from bench.wan import WanLink
 
-WORK_ROOT = Path(__file__).resolve().parent / ".work"
 DEFAULT_DB_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PEER_TOKEN = "bench-cluster-secret"
 #: Client processes per herd: as bench.clients does, a few, never one per node when there is one node.
 CLIENT_PROCESSES = 4
-
-Log = Callable[[str], None]
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
 
 @dataclass(frozen=True)
 class ClusterConfig:
@@ -178,17 +170,6 @@ def scratch_schema(base_url: str) -> Iterator[str]:
 
 
 # -- one herd ---------------------------------------------------------------------------
-def _wait_counted(client: Client, before: Metrics, timeout: float = 30.0) -> Metrics:
-    """The node's metrics change once its fill has counted its result (just after publishing)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        delta = client.metrics() - before
-        counted = sum(delta.get("imagecache_fills_total", result=r) for r in ("completed", "failed", "abandoned"))
-        if counted >= 1 or time.monotonic() >= deadline:
-            return delta
-        time.sleep(0.02)
-
-
 def herd(setup: Setup, nodes: list[ImagecacheServer], link: WanLink, image_id: str, config: ClusterConfig, *,
          index: int, sha256: str | None) -> HerdResult:
     clients = [Client(node.host, node.port, timeout=config.timeout) for node in nodes]
@@ -212,7 +193,7 @@ def herd(setup: Setup, nodes: list[ImagecacheServer], link: WanLink, image_id: s
             client.wait_cached(image_id, timeout=60)
         except Exception as exc:  # noqa: BLE001 - reported, the herd goes on
             errors.append(f"{client.host}:{client.port}: {exc}")
-        deltas.append(_wait_counted(client, earlier))
+        deltas.append(settled_fill_counts(client, earlier, timeout=30.0))
     cpu = sum(cpu_seconds(group_pids(node.pid or 0)) for node in nodes) - cpu_before
     size = config.size
     return HerdResult(

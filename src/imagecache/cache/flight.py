@@ -71,19 +71,24 @@ class FillResult(enum.Enum):
     ABANDONED = "abandoned"
 
 
+def _held(fd: int) -> bool:
+    """Whether a reader holds the readers file open as ``fd``; closes ``fd`` (dropping the probe's lock)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def _anyone_reading(path: str) -> bool:
     """True when some reader (any process) holds the readers file."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError:
         return True  # cannot tell: keep filling
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also drops the lock if we got it
-    return False
+    return _held(fd)
 
 
 def someone_reading(layout: CacheLayout, image_id: str) -> bool:
@@ -95,13 +100,7 @@ def someone_reading(layout: CacheLayout, image_id: str) -> bool:
         fd = os.open(readers_path(layout, image_id), os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return False  # no readers file: nobody ever followed this fill
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also drops the lock if we got it
-    return False
+    return _held(fd)
 
 
 #: write(writer, chunk, expected) -> False once the fill cannot go on (too big, disk full ...).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing
 
 from imagecache.cache.hit_batch import Batch
 from imagecache.cache.hit_flush import HitFlusher
@@ -155,3 +156,22 @@ def test_a_failing_index_never_fails_a_hit(make_cache, caplog) -> None:
     cache.record_hit(image.image_id)
     assert cache.get_cached_images()[0].hits == 0  # the listing still answers
     assert "database is down" in caplog.text
+
+
+def test_a_forked_child_writes_its_own_hits_never_its_parents(make_cache) -> None:
+    cache = make_cache(image_cache_hit_flush_interval=NEVER)
+    image = make_image()
+    cache_it(cache, image)
+    for _ in range(3):
+        cache.record_hit(image.image_id)  # pending in the parent when it forks (as gunicorn's master never is)
+
+    def child() -> None:
+        cache.record_hit(image.image_id)
+        cache.close()
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    assert cache.driver.get(image.image_id).hits == 1  # the child's one hit, not the parent's three again
+    assert cache.get_hit_count(image.image_id) == 4

@@ -155,8 +155,8 @@ class ImageCache:
         return facts.size if facts else None
 
     def get_cached_image(self, image_id: str) -> CachedImage | None:
+        """The record (its checksums, for every hit): no flush, so its counts may lag this process's hits."""
         image_id = validate_image_id(image_id)
-        self.hits.flush()
         return self.driver.get(image_id) if self.layout.exists(image_id) else None
 
     def get_cached_images(self) -> list[CachedImage]:

@@ -175,3 +175,22 @@ def test_a_forked_child_writes_its_own_hits_never_its_parents(make_cache) -> Non
     assert process.exitcode == 0
     assert cache.driver.get(image.image_id).hits == 1  # the child's one hit, not the parent's three again
     assert cache.get_hit_count(image.image_id) == 4
+
+
+def test_the_hit_path_writes_nothing_until_the_flush(make_cache) -> None:
+    cache = make_cache(image_cache_hit_flush_interval=NEVER)
+    image = make_image()
+    cache_it(cache, image)
+    writes: list[Batch] = []
+    record_hits = cache.driver.record_hits
+
+    def counting(batch: Batch) -> None:
+        writes.append(dict(batch))
+        record_hits(batch)
+
+    cache.driver.record_hits = counting  # type: ignore[method-assign]  # counts the index's write transactions
+    for _ in range(5):
+        assert cache.get_cached_image(image.image_id) is not None  # what the filter reads on every hit
+        cache.record_hit(image.image_id)
+    assert writes == []
+    assert cache.get_hit_count(image.image_id) == 5 and len(writes) == 1

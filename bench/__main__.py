@@ -96,6 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
     cluster.set_defaults(run=_run_cluster)
 
+    hits = scenarios.add_parser(
+        "central-hits", help="hits/s one PostgreSQL index takes from many workers, one by one and batched",
+        description="PROCESSES processes, each with its own cache on a scratch central-index schema, count HITS "
+        "hits each on one image, released together; once written one by one, once batched. Counts must be exact.",
+    )
+    hits.add_argument("--processes", type=_positive_int, default=8, help="worker processes (default 8)")
+    hits.add_argument("--hits", type=_positive_int, default=1000, help="hits per process (default 1000)")
+    hits.add_argument("--db-url", help="PostgreSQL (default $IMAGECACHE_BENCH_DB_URL, else "
+                      "postgresql+psycopg://postgres@127.0.0.1:5432/test); a scratch schema is used")
+    hits.set_defaults(run=_run_central_hits)
+
     glance = scenarios.add_parser(
         "glance-up", help="real Glance 33 on a free loopback port (its own venv), until Ctrl-C",
         description="Build bench/.glance-venv once (glance==33.0.0, gunicorn, Python 3.11), write a config "
@@ -297,6 +308,16 @@ def _run_cluster(args: argparse.Namespace) -> int:
         data["command"] = ["python", "-m", "bench", *sys.argv[1:]]
         args.json.write_text(json.dumps(_json_safe(data), indent=2) + "\n", encoding="utf-8")
     return 1 if any(row.errors for row in report.rows) else 0
+
+
+def _run_central_hits(args: argparse.Namespace) -> int:
+    from bench.central_hits import CentralHitsConfig, render, run_central_hits
+    from bench.compare import command_line
+
+    config = CentralHitsConfig(processes=args.processes, hits=args.hits, db_url=args.db_url)
+    results = run_central_hits(config)
+    print(render(results, config, command_line(sys.argv[1:])), flush=True)
+    return 1 if any(r.counted != r.hits for r in results) else 0
 
 
 def _run_all(args: argparse.Namespace) -> int:

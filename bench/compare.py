@@ -129,18 +129,25 @@ def download_batch(target: Target, image_id: str, n: int, size: int, timeout: fl
     return release_together(target.client, image_id, n, size, timeout, expected_sha256=verify, processes=processes)
 
 
+#: Seconds a hit count must stay put to be settled: longer than a worker's flush interval
+#: (imagecache's image_cache_hit_flush_interval, 1 s by default), within which its hits reach the index.
+SETTLE = 1.5
+
+
 def settled_hits(target: Target, image_id: str, expected: float | None = None, timeout: float = 5.0) -> float:
-    """The image's hit count once it stops moving (Glance counts a hit after the body is sent)."""
+    """The image's hit count once it stops moving (Glance counts a hit after the body is sent;
+    imagecache's workers write theirs once per flush interval)."""
     deadline = time.monotonic() + timeout
-    last = target.hits(image_id)
+    last, since = target.hits(image_id), time.monotonic()
     while time.monotonic() < deadline:
         if expected is not None and last >= expected:
             return last
         time.sleep(0.1)
         now = target.hits(image_id)
-        if now == last and expected is None:
+        if now != last:
+            last, since = now, time.monotonic()
+        elif expected is None and time.monotonic() - since >= SETTLE:
             return now
-        last = now
     return last
 
 

@@ -264,6 +264,15 @@ class EdgeCheck:
                 raise Failed(f"image {image_id} not listed in the edge's /v2/cache within {timeout:.0f} s")
             time.sleep(0.1)
 
+    def wait_hits(self, image_id: str, hits: int, timeout: float = LISTED_TIMEOUT) -> dict[str, Any]:
+        """The listing's entry once it counts ``hits`` (each worker writes its hits once per flush interval)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entry = self.wait_listed(image_id, timeout)
+            if entry["hits"] >= hits or time.monotonic() > deadline:
+                return entry
+            time.sleep(0.1)
+
     def upload(self, node: Node, name: str, token: str, data: ImageData) -> str:
         reply = node.call("POST", "/v2/images", token,
                           body={"name": name, "disk_format": "raw", "container_format": "bare"})
@@ -395,6 +404,8 @@ class EdgeCheck:
                f"hits +{delta.get('imagecache_cache_hits_total'):.0f}, wanted +1")
         expect(delta.get("imagecache_upstream_bytes_total") == 0,
                f"upstream bytes +{delta.get('imagecache_upstream_bytes_total'):.0f}, wanted 0")
+        if entry["hits"] < hits_before + 1:  # the other worker's hit: in the index within its flush interval
+            entry = self.wait_hits(image_id, hits_before + 1)
         expect(entry["hits"] == hits_before + 1, f"/v2/cache hits {hits_before} -> {entry['hits']}")
         expect(fetches == 1, f"Glance data GETs now {fetches}, wanted still 1")
         return (f"200 from the cache: /v2/cache hits {hits_before} -> {entry['hits']}; metrics hits +1, "

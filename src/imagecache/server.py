@@ -268,6 +268,9 @@ class ImagecacheApplication(BaseApplication):  # type: ignore[misc]  # gunicorn 
             raise AppImportError(f"imagecache: {exc}") from None
         except Exception as exc:
             raise AppImportError(f"imagecache: {build_failure(exc)}") from exc
+        # gunicorn calls worker_exit in the worker at every exit but a SIGKILL (SIGTERM, SIGQUIT, SIGINT):
+        # closing the cache writes the hits it still holds in memory.
+        self.cfg.set("worker_exit", lambda arbiter, worker: node.cache.close())
         # Every worker runs the timer; a lock per job in the cache dir lets one
         # of them run each job once per interval.
         node.jobs.start()

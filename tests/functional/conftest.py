@@ -379,9 +379,10 @@ class ServerFactory:
             written_tokens = workdir / "tokens.toml"
             written_tokens.write_text(tokens.toml(), encoding="utf-8")
             tokens_file = written_tokens
-        environment = {
-            f"IMAGECACHE_{name.upper()}": str(value) for name, value in (settings or {}).items()
-        }
+        # Hits written at once: a listing flushes only the worker that answers it, and these tests count
+        # hits across workers.  Tests of the batching give image_cache_hit_flush_interval themselves.
+        environment = {"IMAGECACHE_IMAGE_CACHE_HIT_FLUSH_INTERVAL": "0"}
+        environment.update({f"IMAGECACHE_{name.upper()}": str(value) for name, value in (settings or {}).items()})
         environment.update(env or {})
         attempts = 1 if port is not None else 3
         for attempt in range(attempts):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 # bench/ is a top-level package of the repo, not of the installed project:
 # make the repo root importable whatever pytest's rootdir and import mode.
 _REPO = str(Path(__file__).resolve().parents[2])
@@ -63,7 +65,8 @@ def test_the_command_line_rejects_bad_sizes_and_counts(capsys) -> None:
 import importlib  # noqa: E402
 
 BENCH_MODULES = (
-    "bench.compare", "bench.edge_check", "bench.glance", "bench.glance_auth", "bench.herd", "bench.http",
+    "bench.central_hits", "bench.compare", "bench.edge_check", "bench.glance", "bench.glance_auth", "bench.herd",
+    "bench.http",
     "bench.index", "bench.limit", "bench.procs", "bench.profile", "bench.report", "bench.results",
     "bench.server", "bench.slow", "bench.stats", "bench.storm", "bench.targets", "bench.units", "bench.wrk",
 )
@@ -225,3 +228,14 @@ def test_committed_reports_name_no_machine_path() -> None:
     assert repo_relative(line) == "--data-dir ./bench/.work/x --tokens-file ./tokens.toml at ."
     for report in [REPO / "bench" / "RESULTS.md", *(REPO / "bench" / "profiles").glob("*")]:
         assert str(REPO) not in report.read_text(encoding="utf-8"), report.name
+
+
+@pytest.mark.postgres
+def test_a_tiny_central_hits_run_counts_every_hit_in_both_modes() -> None:
+    from bench.central_hits import MODES, CentralHitsConfig, render, run_central_hits
+    from tests.unit.central.pg import require_postgres
+
+    config = CentralHitsConfig(processes=2, hits=20, db_url=require_postgres())
+    results = run_central_hits(config)
+    assert [(r.interval, r.hits, r.counted) for r in results] == [(interval, 40, 40) for _, interval in MODES]
+    assert "hits/s" in render(results, config, "python -m bench central-hits")

@@ -34,6 +34,7 @@ from imagecache.cache.errors import DriverConfigError, ImageNotCached
 from imagecache.cache.eviction import Shortfall, room_for
 from imagecache.cache.fill import is_locked
 from imagecache.cache.flight import FillClaim, remove_stalled
+from imagecache.cache.hit_flush import HitFlusher
 from imagecache.cache.layout import CacheLayout, validate_image_id
 from imagecache.cache.pins import CachePins
 from imagecache.cache.pipeline import Declined, FillPipeline
@@ -95,6 +96,10 @@ class ImageCache:
         self.progress = ProgressWatch()
         self.driver: Driver
         self.init_driver()
+        #: Hits counted in memory, written in one transaction per interval; flushed before counts are read.
+        #: Through a lambda: the batch goes to whichever driver the cache holds when it is written.
+        self.hits = HitFlusher(lambda batch: self.driver.record_hits(batch),  # noqa: PLW0108
+                               settings.image_cache_hit_flush_interval)
         #: Pinned images: never evicted (pin, unpin, list, the state against the limit).
         self.pins = CachePins(self)
         self._fills = FillPipeline(self, clock)
@@ -123,6 +128,7 @@ class ImageCache:
         self.driver.configure()
 
     def close(self) -> None:
+        self.hits.close()
         self.progress.close()
         self.driver.close()
 
@@ -140,6 +146,7 @@ class ImageCache:
         return self.driver.total_size()
 
     def get_hit_count(self, image_id: str) -> int:
+        self.hits.flush()
         record = self.driver.get(validate_image_id(image_id))
         return record.hits if record else 0
 
@@ -148,11 +155,13 @@ class ImageCache:
         return facts.size if facts else None
 
     def get_cached_image(self, image_id: str) -> CachedImage | None:
+        """The record (its checksums, for every hit): no flush, so its counts may lag this process's hits."""
         image_id = validate_image_id(image_id)
         return self.driver.get(image_id) if self.layout.exists(image_id) else None
 
     def get_cached_images(self) -> list[CachedImage]:
         """Records of the cached images, most recently accessed first."""
+        self.hits.flush()
         return self.driver.list()
 
     def get_queued_images(self) -> list[str]:
@@ -184,6 +193,7 @@ class ImageCache:
 
     def fleet(self) -> list[FleetEntry]:
         """Every node's cached and filling images (empty without nodes); CacheError when the index fails."""
+        self.hits.flush()
         return list(self.driver.fleet())
 
     def _asking(self, what: str, image_id: str, ask: Callable[[str], _T], fallback: _T) -> _T:
@@ -243,9 +253,9 @@ class ImageCache:
             raise ImageNotCached(f"image {image_id} is not cached") from None
 
     def record_hit(self, image_id: str) -> None:
-        """Count a completed read (errors are logged: a hit count never fails a read)."""
+        """Count a completed read, written with the next batch (errors are logged: a hit count never fails a read)."""
         try:
-            self.driver.record_hit(validate_image_id(image_id), self._clock())
+            self.hits.record(validate_image_id(image_id), self._clock())
         except Exception:  # the index must not fail a download
             LOG.exception("could not record a hit for image %s", image_id)
 
@@ -365,6 +375,7 @@ class ImageCache:
 
         Pinned images stay, even when they alone exceed the limit (then all others go, and that is said).
         """
+        self.hits.flush()  # the LRU order includes this process's latest hits
         with self.layout.publish_lock():
             excess = self.driver.total_size() - self.settings.image_cache_max_size
             sizes: dict[str, int] = {}
@@ -392,6 +403,7 @@ class ImageCache:
         """Remove every invalid file, and incomplete files untouched for ``stall_time`` seconds."""
         if stall_time is None:
             stall_time = self.settings.image_cache_stall_time
+        self.hits.flush()  # the cleaner's run also writes what a quiet node still holds
         invalid = sum(1 for facts in list(self.layout.invalid()) if self.layout.remove_invalid(facts.image_id))
         # Change marks only matter for as long as an authorization answer is memoised.
         self.layout.forget_changes(self._clock() - CHANGE_MARK_LIFETIME)
@@ -404,6 +416,7 @@ class ImageCache:
         with their sizes; a file whose size disagrees with its row is moved to
         ``invalid/``; stalled incomplete files no live writer holds are removed.
         """
+        self.hits.flush()
         with self.layout.publish_lock():
             files = {facts.image_id: facts for facts in self.layout.published()}
             records = {r.image_id: r for r in self.driver.list()}

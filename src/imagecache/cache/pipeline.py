@@ -34,6 +34,7 @@ from imagecache.cache.errors import ImageVerificationError
 from imagecache.cache.eviction import room_for, shortfall
 from imagecache.cache.fill import FillWriter
 from imagecache.cache.flight import FillClaim, FillResult, close_source
+from imagecache.cache.hit_flush import HitFlusher
 from imagecache.cache.layout import CacheLayout
 from imagecache.cache.pins import CachePins
 from imagecache.cache.progress import ProgressWatch
@@ -70,6 +71,9 @@ class CacheParts(Protocol):
 
     @property
     def pins(self) -> CachePins: ...
+
+    @property
+    def hits(self) -> HitFlusher: ...
 
     def delete_cached_image(self, image_id: str) -> bool: ...
 
@@ -363,6 +367,7 @@ class FillPipeline:
             disk_free=usage.free + (incoming if already_on_disk else 0),
             min_free=effective_min_free(cache.settings, usage.total),
         )
+        cache.hits.flush()  # evict by the LRU order with this process's latest hits in it
         victims = room_for(((r.image_id, r.size) for r in cache.driver.lru()), short, pinned | {image_id}, pinned=keep)
         if victims is None:
             return False

@@ -60,6 +60,9 @@ class Settings:
     """Bytes kept free on the cache filesystem; unset: min(1 GiB, 5 %)."""
     image_cache_stall_time: int = 86400
     """Seconds after which an incomplete file counts as stalled."""
+    image_cache_hit_flush_interval: float = 1.0
+    """Seconds hit counts and access times wait in memory before one transaction writes them
+    (0: every hit written at once).  Listings and eviction see their own process's hits at once."""
     hashing_algorithm: str = "sha512"
     """Multihash algorithm used by the embedded store (Glance's option)."""
     fill_abandon_after: float = 30.0
@@ -189,7 +192,7 @@ def _validate(settings: Settings) -> None:
             f"hashing_algorithm must be one of {', '.join(HASH_ALGORITHMS)}, "
             f"not {settings.hashing_algorithm!r}"
         )
-    for name in ("image_cache_max_size", "image_cache_stall_time"):
+    for name in ("image_cache_max_size", "image_cache_stall_time", "image_cache_hit_flush_interval"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{name} must not be negative")
     if settings.image_cache_min_free is not None and settings.image_cache_min_free < 0:

@@ -254,7 +254,7 @@ class CacheManageFilter:
         driver = self.cache.driver
         if driver.heartbeat_interval is None:  # the contract's mark of an index without nodes
             return error_response(409, NO_CENTRAL_INDEX)
-        return json_response({"images": fleet_view(driver.fleet(), self.cache.settings.node_site)})
+        return json_response({"images": fleet_view(self.cache.fleet(), self.cache.settings.node_site)})
 
     # -- legacy: {prefix}/cached_images, {prefix}/queued_images ----------------------
     def list_cached(self, request: Request) -> Response:

@@ -88,6 +88,21 @@ def test_record_hit_on_unknown_image_is_harmless(env):
     driver.record_hit(str(uuid.uuid4()), 1.0)
 
 
+def test_record_hits_applies_a_whole_batch_and_skips_images_gone_meanwhile(env):
+    driver, layout = env
+    recs = [record(layout, accessed=100.0) for _ in range(3)]
+    for rec in recs:
+        driver.add(rec)
+    gone = str(uuid.uuid4())
+    driver.record_hits({recs[0].image_id: (5, 700.0), recs[1].image_id: (1, 300.0), gone: (9, 900.0)})
+    driver.record_hits({recs[0].image_id: (2, 650.0), recs[1].image_id: (3, 50.0)})  # times never go back
+    assert [(r.hits, r.last_accessed) for r in map(driver.get, (r.image_id for r in recs))] == [
+        (7, 700.0), (4, 300.0), (0, 100.0)]
+    assert driver.get(gone) is None
+    driver.record_hits({})  # an empty batch writes nothing and fails nothing
+    assert [r.image_id for r in driver.lru()] == [recs[2].image_id, recs[1].image_id, recs[0].image_id]
+
+
 def test_total_size_sums_records(env):
     driver, layout = env
     assert driver.total_size() == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -44,7 +45,7 @@ class DictDriver(Driver):
     def remove(self, image_id: str) -> bool:
         return self.records.pop(image_id, None) is not None
 
-    def record_hit(self, image_id: str, when: float) -> None:
+    def record_hits(self, batch: Mapping[str, tuple[int, float]]) -> None:
         pass
 
     def total_size(self) -> int:

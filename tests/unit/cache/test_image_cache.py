@@ -238,7 +238,9 @@ def test_cache_size_sums_cached_images(cache):
 
 
 def test_prune_evicts_least_recently_used_first(make_cache, clock):
-    cache = make_cache(image_cache_max_size=10_000_000)
+    # Hits written at once: the prune runs in another cache (as in another process), which cannot
+    # flush this one's batch (tests/unit/cache/test_hit_flush.py covers pruning with pending hits).
+    cache = make_cache(image_cache_max_size=10_000_000, image_cache_hit_flush_interval=0)
     images = []
     for _ in range(4):
         clock.advance(10)

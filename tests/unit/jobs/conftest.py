@@ -19,8 +19,13 @@ ADMIN = RequestContext.admin(project_id="p-admin", auth_token="admin-token")
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    """A data dir of its own, the cache inside it, no free-space floor (tmp may be small)."""
-    return Settings(data_dir=str(tmp_path / "data"), image_cache_dir=str(tmp_path / "cache"), image_cache_min_free=0)
+    """A data dir of its own, the cache inside it, no free-space floor (tmp may be small).
+
+    Hits are written at once: a job here often opens a cache of its own over the same dir (as the
+    CLI's do), which cannot see the hits another cache still holds in memory.
+    """
+    return Settings(data_dir=str(tmp_path / "data"), image_cache_dir=str(tmp_path / "cache"), image_cache_min_free=0,
+                    image_cache_hit_flush_interval=0)
 
 
 @pytest.fixture

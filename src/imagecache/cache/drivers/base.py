@@ -34,7 +34,7 @@ from __future__ import annotations
 import abc
 import builtins
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,9 +125,18 @@ class Driver(abc.ABC):
     def remove(self, image_id: str) -> bool:
         """Forget one image; True if there was a record, False if there was none."""
 
-    @abc.abstractmethod
     def record_hit(self, image_id: str, when: float) -> None:
-        """Count one completed read and move the image to the LRU's young end."""
+        """Count one completed read and move the image to the LRU's young end (a batch of one)."""
+        self.record_hits({image_id: (1, when)})
+
+    @abc.abstractmethod
+    def record_hits(self, batch: Mapping[str, tuple[int, float]]) -> None:
+        """Add each image's hits and move it to its latest access time, in one transaction.
+
+        ``batch`` maps image id -> (hits, latest access time) (:mod:`~imagecache.cache.hit_batch`).
+        A time never moves an image back in the LRU (the later of the two stays), and an image
+        without a record (evicted meanwhile) is skipped silently.
+        """
 
     @abc.abstractmethod
     def total_size(self) -> int:

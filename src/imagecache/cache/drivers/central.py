@@ -16,12 +16,13 @@ Decisions:
   versions during a rolling upgrade, and with a database user that should
   not need DDL rights: a node upgrading on its own would race the others and
   change the schema under nodes still running the old code.
-* **Counts are never read-modified-written.**  A hit is one statement,
-  ``UPDATE ... SET hits = hits + 1``: PostgreSQL serialises updates of a
-  row on its row lock, so concurrent hits from any number of workers and
-  nodes are all counted, and a transaction that touches one row cannot
-  deadlock.  ``last_accessed`` takes the greater of the two times, so a late
-  hit never moves an image back in the LRU.
+* **Counts are never read-modified-written.**  A batch of hits is one
+  transaction of ``UPDATE ... SET hits = hits + n`` (one per image, in id
+  order): PostgreSQL serialises updates of a row on its row lock, so
+  concurrent batches from any number of workers and nodes are all counted,
+  and batches that lock rows in the same order cannot deadlock.
+  ``last_accessed`` takes the greater of the two times, so a late hit
+  never moves an image back in the LRU.
 * **Liveness uses the database's clock.**  A heartbeat sets ``last_seen =
   now()``, and a node is stale when that is more than ``node_stale_after``
   seconds old by the same clock: nodes' clocks are never compared.  Stale
@@ -44,10 +45,10 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, exists, func, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -306,17 +307,22 @@ class CentralDriver(Driver):
         with self._begin() as connection:
             return connection.execute(statement).rowcount > 0
 
-    def record_hit(self, image_id: str, when: float) -> None:
+    def record_hits(self, batch: Mapping[str, tuple[int, float]]) -> None:
+        """One transaction, one UPDATE per image sent as one executemany; rows are taken in id order,
+        so two processes flushing overlapping batches lock them in the same order and never deadlock."""
+        rows = [{"hit_id": i, "hit_count": n, "hit_when": float(t)} for i, (n, t) in sorted(batch.items())]
+        if not rows:
+            return
         statement = (
             update(cached_images)
-            .where(self._mine(), cached_images.c.image_id == image_id)
+            .where(self._mine(), cached_images.c.image_id == bindparam("hit_id"))
             .values(
-                hits=cached_images.c.hits + 1,
-                last_accessed=func.greatest(cached_images.c.last_accessed, float(when)),
+                hits=cached_images.c.hits + bindparam("hit_count"),
+                last_accessed=func.greatest(cached_images.c.last_accessed, bindparam("hit_when")),
             )
         )
         with self._begin() as connection:
-            connection.execute(statement)
+            connection.execute(statement, rows)
 
     def total_size(self) -> int:
         statement = select(func.coalesce(func.sum(cached_images.c.size), 0)).where(self._mine())

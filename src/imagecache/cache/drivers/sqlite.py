@@ -15,7 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from imagecache.cache.drivers.base import CachedImage, Driver
 from imagecache.cache.drivers.file_pins import FilePins, FilePinsMixin
@@ -121,12 +121,18 @@ class SqliteDriver(FileQueueMixin, FilePinsMixin, Driver):
             (r.image_id, r.size, r.hits, r.last_accessed, r.last_modified, r.checksum, r.os_hash_algo, r.os_hash_value)
             for r in records
         ]
-        conn = self._db()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as conn:
             conn.executemany(
                 f"INSERT OR IGNORE INTO cached_images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on this thread's connection (the write lock taken at once)."""
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -166,11 +172,16 @@ class SqliteDriver(FileQueueMixin, FilePinsMixin, Driver):
         cursor = self._db().execute("DELETE FROM cached_images WHERE image_id = ?", (image_id,))
         return cursor.rowcount > 0
 
-    def record_hit(self, image_id: str, when: float) -> None:
-        self._db().execute(
-            "UPDATE cached_images SET hits = hits + 1, last_accessed = ? WHERE image_id = ?",
-            (when, image_id),
-        )
+    def record_hits(self, batch: Mapping[str, tuple[int, float]]) -> None:
+        """One write transaction for the whole batch: the write lock is taken once, not once per hit."""
+        rows = [(count, float(when), image_id) for image_id, (count, when) in sorted(batch.items())]
+        if not rows:
+            return
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE cached_images SET hits = hits + ?, last_accessed = max(last_accessed, ?) WHERE image_id = ?",
+                rows,
+            )
 
     def total_size(self) -> int:
         return int(self._db().execute("SELECT COALESCE(SUM(size), 0) FROM cached_images").fetchone()[0])

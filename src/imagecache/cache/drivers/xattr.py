@@ -14,7 +14,7 @@ import errno
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from imagecache.cache.drivers.base import CachedImage, Driver
 from imagecache.cache.drivers.file_pins import FilePins, FilePinsMixin
@@ -143,11 +143,16 @@ class XattrDriver(FileQueueMixin, FilePinsMixin, Driver):
             finally:
                 os.close(fd)
 
-    def record_hit(self, image_id: str, when: float) -> None:
+    def record_hits(self, batch: Mapping[str, tuple[int, float]]) -> None:
+        """Every image's counter in one pass under one lock (a read-modify-write per image)."""
+        if not batch:
+            return
         with self._hits_locked():
-            record = self.get(image_id)
-            if record is not None:
-                self._write(image_id, hits=record.hits + 1, last_accessed=float(when))
+            for image_id, (count, when) in batch.items():
+                record = self.get(image_id)
+                if record is not None:
+                    self._write(image_id, hits=record.hits + count,
+                                last_accessed=max(record.last_accessed, float(when)))
 
     def total_size(self) -> int:
         return sum(facts.size for facts in self._layout.published())

@@ -168,6 +168,8 @@ def test_coerce(name: str, value: object, expected: object) -> None:
         ("workers", [1], "workers must be an int"),
         ("upstream_timeout", "soon", "upstream_timeout must be a float"),
         ("upstream_timeout", False, "upstream_timeout must be a float"),
+        ("image_cache_hit_flush_interval", "nan", "image_cache_hit_flush_interval must be a float, not 'nan'"),
+        ("send_timeout", float("inf"), "send_timeout must be a float"),
         ("serve_stale_on_upstream_error", "maybe", "must be a bool"),
         ("data_dir", ["a"], "data_dir must be a str"),
         ("data_dir", True, "data_dir must be a str"),

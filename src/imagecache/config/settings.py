@@ -13,6 +13,7 @@ files and merging them is :mod:`imagecache.config.files`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -346,9 +347,10 @@ def coerce(name: str, value: Any) -> Any:
                 return int(value)
             return int(str(value).strip())
         if kind is float:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return float(value)
+            number = float(value)
+            if isinstance(value, bool) or not math.isfinite(number):
+                raise ValueError(value)  # nan and inf: no interval or timeout means that
+            return number
         if kind is str:
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise ValueError(value)

@@ -38,10 +38,11 @@ from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironmen
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi import cache_routes
 from imagecache.wsgi.auth import BAD_TOKEN_MESSAGE, CHALLENGE
+from imagecache.wsgi.cache_listing import listing_chunks
 from imagecache.wsgi.cache_routes import Matched, Route, Unrouted, WrongMethod
 from imagecache.wsgi.fleet import fleet_view
 from imagecache.wsgi.image_source import ImageSource
-from imagecache.wsgi.manage_responses import empty_response, error_response, json_response, records
+from imagecache.wsgi.manage_responses import empty_response, error_response, json_response, streamed_json_response
 from imagecache.wsgi.pins_api import PinsAPI
 from imagecache.wsgi.token_check import UpstreamTokenCheck
 
@@ -144,16 +145,16 @@ class CacheManageFilter:
     # -- v2: /v2/cache ----------------------------------------------------------------
     def cache_state(self, request: Request) -> Response:
         """GET /v2/cache: what is cached and what is queued."""
-        return json_response(
-            {
-                "cached_images": self._records(),
-                "queued_images": self.cache.get_queued_images(),
-            }
-        )
+        return self._listing({"queued_images": self.cache.get_queued_images()})
 
-    def _records(self) -> list[dict[str, Any]]:
-        """The cached images, each marked ``pinned`` or not."""
-        return records(self.cache.get_cached_images(), self.cache.pins.ids())
+    def _listing(self, after: Mapping[str, Any]) -> Response:
+        """The cached images, each marked ``pinned`` or not, streamed; then the keys of ``after``.
+
+        The index is read whole before the answer starts, so a failing index
+        is still a clean 500, never a truncated document.
+        """
+        rows = self.cache.driver.listing_rows()
+        return streamed_json_response(listing_chunks(rows, self.cache.pins.ids(), after))
 
     def clear_cache(self, request: Request) -> Response:
         """DELETE /v2/cache: empty the cache, the queue or both (the header says which).
@@ -258,7 +259,7 @@ class CacheManageFilter:
 
     # -- legacy: {prefix}/cached_images, {prefix}/queued_images ----------------------
     def list_cached(self, request: Request) -> Response:
-        return json_response({"cached_images": self._records()})
+        return self._listing({})
 
     def delete_all_cached(self, request: Request) -> Response:
         return json_response({"num_deleted": self.cache.delete_all_cached_images()})

@@ -15,9 +15,9 @@ from imagecache import ImageCache
 from imagecache.cache import CacheError
 from imagecache.config import ConfigError
 from imagecache.http.context import ANONYMOUS, RequestContext, set_context
+from imagecache.wsgi.cache_listing import RECORD_FIELDS
 from imagecache.wsgi.cache_manage import CacheManageFilter, filter_factory
 from imagecache.wsgi.image_source import ImageSource
-from imagecache.wsgi.manage_responses import RECORD_FIELDS
 
 from .fake_images import FakeImage, FakeImageService
 
@@ -494,10 +494,11 @@ def test_a_cache_failure_is_a_clean_json_500(api, cache, monkeypatch) -> None:
     def broken() -> list[Any]:
         raise CacheError("the index is gone")
 
-    monkeypatch.setattr(cache, "get_cached_images", broken)
-    response = call(api, "GET", "/v2/cache")
-    assert response.status_code == 500
-    assert "the index is gone" in error_message(response)
+    monkeypatch.setattr(cache.driver, "listing_rows", broken)  # a failing index cannot be made here
+    for path in ("/v2/cache", "/v2/cached_images"):  # read before the answer starts: never a truncated 200
+        response = call(api, "GET", path)
+        assert response.status_code == 500
+        assert "the index is gone" in error_message(response)
 
 
 # -- paste.deploy -------------------------------------------------------------------------

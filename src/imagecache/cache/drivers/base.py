@@ -44,6 +44,12 @@ MANUAL = "manual"
 PREWARM = "prewarm"
 PIN_SOURCES = (MANUAL, PREWARM)
 
+#: What the cache listing shows of a cached image, in this order: the
+#: columns of a :data:`ListingRow` (:meth:`Driver.listing_rows`).
+LISTING_COLUMNS = ("image_id", "hits", "last_accessed", "last_modified", "size")
+#: ``(image_id, hits, last_accessed, last_modified, size)``: a cached image as the listing shows it.
+ListingRow = tuple[str, int, float, float, int]
+
 
 @dataclass(frozen=True)
 class CachedImage:
@@ -60,6 +66,9 @@ class CachedImage:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def listing_row(self) -> ListingRow:
+        return (self.image_id, self.hits, self.last_accessed, self.last_modified, self.size)
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,15 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def list(self) -> builtins.list[CachedImage]:
         """Every record, most recently accessed first."""
+
+    def listing_rows(self) -> builtins.list[ListingRow]:
+        """Every record as the listing shows it (:data:`LISTING_COLUMNS`), in :meth:`list`'s order.
+
+        The listing of 100,000 entries spent most of its time building
+        records only to take them apart again: a driver with a query selects
+        just these columns, as tuples.
+        """
+        return [record.listing_row() for record in self.list()]
 
     @abc.abstractmethod
     def remove(self, image_id: str) -> bool:

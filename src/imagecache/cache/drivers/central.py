@@ -51,7 +51,15 @@ from sqlalchemy import Connection, Engine, Row, delete, exists, func, select, up
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from imagecache.cache.drivers.base import MANUAL, CachedImage, Driver, FleetEntry, PeerSource
+from imagecache.cache.drivers.base import (
+    LISTING_COLUMNS,
+    MANUAL,
+    CachedImage,
+    Driver,
+    FleetEntry,
+    ListingRow,
+    PeerSource,
+)
 from imagecache.cache.drivers.central_peers import PeerIndex, fresh_since
 from imagecache.cache.errors import CacheError, DriverConfigError
 from imagecache.cache.layout import CacheLayout
@@ -115,6 +123,12 @@ def _record(row: Row[*tuple[Any, ...]]) -> CachedImage:
         os_hash_algo=row.os_hash_algo,
         os_hash_value=row.os_hash_value,
     )
+
+
+def _order(*, oldest_first: bool) -> builtins.list[Any]:
+    """The LRU order of this node's rows (ids break ties, so every listing is in the same order)."""
+    columns = (cached_images.c.last_accessed, cached_images.c.last_modified)
+    return [*(c.asc() if oldest_first else c.desc() for c in columns), cached_images.c.image_id]
 
 
 def _values(record: CachedImage) -> dict[str, Any]:
@@ -284,14 +298,18 @@ class CentralDriver(Driver):
         return _record(row) if row is not None else None
 
     def _ordered(self, *, oldest_first: bool) -> list[CachedImage]:
-        columns = (cached_images.c.last_accessed, cached_images.c.last_modified)
-        order = [c.asc() if oldest_first else c.desc() for c in columns]
-        statement = select(*_FACTS).where(self._mine()).order_by(*order, cached_images.c.image_id)
+        statement = select(*_FACTS).where(self._mine()).order_by(*_order(oldest_first=oldest_first))
         with self._begin() as connection:
             return [_record(row) for row in connection.execute(statement)]
 
     def list(self) -> list[CachedImage]:
         return self._ordered(oldest_first=False)
+
+    def listing_rows(self) -> builtins.list[ListingRow]:
+        columns = [cached_images.c[name] for name in LISTING_COLUMNS]
+        statement = select(*columns).where(self._mine()).order_by(*_order(oldest_first=False))
+        with self._begin() as connection:
+            return [tuple(row) for row in connection.execute(statement)]
 
     def lru(self) -> Iterable[CachedImage]:
         return self._ordered(oldest_first=True)

@@ -10,6 +10,7 @@ concurrent writers wait instead of failing.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import os
@@ -17,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 
-from imagecache.cache.drivers.base import CachedImage, Driver
+from imagecache.cache.drivers.base import LISTING_COLUMNS, CachedImage, Driver, ListingRow
 from imagecache.cache.drivers.file_pins import FilePins, FilePinsMixin
 from imagecache.cache.drivers.file_queue import FileQueue, FileQueueMixin
 from imagecache.cache.errors import DriverConfigError
@@ -42,6 +43,8 @@ CREATE INDEX IF NOT EXISTS cached_images_lru ON cached_images (last_accessed, la
 #: Rows read at a time by lru().
 _LRU_BATCH = 256
 _COLUMNS = "image_id, size, hits, last_accessed, last_modified, checksum, os_hash_algo, os_hash_value"
+#: Most recently accessed first: list() and listing_rows().
+_NEWEST_FIRST = "ORDER BY last_accessed DESC, last_modified DESC, image_id"
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -139,10 +142,14 @@ class SqliteDriver(FileQueueMixin, FilePinsMixin, Driver):
         return CachedImage(*row) if row else None
 
     def list(self) -> list[CachedImage]:
-        rows = self._db().execute(
-            f"SELECT {_COLUMNS} FROM cached_images ORDER BY last_accessed DESC, last_modified DESC, image_id"
-        ).fetchall()
+        rows = self._db().execute(f"SELECT {_COLUMNS} FROM cached_images {_NEWEST_FIRST}").fetchall()
         return [CachedImage(*row) for row in rows]
+
+    def listing_rows(self) -> builtins.list[ListingRow]:
+        """The listing's columns only, as sqlite's own tuples (REAL and INTEGER affinities give the types)."""
+        return self._db().execute(
+            f"SELECT {', '.join(LISTING_COLUMNS)} FROM cached_images {_NEWEST_FIRST}"
+        ).fetchall()
 
     def lru(self) -> Iterator[CachedImage]:
         """Lazily, in batches: eviction reads only as far as it evicts.

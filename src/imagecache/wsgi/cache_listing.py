@@ -8,17 +8,19 @@ entries a batch at a time, each batch encoded by one ``json.dumps`` call
 :data:`CHUNK_SIZE` bytes.  The bytes are exactly those ``json.dumps`` gives
 for the whole document, so clients see no change at all.
 
-Pure: no I/O, the rows and the pinned ids are given.
+Pure: no I/O, the rows and the pinned ids are given (the rows are read,
+and closed at the end, as they come).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
 from imagecache.cache.drivers.base import LISTING_COLUMNS, ListingRow
+from imagecache.http.closing import quiet_close
 
 #: Fields of a cached image entry in the API: Glance's (what glanceclient reads),
 #: then ``pinned``.  glanceclient reads entries by field name, so a field more
@@ -49,8 +51,20 @@ def entry(row: ListingRow, pinned: Collection[str]) -> dict[str, Any]:
 def listing_chunks(
     rows: Iterable[ListingRow], pinned: Collection[str], after: Mapping[str, Any] | None = None,
     chunk_size: int = CHUNK_SIZE,
+) -> Generator[bytes, None, None]:
+    """``json.dumps({"cached_images": [entries...], **after})``, UTF-8, in chunks of about ``chunk_size``.
+
+    ``rows`` is closed (when it can be) once the document is done or abandoned: a driver's query ends then.
+    """
+    try:
+        yield from _chunks(rows, pinned, after or {}, chunk_size)
+    finally:
+        quiet_close(rows)
+
+
+def _chunks(
+    rows: Iterable[ListingRow], pinned: Collection[str], after: Mapping[str, Any], chunk_size: int,
 ) -> Iterator[bytes]:
-    """``json.dumps({"cached_images": [entries...], **after})``, UTF-8, in chunks of about ``chunk_size``."""
     parts: list[str] = ['{"cached_images": [']
     buffered = len(parts[0])
     separator = ""
@@ -62,7 +76,7 @@ def listing_chunks(
             yield "".join(parts).encode("utf-8")
             parts, buffered = [], 0
     parts.append("]")
-    for key, value in (after or {}).items():
+    for key, value in after.items():
         parts += (_ITEM, json.dumps(key), _KEY, json.dumps(value))
     parts.append("}")
     yield "".join(parts).encode("utf-8")

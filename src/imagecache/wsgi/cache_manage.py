@@ -148,13 +148,14 @@ class CacheManageFilter:
         return self._listing({"queued_images": self.cache.get_queued_images()})
 
     def _listing(self, after: Mapping[str, Any]) -> Response:
-        """The cached images, each marked ``pinned`` or not, streamed; then the keys of ``after``.
+        """The cached images, each marked ``pinned`` or not, streamed as the index is read; then ``after``'s keys.
 
-        The index is read whole before the answer starts, so a failing index
-        is still a clean 500, never a truncated document.
+        The query runs before the answer starts, so an index that fails it is
+        a clean 500; one that fails later cuts the chunked body short (the
+        client sees an incomplete answer, never a complete wrong one).
         """
-        rows = self.cache.driver.listing_rows()
-        return streamed_json_response(listing_chunks(rows, self.cache.pins.ids(), after))
+        pinned = self.cache.pins.ids()
+        return streamed_json_response(listing_chunks(self.cache.driver.listing_rows(), pinned, after))
 
     def clear_cache(self, request: Request) -> Response:
         """DELETE /v2/cache: empty the cache, the queue or both (the header says which).

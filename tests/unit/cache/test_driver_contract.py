@@ -80,7 +80,7 @@ def test_listing_rows_are_the_listed_records_columns_in_the_same_order(env):
     recs.append(CachedImage(record(layout, size=3).image_id, size=3, hits=2**33, last_accessed=1.0, last_modified=0.25))
     for rec in recs:
         driver.add(rec)
-    rows = driver.listing_rows()
+    rows = list(driver.listing_rows())
     assert rows == [r.listing_row() for r in driver.list()]
     assert [type(value) for value in rows[0]] == [str, int, float, float, int]
     assert sorted(rows) == sorted(r.listing_row() for r in recs)

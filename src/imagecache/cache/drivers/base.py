@@ -34,7 +34,7 @@ from __future__ import annotations
 import abc
 import builtins
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,14 +130,17 @@ class Driver(abc.ABC):
     def list(self) -> builtins.list[CachedImage]:
         """Every record, most recently accessed first."""
 
-    def listing_rows(self) -> builtins.list[ListingRow]:
+    def listing_rows(self) -> Iterator[ListingRow]:
         """Every record as the listing shows it (:data:`LISTING_COLUMNS`), in :meth:`list`'s order.
 
         The listing of 100,000 entries spent most of its time building
-        records only to take them apart again: a driver with a query selects
-        just these columns, as tuples.
+        records only to take them apart again, and its memory holding them:
+        a driver with a query selects just these columns, as tuples, and
+        yields them as it reads them.  The query runs at the first row; the
+        caller reads while it answers and closes the iterator when done
+        (or gone), which ends the query.
         """
-        return [record.listing_row() for record in self.list()]
+        yield from (record.listing_row() for record in self.list())
 
     @abc.abstractmethod
     def remove(self, image_id: str) -> bool:

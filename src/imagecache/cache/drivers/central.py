@@ -72,6 +72,8 @@ LOG = logging.getLogger(__name__)
 
 #: Heartbeats per ``node_stale_after``: a node goes stale only after missing several.
 HEARTBEATS_PER_STALE_PERIOD = 3
+#: Rows a listing reads from its server-side cursor at a time.
+_LISTING_BATCH = 1024
 #: Wildcard bind addresses: they name no node, so the host name stands in.
 _WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
@@ -305,11 +307,14 @@ class CentralDriver(Driver):
     def list(self) -> list[CachedImage]:
         return self._ordered(oldest_first=False)
 
-    def listing_rows(self) -> builtins.list[ListingRow]:
+    def listing_rows(self) -> Iterator[ListingRow]:
+        """The listing's columns only, through a server-side cursor: the listing holds a batch, not every row."""
         columns = [cached_images.c[name] for name in LISTING_COLUMNS]
         statement = select(*columns).where(self._mine()).order_by(*_order(oldest_first=False))
         with self._begin() as connection:
-            return [tuple(row) for row in connection.execute(statement)]
+            result = connection.execution_options(stream_results=True, yield_per=_LISTING_BATCH).execute(statement)
+            for row in result:
+                yield tuple(row)
 
     def lru(self) -> Iterable[CachedImage]:
         return self._ordered(oldest_first=True)

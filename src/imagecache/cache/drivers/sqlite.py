@@ -10,7 +10,6 @@ concurrent writers wait instead of failing.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import logging
 import os
@@ -40,8 +39,9 @@ CREATE TABLE IF NOT EXISTS cached_images (
 );
 CREATE INDEX IF NOT EXISTS cached_images_lru ON cached_images (last_accessed, last_modified);
 """
-#: Rows read at a time by lru().
+#: Rows read at a time by lru() and listing_rows().
 _LRU_BATCH = 256
+_LISTING_BATCH = 1024
 _COLUMNS = "image_id, size, hits, last_accessed, last_modified, checksum, os_hash_algo, os_hash_value"
 #: Most recently accessed first: list() and listing_rows().
 _NEWEST_FIRST = "ORDER BY last_accessed DESC, last_modified DESC, image_id"
@@ -145,11 +145,16 @@ class SqliteDriver(FileQueueMixin, FilePinsMixin, Driver):
         rows = self._db().execute(f"SELECT {_COLUMNS} FROM cached_images {_NEWEST_FIRST}").fetchall()
         return [CachedImage(*row) for row in rows]
 
-    def listing_rows(self) -> builtins.list[ListingRow]:
-        """The listing's columns only, as sqlite's own tuples (REAL and INTEGER affinities give the types)."""
-        return self._db().execute(
-            f"SELECT {', '.join(LISTING_COLUMNS)} FROM cached_images {_NEWEST_FIRST}"
-        ).fetchall()
+    def listing_rows(self) -> Iterator[ListingRow]:
+        """The listing's columns only, as sqlite's own tuples (REAL and INTEGER affinities give the types),
+        read in batches: the listing holds one batch, not every row.  Its snapshot lasts as long as the
+        answer (bounded by the send deadline); WAL lets writers go on meanwhile."""
+        cursor = self._db().execute(f"SELECT {', '.join(LISTING_COLUMNS)} FROM cached_images {_NEWEST_FIRST}")
+        try:
+            while rows := cursor.fetchmany(_LISTING_BATCH):
+                yield from rows
+        finally:
+            cursor.close()
 
     def lru(self) -> Iterator[CachedImage]:
         """Lazily, in batches: eviction reads only as far as it evicts.

@@ -1,8 +1,9 @@
 """The cache listing's JSON document, encoded in chunks: ``GET /v2/cache`` and ``{prefix}/cached_images``.
 
-Built whole, 100,000 entries took 1.9 s: a record object per row, a dict
-per record, then one document held in memory at once.  Here the index's
-rows (:meth:`~imagecache.cache.drivers.base.Driver.listing_rows`) become
+Built whole, 100,000 entries took 1.2 s to answer and some 60 MiB: a
+record object per row, a dict per record, then one document held in
+memory at once.  Here the index's rows, read as they are needed
+(:meth:`~imagecache.cache.drivers.base.Driver.listing_rows`), become
 entries a batch at a time, each batch encoded by one ``json.dumps`` call
 (the C encoder), and the document leaves in chunks of about
 :data:`CHUNK_SIZE` bytes.  The bytes are exactly those ``json.dumps`` gives

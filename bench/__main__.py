@@ -190,12 +190,26 @@ def build_parser() -> argparse.ArgumentParser:
     _storm_options(storm)
     storm.set_defaults(run=_run_storm)
 
+    listing = scenarios.add_parser(
+        "listing", help="GET /v2/cache of many cached entries: time to the last byte and the node's RSS",
+        description="Fill an index with ENTRIES entries (files and driver rows, no downloads), start imagecache "
+        "serve and time GET /v2/cache while sampling the RSS of every process of the node.",
+    )
+    listing.add_argument("--entries", type=_positive_int, default=100_000, help="cached entries (default 100000)")
+    listing.add_argument("--runs", type=_positive_int, default=5, help="timed runs (default 5)")
+    listing.add_argument("--workers", type=_positive_int, default=2, help="server workers (default 2)")
+    listing.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "RESULTS.md",
+                         help="put the report in this file's listing section (default bench/RESULTS.md; `all` "
+                         "keeps the section when it rewrites the file); '-' for stdout only")
+    listing.add_argument("--json", type=Path, help="every run's numbers here")
+    listing.set_defaults(run=_run_listing)
+
     prof = scenarios.add_parser(
-        "profile", help="py-spy (cProfile for prune) of imagecache under one scenario's load; a text summary",
+        "profile", help="py-spy (cProfile for prune, listing) of imagecache under one scenario's load; a summary",
         description="Start imagecache serve (2 workers, tokens), run one scenario's load and sample every worker "
         "with py-spy; write the share of samples per function and per area to bench/profiles/<scenario>.txt.",
     )
-    prof.add_argument("scenario", choices=("small", "miss", "hit", "prune"))
+    prof.add_argument("scenario", choices=("small", "miss", "hit", "prune", "listing"))
     prof.add_argument("--seconds", type=_positive_float, default=20.0, help="sampling time (default 20)")
     prof.add_argument("--rate", type=_positive_int, default=100, help="samples per second (default 100)")
     prof.add_argument("--size", type=_size, default="1G", help="image size for miss/hit (default 1G)")
@@ -351,12 +365,34 @@ def _run_storm(args: argparse.Namespace) -> int:
     return 1 if any(cell.errors for cell in results.cells.values()) else 0
 
 
+def _run_listing(args: argparse.Namespace) -> int:
+    from bench.compare import command_line
+    from bench.listing import ListingConfig, render, run_listing
+    from bench.report import repo_relative, with_section
+
+    report = run_listing(ListingConfig(entries=args.entries, runs=args.runs, workers=args.workers))
+    text = repo_relative(render(report, command_line(sys.argv[1:])))
+    print(text, flush=True)
+    if str(args.output) != "-":
+        existing = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+        args.output.write_text(with_section(existing, "listing", text), encoding="utf-8")
+    if args.json is not None:
+        data = report.as_dict()
+        data["command"] = ["python", "-m", "bench", *sys.argv[1:]]
+        args.json.write_text(json.dumps(_json_safe(data), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 def _run_profile(args: argparse.Namespace) -> int:
     from bench.profile import PROFILES, profile_prune, profile_server
 
     output = args.output or PROFILES / f"{args.scenario}{'-gil' if args.gil else ''}.txt"
     if args.scenario == "prune":
         path = profile_prune(100_000, 1_000, output)
+    elif args.scenario == "listing":
+        from bench.listing import profile_listing
+
+        path = profile_listing(100_000, output)
     else:
         path = profile_server(args.scenario, args.seconds, args.rate, output, args.size, gil=args.gil)
     print(path.read_text(encoding="utf-8"), flush=True)

@@ -34,16 +34,21 @@ def group_pids(pgid: int) -> list[int]:
     return sorted(found)
 
 
-def rss_bytes(pids: list[int]) -> int:
-    """Resident set size summed over ``pids`` (shared pages count once per process)."""
-    total = 0
+def rss_each(pids: list[int]) -> list[int]:
+    """Resident set size of each of ``pids`` (0 for a process gone meanwhile)."""
+    sizes = []
     for pid in pids:
         try:
             with open(f"/proc/{pid}/statm", "rb") as fh:
-                total += int(fh.read().split()[1]) * PAGE
+                sizes.append(int(fh.read().split()[1]) * PAGE)
         except (OSError, IndexError, ValueError):
-            pass
-    return total
+            sizes.append(0)
+    return sizes
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Resident set size summed over ``pids`` (shared pages count once per process)."""
+    return sum(rss_each(pids))
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -84,6 +89,8 @@ class RssSampler:
     interval: float = 0.05
     rescan: float = 1.0  # seconds between looks for new processes
     peak: int = 0
+    #: The largest RSS of any one process of the group (the worker answering, say).
+    peak_process: int = 0
     samples: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -91,13 +98,16 @@ class RssSampler:
     def _run(self) -> None:
         pids = group_pids(self.pgid)
         scanned = time.monotonic()
-        while not self._stop.is_set():
+        while True:  # at least one sample, however short the ``with``
             if time.monotonic() - scanned > self.rescan:
                 pids, scanned = group_pids(self.pgid), time.monotonic()
-            value = rss_bytes(pids)
+            each = rss_each(pids)
+            value = sum(each)
             self.samples.append(value)
             self.peak = max(self.peak, value)
-            self._stop.wait(self.interval)
+            self.peak_process = max(self.peak_process, *each, 0)
+            if self._stop.wait(self.interval):
+                return
 
     def __enter__(self) -> RssSampler:
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)

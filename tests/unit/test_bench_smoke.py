@@ -66,8 +66,8 @@ import importlib  # noqa: E402
 
 BENCH_MODULES = (
     "bench.central_hits", "bench.compare", "bench.edge_check", "bench.glance", "bench.glance_auth", "bench.herd",
-    "bench.http",
-    "bench.index", "bench.limit", "bench.procs", "bench.profile", "bench.report", "bench.results",
+    "bench.http", "bench.index", "bench.limit", "bench.listing", "bench.procs", "bench.profile", "bench.report",
+    "bench.results",
     "bench.server", "bench.slow", "bench.stats", "bench.storm", "bench.targets", "bench.units", "bench.wrk",
 )
 
@@ -75,6 +75,15 @@ BENCH_MODULES = (
 def test_every_bench_module_imports() -> None:
     for name in BENCH_MODULES:
         assert importlib.import_module(name) is not None
+
+
+def test_a_tiny_listing_runs_and_counts_every_entry(tmp_path: Path) -> None:
+    from bench.listing import ListingConfig, render, run_listing
+
+    report = run_listing(ListingConfig(entries=50, runs=1, workers=1), work_dir=tmp_path / "listing",
+                         log=lambda message: None)
+    assert report.listed == 50 and len(report.seconds) == 1 and report.peak_rss[0] >= report.peak_worker_rss[0] > 0
+    assert "GET /v2/cache, request → last byte" in render(report, "python -m bench listing")
 
 
 def test_a_tiny_comparison_runs_against_imagecache_and_the_limit(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, TypeVar
 
-from imagecache.cache.drivers.base import CachedImage, Driver, FleetEntry, PeerSource
+from imagecache.cache.drivers.base import CachedImage, Driver, FleetEntry, ListingRow, PeerSource
 from imagecache.cache.drivers.choose import make_driver
 from imagecache.cache.errors import DriverConfigError, ImageNotCached
 from imagecache.cache.eviction import Shortfall, room_for
@@ -163,6 +163,11 @@ class ImageCache:
         """Records of the cached images, most recently accessed first."""
         self.hits.flush()
         return self.driver.list()
+
+    def listing_rows(self) -> Iterator[ListingRow]:
+        """The listing's columns, most recently accessed first, once this process's hits are written."""
+        self.hits.flush()
+        return self.driver.listing_rows()
 
     def get_queued_images(self) -> list[str]:
         """Queued image ids, oldest queued first."""

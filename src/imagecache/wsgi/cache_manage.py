@@ -38,10 +38,11 @@ from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironmen
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi import cache_routes
 from imagecache.wsgi.auth import BAD_TOKEN_MESSAGE, CHALLENGE
+from imagecache.wsgi.cache_listing import listing_chunks
 from imagecache.wsgi.cache_routes import Matched, Route, Unrouted, WrongMethod
 from imagecache.wsgi.fleet import fleet_view
 from imagecache.wsgi.image_source import ImageSource
-from imagecache.wsgi.manage_responses import empty_response, error_response, json_response, records
+from imagecache.wsgi.manage_responses import empty_response, error_response, json_response, streamed_json_response
 from imagecache.wsgi.pins_api import PinsAPI
 from imagecache.wsgi.token_check import UpstreamTokenCheck
 
@@ -144,16 +145,17 @@ class CacheManageFilter:
     # -- v2: /v2/cache ----------------------------------------------------------------
     def cache_state(self, request: Request) -> Response:
         """GET /v2/cache: what is cached and what is queued."""
-        return json_response(
-            {
-                "cached_images": self._records(),
-                "queued_images": self.cache.get_queued_images(),
-            }
-        )
+        return self._listing({"queued_images": self.cache.get_queued_images()})
 
-    def _records(self) -> list[dict[str, Any]]:
-        """The cached images, each marked ``pinned`` or not."""
-        return records(self.cache.get_cached_images(), self.cache.pins.ids())
+    def _listing(self, after: Mapping[str, Any]) -> Response:
+        """The cached images, each marked ``pinned`` or not, streamed as the index is read; then ``after``'s keys.
+
+        The query runs before the answer starts, so an index that fails it is
+        a clean 500; one that fails later cuts the chunked body short (the
+        client sees an incomplete answer, never a complete wrong one).
+        """
+        pinned = self.cache.pins.ids()
+        return streamed_json_response(listing_chunks(self.cache.listing_rows(), pinned, after))
 
     def clear_cache(self, request: Request) -> Response:
         """DELETE /v2/cache: empty the cache, the queue or both (the header says which).
@@ -258,7 +260,7 @@ class CacheManageFilter:
 
     # -- legacy: {prefix}/cached_images, {prefix}/queued_images ----------------------
     def list_cached(self, request: Request) -> Response:
-        return json_response({"cached_images": self._records()})
+        return self._listing({})
 
     def delete_all_cached(self, request: Request) -> Response:
         return json_response({"num_deleted": self.cache.delete_all_cached_images()})

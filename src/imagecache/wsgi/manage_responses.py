@@ -1,4 +1,4 @@
-"""The answers of the cache management API: JSON bodies, empty ones, errors, image records.
+"""The answers of the cache management API: JSON bodies (whole or streamed), empty ones, errors.
 
 Shared by :mod:`~imagecache.wsgi.cache_manage` and :mod:`~imagecache.wsgi.pins_api`.
 """
@@ -6,24 +6,40 @@ Shared by :mod:`~imagecache.wsgi.cache_manage` and :mod:`~imagecache.wsgi.pins_a
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 from webob import Response
 
-from imagecache.cache import CachedImage
 from imagecache.http.errors import JSON, error_answer
-
-#: Fields of a cached image record in the API: Glance's (what glanceclient reads),
-#: then ``pinned``.  glanceclient reads records by field name, so a field more
-#: is harmless there; a top-level key more in ``GET /v2/cache`` is not (its
-#: ``cache-list`` shows every key but ``cached_images`` as queued ids).
-RECORD_FIELDS = ("image_id", "hits", "last_accessed", "last_modified", "size", "pinned")
 
 
 def json_response(body: Any, status: int = 200) -> Response:
     # webob adds no charset to application/json.
     return Response(status=status, content_type=JSON, body=json.dumps(body).encode("utf-8"))
+
+
+def streamed_json_response(chunks: Generator[bytes, None, None]) -> Response:
+    """A 200 whose JSON body is sent as it is encoded.
+
+    The first chunk is made here, before the answer starts, so what fails
+    to begin (an index failing its query) raises to the caller and is
+    answered as any failure is, never as a 200 cut short.  No
+    Content-Length: gunicorn sends it chunked to HTTP/1.1 clients (the
+    connection stays open for the next request) and ends an HTTP/1.0
+    client's answer by closing.
+    """
+    first = next(chunks, b"")
+    return Response(status=200, content_type=JSON, app_iter=_then(first, chunks))
+
+
+def _then(first: bytes, rest: Generator[bytes, None, None]) -> Iterator[bytes]:
+    """``first``, then ``rest``; closing this closes ``rest`` (its query ends with it)."""
+    try:
+        yield first
+        yield from rest
+    finally:
+        rest.close()
 
 
 def empty_response(status: int) -> Response:
@@ -40,13 +56,3 @@ def error_response(status: int, message: str, extra: Iterable[tuple[str, str]] =
     answer = error_answer(status, message, extra)
     return Response(status=answer.status, headerlist=answer.headers, app_iter=[answer.body])
 
-
-def record(image: CachedImage, pinned: bool = False) -> dict[str, Any]:
-    """A cached image as the API shows it: Glance's fields and types, and whether it is pinned."""
-    facts = image.to_dict()
-    facts["pinned"] = pinned
-    return {name: facts[name] for name in RECORD_FIELDS}
-
-
-def records(images: Iterable[CachedImage], pinned: Collection[str]) -> list[dict[str, Any]]:
-    return [record(image, image.image_id in pinned) for image in images]

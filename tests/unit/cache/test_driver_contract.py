@@ -73,6 +73,19 @@ def test_list_is_most_recent_first_and_lru_is_the_reverse(env):
     assert driver.ids() == {r.image_id for r in recs}
 
 
+def test_listing_rows_are_the_listed_records_columns_in_the_same_order(env):
+    driver, layout = env
+    # Ties on last_accessed, then on last_modified: the id decides, in every driver.
+    recs = [record(layout, size=7 * i, accessed=float(1 + i % 3), hits=i, checksum="c" * 32) for i in range(12)]
+    recs.append(CachedImage(record(layout, size=3).image_id, size=3, hits=2**33, last_accessed=1.0, last_modified=0.25))
+    for rec in recs:
+        driver.add(rec)
+    rows = list(driver.listing_rows())
+    assert rows == [r.listing_row() for r in driver.list()]
+    assert [type(value) for value in rows[0]] == [str, int, float, float, int]
+    assert sorted(rows) == sorted(r.listing_row() for r in recs)
+
+
 def test_record_hit_counts_and_refreshes_access_time(env):
     driver, layout = env
     rec = record(layout, accessed=100.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -15,9 +16,9 @@ from imagecache import ImageCache
 from imagecache.cache import CacheError
 from imagecache.config import ConfigError
 from imagecache.http.context import ANONYMOUS, RequestContext, set_context
+from imagecache.wsgi.cache_listing import RECORD_FIELDS
 from imagecache.wsgi.cache_manage import CacheManageFilter, filter_factory
 from imagecache.wsgi.image_source import ImageSource
-from imagecache.wsgi.manage_responses import RECORD_FIELDS
 
 from .fake_images import FakeImage, FakeImageService
 
@@ -494,10 +495,41 @@ def test_a_cache_failure_is_a_clean_json_500(api, cache, monkeypatch) -> None:
     def broken() -> list[Any]:
         raise CacheError("the index is gone")
 
-    monkeypatch.setattr(cache, "get_cached_images", broken)
+    monkeypatch.setattr(cache, "get_queued_images", broken)
     response = call(api, "GET", "/v2/cache")
     assert response.status_code == 500
     assert "the index is gone" in error_message(response)
+
+
+def test_an_index_failing_its_listing_query_is_a_clean_json_500(api, cache, monkeypatch) -> None:
+    def broken() -> Iterator[Any]:  # a failing index cannot be made here: its query fails at the first row
+        raise CacheError("the index is gone")
+        yield
+
+    monkeypatch.setattr(cache.driver, "listing_rows", broken)
+    for path in ("/v2/cache", "/v2/cached_images"):  # the query runs before the answer starts
+        response = call(api, "GET", path)
+        assert response.status_code == 500
+        assert "the index is gone" in error_message(response)
+
+
+def test_a_listing_abandoned_midway_ends_its_query(api, cache, monkeypatch) -> None:
+    ended = []
+
+    def rows() -> Iterator[Any]:
+        try:
+            for i in range(100_000):
+                yield (f"id-{i}", 0, 1.0, 1.0, 8)
+        finally:
+            ended.append(True)
+
+    monkeypatch.setattr(cache.driver, "listing_rows", rows)
+    request = Request.blank("/v2/cache")
+    set_context(request.environ, ADMIN)
+    body = api(request.environ, lambda status, headers, exc_info=None: None)
+    assert next(iter(body)).startswith(b'{"cached_images": [') and not ended
+    body.close()  # the client went away
+    assert ended == [True]
 
 
 # -- paste.deploy -------------------------------------------------------------------------

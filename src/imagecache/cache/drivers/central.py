@@ -52,7 +52,15 @@ from sqlalchemy import Connection, Engine, Row, bindparam, delete, exists, func,
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from imagecache.cache.drivers.base import MANUAL, CachedImage, Driver, FleetEntry, PeerSource
+from imagecache.cache.drivers.base import (
+    LISTING_COLUMNS,
+    MANUAL,
+    CachedImage,
+    Driver,
+    FleetEntry,
+    ListingRow,
+    PeerSource,
+)
 from imagecache.cache.drivers.central_peers import PeerIndex, fresh_since
 from imagecache.cache.errors import CacheError, DriverConfigError
 from imagecache.cache.layout import CacheLayout
@@ -65,6 +73,8 @@ LOG = logging.getLogger(__name__)
 
 #: Heartbeats per ``node_stale_after``: a node goes stale only after missing several.
 HEARTBEATS_PER_STALE_PERIOD = 3
+#: Rows a listing reads from its server-side cursor at a time.
+_LISTING_BATCH = 1024
 #: Wildcard bind addresses: they name no node, so the host name stands in.
 _WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
@@ -116,6 +126,12 @@ def _record(row: Row[*tuple[Any, ...]]) -> CachedImage:
         os_hash_algo=row.os_hash_algo,
         os_hash_value=row.os_hash_value,
     )
+
+
+def _order(*, oldest_first: bool) -> builtins.list[Any]:
+    """The LRU order of this node's rows (ids break ties, so every listing is in the same order)."""
+    columns = (cached_images.c.last_accessed, cached_images.c.last_modified)
+    return [*(c.asc() if oldest_first else c.desc() for c in columns), cached_images.c.image_id]
 
 
 def _values(record: CachedImage) -> dict[str, Any]:
@@ -285,14 +301,21 @@ class CentralDriver(Driver):
         return _record(row) if row is not None else None
 
     def _ordered(self, *, oldest_first: bool) -> list[CachedImage]:
-        columns = (cached_images.c.last_accessed, cached_images.c.last_modified)
-        order = [c.asc() if oldest_first else c.desc() for c in columns]
-        statement = select(*_FACTS).where(self._mine()).order_by(*order, cached_images.c.image_id)
+        statement = select(*_FACTS).where(self._mine()).order_by(*_order(oldest_first=oldest_first))
         with self._begin() as connection:
             return [_record(row) for row in connection.execute(statement)]
 
     def list(self) -> list[CachedImage]:
         return self._ordered(oldest_first=False)
+
+    def listing_rows(self) -> Iterator[ListingRow]:
+        """The listing's columns only, through a server-side cursor: the listing holds a batch, not every row."""
+        columns = [cached_images.c[name] for name in LISTING_COLUMNS]
+        statement = select(*columns).where(self._mine()).order_by(*_order(oldest_first=False))
+        with self._begin() as connection:
+            result = connection.execution_options(stream_results=True, yield_per=_LISTING_BATCH).execute(statement)
+            for row in result:
+                yield tuple(row)
 
     def lru(self) -> Iterable[CachedImage]:
         return self._ordered(oldest_first=True)

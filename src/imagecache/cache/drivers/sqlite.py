@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 
-from imagecache.cache.drivers.base import CachedImage, Driver
+from imagecache.cache.drivers.base import LISTING_COLUMNS, CachedImage, Driver, ListingRow
 from imagecache.cache.drivers.file_pins import FilePins, FilePinsMixin
 from imagecache.cache.drivers.file_queue import FileQueue, FileQueueMixin
 from imagecache.cache.errors import DriverConfigError
@@ -39,9 +39,12 @@ CREATE TABLE IF NOT EXISTS cached_images (
 );
 CREATE INDEX IF NOT EXISTS cached_images_lru ON cached_images (last_accessed, last_modified);
 """
-#: Rows read at a time by lru().
+#: Rows read at a time by lru() and listing_rows().
 _LRU_BATCH = 256
+_LISTING_BATCH = 1024
 _COLUMNS = "image_id, size, hits, last_accessed, last_modified, checksum, os_hash_algo, os_hash_value"
+#: Most recently accessed first: list() and listing_rows().
+_NEWEST_FIRST = "ORDER BY last_accessed DESC, last_modified DESC, image_id"
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -145,10 +148,19 @@ class SqliteDriver(FileQueueMixin, FilePinsMixin, Driver):
         return CachedImage(*row) if row else None
 
     def list(self) -> list[CachedImage]:
-        rows = self._db().execute(
-            f"SELECT {_COLUMNS} FROM cached_images ORDER BY last_accessed DESC, last_modified DESC, image_id"
-        ).fetchall()
+        rows = self._db().execute(f"SELECT {_COLUMNS} FROM cached_images {_NEWEST_FIRST}").fetchall()
         return [CachedImage(*row) for row in rows]
+
+    def listing_rows(self) -> Iterator[ListingRow]:
+        """The listing's columns only, as sqlite's own tuples (REAL and INTEGER affinities give the types),
+        read in batches: the listing holds one batch, not every row.  Its snapshot lasts as long as the
+        answer (bounded by the send deadline); WAL lets writers go on meanwhile."""
+        cursor = self._db().execute(f"SELECT {', '.join(LISTING_COLUMNS)} FROM cached_images {_NEWEST_FIRST}")
+        try:
+            while rows := cursor.fetchmany(_LISTING_BATCH):
+                yield from rows
+        finally:
+            cursor.close()
 
     def lru(self) -> Iterator[CachedImage]:
         """Lazily, in batches: eviction reads only as far as it evicts.

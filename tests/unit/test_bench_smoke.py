@@ -104,6 +104,9 @@ def test_a_tiny_comparison_runs_against_imagecache_and_the_limit(tmp_path: Path)
         cell = results.cells[(row, "imagecache")]
         assert cell.errors == [] and len(cell.values) == 1, (row, cell)
     assert results.cells[("index_list", "limit")].text == "n/a"
+    # The miss's limit is the verification a fill does by default (sha512 alone); md5 ∥ sha512 is the note's.
+    note = results.cells[("miss", "limit")].note
+    assert note.startswith("sha512 of") and "image_cache_verify = all" in note and "md5 ∥ sha512" in note
     text = render(config, results, info)
     assert "| row | unit | better | imagecache | Glance 33.0.0 | limit |" in text
     assert any(line.startswith("| " + ROWS[0].title) for line in text.splitlines())

@@ -86,7 +86,7 @@ def test_flags_map_onto_settings(captured: list[Settings], tmp_path: Path) -> No
         "--host", "0.0.0.0", "--port", "8080", "--workers", "4", "--data-dir", str(tmp_path),
         "--auth", "tokens", "--tokens-file", "t.toml", "--image-cache-max-size", "512M",
         "--image-cache-driver", "central", "--db-url", "postgresql://db/x",
-        "--node-url", "http://node1:9292", "--upstream", "http://glance:9292",
+        "--node-url", "http://node1:9292", "--upstream", "http://glance:9292", "--image-cache-verify", "all",
     )
     assert result.exit_code == 0, result.output
     (settings,) = captured
@@ -101,6 +101,7 @@ def test_flags_map_onto_settings(captured: list[Settings], tmp_path: Path) -> No
     assert settings.db_url == "postgresql://db/x"
     assert settings.node_url == "http://node1:9292"
     assert settings.upstream_url == "http://glance:9292"
+    assert settings.image_cache_verify == "all"
 
 
 def test_serving_flags_map_onto_settings(captured: list[Settings]) -> None:
@@ -143,6 +144,7 @@ def test_flags_beat_environment_beat_file_and_absent_flags_do_not_override(
         (["--auth", "tokens"], {}, "tokens_file"),
         ([], {"IMAGECACHE_WORKERS": "many"}, "workers must be an int"),
         ([], {"IMAGECACHE_NO_SUCH_OPTION": "1"}, "names no option"),
+        ([], {"IMAGECACHE_IMAGE_CACHE_VERIFY": "both"}, "image_cache_verify must be one of strongest, all"),
         (["--image-cache-driver", "central"], {}, "db_url"),
     ],
 )
@@ -182,6 +184,7 @@ def test_errors_raised_by_the_server_are_one_line(monkeypatch: pytest.MonkeyPatc
         (["--image-cache-max-size", "lots"], "not a size"),
         (["--auth", "keystone"], "keystone"),
         (["--image-cache-driver", "redis"], "redis"),
+        (["--image-cache-verify", "md5"], "md5"),
         (["--port", "http"], "http"),
     ],
 )

@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 
 from imagecache import ImageCache, Settings
 from imagecache.cache.fill import FillWriter
+from imagecache.cache.verify_plan import VerifyPlan
 from imagecache.cli import format_size, main
 from tests.unit.jobs import embedded
 
@@ -109,7 +110,7 @@ def test_clean_reads_the_cache_dir_from_a_config_file(tmp_path) -> None:
 
 def test_clean_spares_a_fill_a_live_writer_holds(settings, cache) -> None:
     image_id = str(uuid.uuid4())
-    writer = FillWriter.acquire(cache.layout, image_id, "sha512")
+    writer = FillWriter.acquire(cache.layout, image_id, VerifyPlan(None, ()))
     assert writer is not None
     try:
         path = cache.layout.incomplete_path(image_id)

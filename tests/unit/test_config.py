@@ -204,6 +204,7 @@ def test_ints_survive_text(number: int) -> None:
         ("auth_strategy = 'tokens'\n", "needs tokens_file"),
         ("image_cache_driver = 'central'\n", "needs db_url"),
         ("hashing_algorithm = 'crc32'\n", "hashing_algorithm must be one of"),
+        ("image_cache_verify = 'md5'\n", "image_cache_verify must be one of strongest, all, not 'md5'"),
         ("image_cache_max_size = -1\n", "must not be negative"),
         ("image_cache_min_free = -1\n", "must not be negative"),
         ("bind_port = 70000\n", "bind_port must be between"),

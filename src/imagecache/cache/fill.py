@@ -1,5 +1,9 @@
 """One writer per image: the incomplete file, its lock, its hashes.
 
+Each digest the image's :class:`~imagecache.cache.verify_plan.VerifyPlan`
+asks for is computed on a thread of its own, so the copy and the hashing
+overlap; every way a writer ends (:meth:`FillWriter.close`) stops them.
+
 A :class:`FillWriter` owns ``incomplete/<id>`` while holding an exclusive
 ``flock`` on it.  flock locks belong to the open file description, so they
 exclude other threads as well as other processes, and the kernel drops them
@@ -12,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING
 from imagecache.cache.hashing import ThreadedHash
 from imagecache.cache.layout import CacheLayout, names_open_file
 from imagecache.cache.verify import Digest
+from imagecache.cache.verify_plan import VerifyPlan
 from imagecache.cache.writeback import Writeback
 
 if TYPE_CHECKING:
@@ -38,14 +42,14 @@ VERIFIED_MODE = 0o644
 class FillWriter:
     """Writes and hashes one image's bytes into its incomplete file."""
 
-    def __init__(self, layout: CacheLayout, image_id: str, fd: int, hash_algo: str) -> None:
+    def __init__(self, layout: CacheLayout, image_id: str, fd: int, plan: VerifyPlan) -> None:
         self.layout = layout
         self.image_id = image_id
         self.fd = fd
         self.size = 0
-        self._md5 = ThreadedHash("md5")  # on a second core, beside the multihash
-        self._hash_algo = hash_algo
-        self._multihash = hashlib.new(hash_algo)
+        #: What this fill's bytes are checked against, and how.
+        self.plan = plan
+        self._hashes = tuple(ThreadedHash(algo) for algo in plan.algos)
         self._writeback = Writeback(fd)
         self._closed = False
         #: Called once, just before the lock is released (whatever the outcome).
@@ -56,7 +60,7 @@ class FillWriter:
         self.limit: int | None = None
 
     @classmethod
-    def acquire(cls, layout: CacheLayout, image_id: str, hash_algo: str) -> FillWriter | None:
+    def acquire(cls, layout: CacheLayout, image_id: str, plan: VerifyPlan) -> FillWriter | None:
         """The writer for ``image_id``, or None when it is cached or being cached.
 
         The dance: open (creating) the incomplete path, take the lock without
@@ -99,7 +103,7 @@ class FillWriter:
                 os.close(fd)
                 continue
             os.fchmod(fd, FILLING_MODE)  # an empty file reused from a crash may have any mode
-            return cls(layout, image_id, fd, hash_algo)
+            return cls(layout, image_id, fd, plan)
         return None
 
     def write(self, chunk: bytes) -> None:
@@ -110,18 +114,14 @@ class FillWriter:
             if written <= 0:  # pragma: no cover - os.write raises instead
                 raise OSError(errno.EIO, "short write")
             view = view[written:]
-        self._md5.update(chunk)
-        self._multihash.update(chunk)
+        for digest in self._hashes:
+            digest.update(chunk)
         self.size += len(chunk)
         self._writeback.written(self.size)
 
     def digest(self) -> Digest:
-        return Digest(
-            size=self.size,
-            checksum=self._md5.hexdigest(),
-            os_hash_algo=self._hash_algo,
-            os_hash_value=self._multihash.hexdigest(),
-        )
+        """What was written: waits for every hashing thread to finish its queue."""
+        return Digest(self.size, {digest.name: digest.hexdigest() for digest in self._hashes})
 
     def sync(self) -> None:
         """Make the bytes durable (short: the writeback ran along the fill)."""
@@ -156,7 +156,8 @@ class FillWriter:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._md5.close()
+            for digest in self._hashes:
+                digest.cancel()  # a no-op for those digest() already finished
             if self.on_release is not None:
                 with contextlib.suppress(Exception):
                     self.on_release()

@@ -1,25 +1,29 @@
 """A hash computed on its own thread, beside the fill that feeds it.
 
-A fill computes two digests of every byte (md5 and the image's multihash),
-and each runs at roughly the speed of a disk copy on one core.  hashlib
-releases the GIL for buffers over 2 KiB, so computing one of them on a second
-thread lets a fill use two cores instead of doing the two hashes in turn.
+Each digest a fill computes runs at roughly the speed of a disk copy on one
+core.  hashlib releases the GIL for buffers over 2 KiB, so hashing on a
+thread of its own lets the copy and the hash (or two hashes) overlap on
+separate cores instead of taking turns on the copying thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import queue
 import threading
 
 #: Chunks queued ahead of the hashing thread (1 MiB each at most: bounded memory).
 QUEUE_DEPTH = 8
+#: Name of every hashing thread (tests look for leftovers by it).
+THREAD_NAME = "fill-hash"
 
 
 class ThreadedHash:
     """``hashlib.new(name)`` fed through a queue to a daemon thread."""
 
     def __init__(self, name: str) -> None:
+        self.name = name
         self._hash = hashlib.new(name, usedforsecurity=False)
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
         self._thread: threading.Thread | None = None
@@ -27,7 +31,7 @@ class ThreadedHash:
 
     def update(self, chunk: bytes) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="fill-hash", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
             self._thread.start()
         self._queue.put(chunk)
 
@@ -47,3 +51,11 @@ class ThreadedHash:
             if self._thread is not None:
                 self._queue.put(None)
                 self._thread.join()
+
+    def cancel(self) -> None:
+        """Stop the thread without hashing what is still queued (the digest is not wanted)."""
+        if not self._done:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._queue.get_nowait()
+        self.close()

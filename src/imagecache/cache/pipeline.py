@@ -38,7 +38,8 @@ from imagecache.cache.hit_flush import HitFlusher
 from imagecache.cache.layout import CacheLayout
 from imagecache.cache.pins import CachePins
 from imagecache.cache.progress import ProgressWatch
-from imagecache.cache.verify import Expected, mismatch, multihash_algo
+from imagecache.cache.verify import Expected
+from imagecache.cache.verify_plan import plan_for
 from imagecache.config import Settings, effective_min_free
 
 if TYPE_CHECKING:
@@ -205,9 +206,9 @@ class FillPipeline:
         if expected.size is not None and not pinned and not self._fits(expected.size):
             LOG.info("image %s (%d bytes) will not be cached: larger than the cache allows", image_id, expected.size)
             return self._decline("too-large")
-        algo = multihash_algo(expected, self._cache.settings.hashing_algorithm)
+        plan = plan_for(expected, self._cache.settings.image_cache_verify)
         try:
-            writer = FillWriter.acquire(self._cache.layout, image_id, algo)
+            writer = FillWriter.acquire(self._cache.layout, image_id, plan)
         except OSError as exc:
             LOG.warning("cannot cache image %s: %s", image_id, exc)
             return self._decline(reason_of(exc))
@@ -299,7 +300,7 @@ class FillPipeline:
     def _finish(self, writer: FillWriter, expected: Expected) -> bool:
         """Verify, make durable, make room, publish and index; ImageVerificationError on a mismatch."""
         digest = writer.digest()
-        problem = mismatch(digest, expected)
+        problem = writer.plan.mismatch(digest.size, digest.hexdigests)
         if problem is not None:
             LOG.error("image %s failed verification (%s); moved to invalid/", writer.image_id, problem)
             writer.not_stored = "verify-failed"
@@ -320,6 +321,7 @@ class FillPipeline:
                     return False
                 writer.publish()
                 now = self._clock()
+                recorded = writer.plan.recorded(digest.hexdigests)
                 self._cache.driver.add(
                     CachedImage(
                         image_id=writer.image_id,
@@ -327,9 +329,9 @@ class FillPipeline:
                         hits=0,
                         last_accessed=now,
                         last_modified=now,
-                        checksum=digest.checksum,
-                        os_hash_algo=digest.os_hash_algo,
-                        os_hash_value=digest.os_hash_value,
+                        checksum=recorded.checksum,
+                        os_hash_algo=recorded.os_hash_algo,
+                        os_hash_value=recorded.os_hash_value,
                     )
                 )
             _release_readers(writer)

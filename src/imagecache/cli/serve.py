@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from imagecache.cli._common import CONFIG_HELP, ByteSize, UsageProblem
-from imagecache.config import AUTH_STRATEGIES, DRIVER_NAMES, ConfigError, load
+from imagecache.config import AUTH_STRATEGIES, DRIVER_NAMES, VERIFY_MODES, ConfigError, load
 
 
 @click.command()
@@ -34,6 +34,8 @@ from imagecache.config import AUTH_STRATEGIES, DRIVER_NAMES, ConfigError, load
               help="Cache size limit: bytes, or 512M, 10G, ...")
 @click.option("--image-cache-driver", type=click.Choice(DRIVER_NAMES),
               help="Where the cache index lives.")
+@click.option("--image-cache-verify", type=click.Choice(VERIFY_MODES),
+              help="Digests a fill checks: strongest offered (default) or all.")
 @click.option("--db-url", metavar="URL",
               help="SQLAlchemy URL of the central index (--image-cache-driver central).")
 @click.option("--node-url", metavar="URL", help="This node's URL in the central index.")

@@ -28,6 +28,8 @@ GiB = 1 << 30
 DRIVER_NAMES = ("sqlite", "xattr", "central")
 AUTH_STRATEGIES = ("none", "tokens")
 HASH_ALGORITHMS = ("sha256", "sha384", "sha512", "md5", "sha1")
+#: What a fill verifies (imagecache.cache.verify_plan): the strongest digest offered, or every one.
+VERIFY_MODES = ("strongest", "all")
 #: Image visibilities the pre-warm policy may be given (Glance's, but "all").
 PREWARM_VISIBILITIES = ("public", "community", "shared", "private")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -66,6 +68,8 @@ class Settings:
     (0: every hit written at once).  Listings and eviction see their own process's hits at once."""
     hashing_algorithm: str = "sha512"
     """Multihash algorithm used by the embedded store (Glance's option)."""
+    image_cache_verify: str = "strongest"
+    """Digests a fill checks: strongest (the multihash, else md5, else the size) or all offered."""
     fill_abandon_after: float = 30.0
     """Seconds a fill goes on with no client reading before it is dropped."""
     db_url: str | None = None
@@ -193,6 +197,9 @@ def _validate(settings: Settings) -> None:
             f"hashing_algorithm must be one of {', '.join(HASH_ALGORITHMS)}, "
             f"not {settings.hashing_algorithm!r}"
         )
+    if settings.image_cache_verify not in VERIFY_MODES:
+        raise ConfigError(f"image_cache_verify must be one of {', '.join(VERIFY_MODES)}, "
+                          f"not {settings.image_cache_verify!r}")
     for name in ("image_cache_max_size", "image_cache_stall_time", "image_cache_hit_flush_interval"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{name} must not be negative")

@@ -8,7 +8,7 @@ upstream proxy).  It touches only image downloads and deletes:
   the headers the app would send, Range included; a completed response
   counts as a hit;
 * miss: the request goes to the app and a 200 body is teed into the cache,
-  verified against the image's md5 and multihash before it is published;
+  verified against the image's metadata (image_cache_verify) before it is published;
 * delete: a successful image delete evicts the cached file.
 
 Range and If-Range follow one rule (:func:`imagecache.http.ranges.select`)

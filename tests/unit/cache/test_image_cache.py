@@ -50,11 +50,21 @@ def test_cache_image_file(cache, tmp_path):
     assert cache.get_image_size(image.image_id) == len(image.data)
 
 
-def test_caching_without_any_checksum_still_records_hashes(cache):
+def test_caching_without_any_checksum_checks_the_size_and_records_no_hash(cache):
     image = make_image()
-    assert cache.cache_image_iter(image.image_id, image.chunks()) is True
+    assert cache.cache_image_iter(image.image_id, image.chunks(), size=len(image.data)) is True
     rec = cache.get_cached_image(image.image_id)
-    assert rec.checksum == image.checksum and rec.os_hash_value == image.sha512
+    assert rec.size == len(image.data)
+    assert (rec.checksum, rec.os_hash_algo, rec.os_hash_value) == (None, None, None)  # nothing vouches for one
+
+
+@pytest.mark.parametrize("mode", ["strongest", "all"])
+def test_the_record_holds_the_md5_the_multihash_vouched_for(make_cache, mode):
+    cache = make_cache(image_cache_verify=mode)
+    image = make_image()
+    assert cache.cache_image_iter(image.image_id, image.chunks(), image.checksum.upper(), os_hash_value=image.sha512)
+    rec = cache.get_cached_image(image.image_id)
+    assert (rec.checksum, rec.os_hash_algo, rec.os_hash_value) == (image.checksum, "sha512", image.sha512)
 
 
 def test_other_multihash_algorithms_are_computed_and_checked(cache):
@@ -111,8 +121,11 @@ def test_failing_source_leaves_nothing_and_propagates(cache):
 
 
 # -- verification -------------------------------------------------------------
-@pytest.mark.parametrize("wrong", ["checksum", "sha512", "size"])
-def test_mismatch_is_not_cached_and_goes_to_invalid(cache, wrong):
+@pytest.mark.parametrize(("wrong", "mode"), [
+    ("checksum", "all"), ("sha512", "strongest"), ("sha512", "all"), ("size", "strongest"), ("size", "all"),
+])
+def test_mismatch_is_not_cached_and_goes_to_invalid(make_cache, wrong, mode):
+    cache = make_cache(image_cache_verify=mode)
     image = make_image()
     facts = {"image_checksum": image.checksum, "os_hash_value": image.sha512, "size": len(image.data)}
     facts[{"checksum": "image_checksum", "sha512": "os_hash_value", "size": "size"}[wrong]] = (
@@ -133,6 +146,12 @@ def test_mismatch_is_not_cached_and_goes_to_invalid(cache, wrong):
         assert os.path.exists(cache.layout.invalid_path(image.image_id))
     assert not cache.is_cached(image.image_id)
     assert cache.get_cached_images() == []
+
+
+def test_a_wrong_md5_beside_a_right_multihash_is_cached_under_strongest(cache):
+    image = make_image()
+    assert cache.cache_image_iter(image.image_id, image.chunks(), "0" * 32, os_hash_value=image.sha512) is True
+    assert cache.get_cached_image(image.image_id).checksum == "0" * 32  # the metadata's, as the listing shows it
 
 
 def test_cache_image_iter_raises_on_mismatch(cache):

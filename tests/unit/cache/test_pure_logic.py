@@ -12,7 +12,6 @@ from imagecache.cache.errors import InvalidImageId
 from imagecache.cache.eviction import Shortfall, bytes_to_free, room_for, select_victims, shortfall
 from imagecache.cache.layout import validate_image_id
 from imagecache.cache.pins import Pin, pin_state
-from imagecache.cache.verify import Digest, Expected, mismatch, multihash_algo
 
 entries = st.lists(st.tuples(st.uuids().map(str), st.integers(0, 10_000)), unique_by=lambda e: e[0], max_size=30)
 
@@ -93,35 +92,6 @@ def test_pin_state_counts_only_cached_pins_against_the_limit(pins, max_size):
     cached = [size for _, size in pins if size is not None]
     assert (state.pinned, state.cached, state.bytes) == (len(pins), len(cached), sum(cached))
     assert state.over_limit == (sum(cached) > max_size)
-
-
-hexes = st.text("0123456789abcdef", min_size=1, max_size=128)
-
-
-@given(size=st.integers(0, 10**12), md5=hexes, algo=st.sampled_from(["sha256", "sha512"]), value=hexes)
-def test_a_digest_matches_metadata_that_states_it(size, md5, algo, value):
-    digest = Digest(size, md5, algo, value)
-    assert mismatch(digest, Expected(md5, algo, value, size)) is None
-    assert mismatch(digest, Expected(md5.upper(), algo.upper(), value.upper(), size)) is None
-    assert mismatch(digest, Expected()) is None  # nothing known, nothing to contradict
-
-
-@given(size=st.integers(0, 10**6), md5=hexes, value=hexes, field=st.sampled_from(["size", "checksum", "value", "algo"]))
-def test_any_contradiction_is_a_mismatch(size, md5, value, field):
-    digest = Digest(size, md5, "sha512", value)
-    expected = Expected(
-        checksum=md5 + "0" if field == "checksum" else md5,
-        os_hash_algo="sha256" if field == "algo" else "sha512",
-        os_hash_value=value + "0" if field == "value" else value,
-        size=size + 1 if field == "size" else size,
-    )
-    assert mismatch(digest, expected) is not None
-
-
-def test_multihash_algo_prefers_the_images_own():
-    assert multihash_algo(Expected(os_hash_algo="SHA256"), "sha512") == "sha256"
-    assert multihash_algo(Expected(), "sha512") == "sha512"
-    assert multihash_algo(Expected(os_hash_algo="whirlpool"), "sha512") == "sha512"
 
 
 @given(st.uuids())

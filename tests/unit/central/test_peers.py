@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 from imagecache.cache.drivers.base import CachedImage, FleetEntry, PeerSource
 from imagecache.cache.drivers.central import CentralDriver, CentralIndexError
 from imagecache.cache.fill import FillWriter
+from imagecache.cache.verify_plan import VerifyPlan
 from imagecache.db.schema import cluster_fills, fills, nodes
 from tests.support.waiting import wait_until
 
@@ -226,7 +227,7 @@ def test_progress_is_written_at_most_once_an_interval_and_its_latest_figure_land
 def test_the_heartbeat_drops_fills_and_claims_no_writer_here_holds(make_driver, db_url) -> None:
     a, b = node(make_driver, "a"), node(make_driver, "b")
     running, crashed = new_id(), new_id()
-    writer = FillWriter.acquire(a.peers.layout, running, "sha512")  # a live fill: its writer's lock is held
+    writer = FillWriter.acquire(a.peers.layout, running, VerifyPlan(None, ()))  # a live fill: its writer's lock is held
     assert writer is not None
     try:
         for image_id in (running, crashed):

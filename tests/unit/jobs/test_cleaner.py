@@ -13,6 +13,7 @@ import pytest
 from imagecache import ImageCache, Settings
 from imagecache.cache import CleanResult
 from imagecache.cache.fill import FillWriter
+from imagecache.cache.verify_plan import VerifyPlan
 from imagecache.jobs import CacheApp, Cleaner
 from imagecache.jobs.cleaner import remove_if_stalled
 
@@ -74,7 +75,7 @@ def test_the_stall_time_comes_from_the_settings_by_default(settings, clock) -> N
 
 def test_a_file_a_live_writer_holds_is_never_removed(cache, cleaner, clock) -> None:
     image_id = new_id()
-    writer = FillWriter.acquire(cache.layout, image_id, "sha512")
+    writer = FillWriter.acquire(cache.layout, image_id, VerifyPlan(None, ()))
     assert writer is not None
     try:
         writer.write(b"x" * 1000)

@@ -61,5 +61,6 @@ def test_any_json_parses_to_an_activity_or_none(data: Any) -> None:
 
 @given(st.dictionaries(st.sampled_from(list(ANSWER)), json_values, max_size=8))
 def test_a_good_answer_with_odd_fields_still_parses(odd: dict[str, Any]) -> None:
-    found = parse_activity({**odd, "time": 1.0, "fills": odd.get("fills") if isinstance(odd.get("fills"), list) else []})
+    fills = odd.get("fills")
+    found = parse_activity({**odd, "time": 1.0, "fills": fills if isinstance(fills, list) else []})
     assert isinstance(found, Activity)

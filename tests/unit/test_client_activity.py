@@ -16,7 +16,7 @@ from .test_client import IMAGE_ID, StubPool, stubbed
 ANSWER = {
     "time": 1700000000.5,
     "fills": [{"image_id": IMAGE_ID, "name": "cirros", "bytes": 10, "expected_size": 100, "readers": 2,
-               "updated": 1700000000.0}],
+               "updated": 1700000000.0, "source": "peer"}],
     "counters": {"hits": 3, "misses": 1, "fill_followers": 2, "served_bytes": {"cache": 7, "upstream": 5},
                  "upstream_bytes": 5, "peer_bytes": 0, "peer_served_bytes": 0, "not_stored": {"too-large": 1},
                  "fills": {"completed": 1}},
@@ -28,7 +28,7 @@ def test_activity_is_asked_of_the_v2_route_and_parsed() -> None:
     pool = StubPool((200, ANSWER))
     found = stubbed(pool, doc_root="/v1", auth_token="tok").activity()
     assert [(method, url) for method, url, _ in pool.sent] == [("GET", "http://h:9292/v2/cache/activity")]
-    assert found.fills == (FillView(IMAGE_ID, "cirros", 10, 100, 2),)
+    assert found.fills == (FillView(IMAGE_ID, "cirros", 10, 100, 2, "peer"),)
     assert found.counters.hits == 3
     assert found.counters.served_bytes == {"cache": 7, "upstream": 5}
     assert (found.cache_size, found.image_cache_max_size, found.queued_images) == (7, 100, (IMAGE_ID,))

@@ -14,7 +14,8 @@ IMAGE = "6a1f9e3c-5b2d-4c8e-9f0a-1b2c3d4e5f60"
 counts = st.integers(-(1 << 70), 1 << 70)
 names = st.none() | st.text(max_size=40)
 splits = st.dictionaries(st.text(max_size=12), counts, max_size=5)
-fills = st.builds(FillView, st.text(max_size=40), names, counts, st.none() | counts, st.none() | counts)
+fills = st.builds(FillView, st.text(max_size=40), names, counts, st.none() | counts, st.none() | counts,
+                  st.sampled_from(["origin", "peer"]) | st.text(max_size=10))
 counters = st.builds(Counters, counts, counts, counts, counts, counts, counts, splits, splits, splits)
 times = st.floats(allow_nan=True, allow_infinity=True) | st.floats(-1e12, 1e12)
 activities = st.builds(Activity, times, st.lists(fills, max_size=30).map(tuple), counters, st.none() | counts,
@@ -42,7 +43,7 @@ def test_an_idle_node_renders_in_any_size(width, height) -> None:
 
 
 def snapshot(when: float, done: int, hits: int, served: int, **extra) -> Activity:
-    return Activity(when, (FillView(IMAGE, "ubuntu", done, 10 << 20, 3),),
+    return Activity(when, (FillView(IMAGE, "ubuntu", done, 10 << 20, 3, "peer"),),
                     Counters(hits=hits, misses=1, served_bytes={"cache": served}), 5 << 30, 10 << 30, **extra)
 
 
@@ -54,7 +55,7 @@ def test_rates_and_the_interval_come_from_two_snapshots() -> None:
     assert "served 2.0 MiB/s (cache 2.0 MiB/s)" in text
     assert "cache 5.0 GiB of 10.0 GiB (50%); 1 queued, 0 pinned" in text
     [row] = [line for line in text.splitlines() if line.startswith(IMAGE[:8])]
-    assert "ubuntu" in row and "5.0 MiB / 10.0 MiB 50%" in row and "2.0 MiB/s" in row and row.endswith("3")
+    assert "ubuntu" in row and "5.0 MiB / 10.0 MiB 50%" in row and "2.0 MiB/s" in row and row.endswith(" 3 peer")
 
 
 def test_one_snapshot_shows_totals_since_start_and_no_fill_rate() -> None:

@@ -3,7 +3,8 @@
 What ``GET /v2/cache/activity`` (and ``imagecache top``) shows an operator:
 each image whose incomplete file a live writer holds, how far it got (the
 file's size), how far it will go (the size record the fill wrote beside it,
-:mod:`imagecache.cache.fill_size`) and how many clients are streaming it.
+:mod:`imagecache.cache.fill_size`), where it reads from (origin or peers,
+:mod:`imagecache.cache.fill_source`) and how many clients are streaming it.
 Everything comes from the filesystem, so one answer covers every worker
 process of the node.
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 from imagecache.cache.fill import is_locked
 from imagecache.cache.fill_size import recorded_size
+from imagecache.cache.fill_source import FillOrigin, recorded_source
 from imagecache.cache.layout import CacheLayout, FileFacts
 from imagecache.cache.tail import readers_path
 
@@ -43,6 +45,7 @@ class FillInProgress:
     expected_size: int | None  # what the image's metadata says, when the fill recorded it
     readers: int | None  # clients streaming it now (None: cannot tell here)
     updated: float  # when the file last grew (epoch seconds)
+    source: FillOrigin = "origin"  # where it started reading (:mod:`imagecache.cache.fill_source`)
 
 
 def shared_flocks(locks: str) -> Counter[FileKey]:
@@ -100,7 +103,7 @@ def fills_in_progress(layout: CacheLayout, limit: int | None = None) -> list[Fil
     locks = _read_locks()
     fills = [
         FillInProgress(facts.image_id, facts.size, recorded_size(layout, facts.image_id),
-                       _readers(layout, facts.image_id, locks), facts.mtime)
+                       _readers(layout, facts.image_id, locks), facts.mtime, recorded_source(layout, facts.image_id))
         for facts in _live(layout)
     ]
     fills.sort(key=lambda fill: (-fill.bytes, fill.image_id))

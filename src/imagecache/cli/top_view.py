@@ -26,6 +26,7 @@ ID_WIDTH = 8
 PROGRESS_WIDTH = 30
 RATE_WIDTH = 11
 READERS_WIDTH = 7
+SOURCE_WIDTH = 6
 
 
 def _delta(now: int, before: int) -> int:
@@ -65,6 +66,7 @@ def _fill_line(fill: FillView, rate: float | None, name_width: int) -> str:
         _cell(_progress(fill), PROGRESS_WIDTH),
         shown_rate[:RATE_WIDTH].rjust(RATE_WIDTH),
         readers[:READERS_WIDTH].rjust(READERS_WIDTH),
+        _cell(fill.source, SOURCE_WIDTH),
     )).rstrip()
 
 
@@ -152,7 +154,7 @@ def render(snapshot: Activity, previous: Activity | None, width: int, height: in
     lines = [head, *_summary(snapshot, previous), _cache_line(snapshot),
              _ids_line("queued", snapshot.queued_images), _ids_line("pinned", snapshot.pinned_images),
              "", f"fills in progress: {len(snapshot.fills)}"]
-    name_width = max(4, width - (ID_WIDTH + PROGRESS_WIDTH + RATE_WIDTH + READERS_WIDTH + 4))
+    name_width = max(4, width - (ID_WIDTH + PROGRESS_WIDTH + RATE_WIDTH + READERS_WIDTH + SOURCE_WIDTH + 5))
     if snapshot.fills:
         lines.append(_fill_header(name_width))
     rates = _fill_rates(snapshot, previous)
@@ -184,4 +186,4 @@ def _fit(line: str, width: int) -> str:
 
 def _fill_header(name_width: int) -> str:
     return " ".join((_cell("IMAGE", ID_WIDTH), _cell("NAME", name_width), _cell("BYTES / EXPECTED", PROGRESS_WIDTH),
-                     "RATE".rjust(RATE_WIDTH), "READERS".rjust(READERS_WIDTH)))
+                     "RATE".rjust(RATE_WIDTH), "READERS".rjust(READERS_WIDTH), "SOURCE"))

@@ -45,6 +45,7 @@ class FillView:
     bytes: int = 0
     expected_size: int | None = None
     readers: int | None = None
+    source: str = "origin"  # where the fill started reading: origin or peer
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,10 @@ class Activity:
 def _fill(item: Any) -> FillView | None:
     if not isinstance(item, Mapping) or not isinstance(item.get("image_id"), str):
         return None
-    name = item.get("name")
+    name, source = item.get("name"), item.get("source")
     return FillView(item["image_id"], name if isinstance(name, str) else None, _int(item.get("bytes")) or 0,
-                    _int(item.get("expected_size")), _int(item.get("readers")))
+                    _int(item.get("expected_size")), _int(item.get("readers")),
+                    source if isinstance(source, str) else "origin")
 
 
 def _counters(data: Any) -> Counters:

@@ -76,7 +76,7 @@ def counters_view(totals: Mapping[str, Mapping[tuple[tuple[str, str], ...], floa
 
 def _fill(fill: FillInProgress, name: str | None) -> dict[str, Any]:
     return {"image_id": fill.image_id, "name": name, "bytes": fill.bytes, "expected_size": fill.expected_size,
-            "readers": fill.readers, "updated": fill.updated}
+            "readers": fill.readers, "updated": fill.updated, "source": fill.source}
 
 
 def _name(source: ImageSource, environ: Mapping[str, Any], image_id: str) -> str | None:

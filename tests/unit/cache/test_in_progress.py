@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagecache import ImageCache
+from imagecache.cache.fill_source import record_peer_source
 from imagecache.cache.in_progress import fills_in_progress, shared_flocks
 
 IMAGE = "6a1f9e3c-5b2d-4c8e-9f0a-1b2c3d4e5f60"
@@ -45,7 +46,8 @@ def test_a_claimed_fill_shows_its_bytes_expected_size_and_readers(cache: ImageCa
     try:
         claim.writer.write(b"x" * 300)
         [fill] = fills_in_progress(cache.layout)
-        assert (fill.image_id, fill.bytes, fill.expected_size, fill.readers) == (IMAGE, 300, 1000, 0)
+        assert (fill.image_id, fill.bytes, fill.expected_size, fill.readers, fill.source) == (IMAGE, 300, 1000, 0,
+                                                                                                "origin")
         reader = cache.follow(IMAGE, 1000)
         assert reader is not None
         try:
@@ -62,3 +64,21 @@ def test_an_incomplete_file_without_a_writer_is_not_a_fill(cache: ImageCache) ->
     with open(cache.layout.incomplete_path(IMAGE), "wb") as fh:
         fh.write(b"left by a crash")
     assert fills_in_progress(cache.layout) == []
+
+
+def test_a_fill_marked_as_read_from_peers_says_so_until_its_writer_lets_go(cache: ImageCache) -> None:
+    claim = cache.claim_fill(IMAGE, size=1000)
+    assert claim is not None
+    record_peer_source(cache.layout, IMAGE)
+    try:
+        [fill] = fills_in_progress(cache.layout)
+        assert fill.source == "peer"
+    finally:
+        claim.cancel()
+    again = cache.claim_fill(IMAGE, size=1000)
+    assert again is not None
+    try:
+        [fill] = fills_in_progress(cache.layout)
+        assert fill.source == "origin"  # the mark went with the fill that made it
+    finally:
+        again.cancel()

@@ -57,8 +57,9 @@ def test_activity_lists_a_fill_in_progress_with_its_name(api: CacheManageFilter,
     assert response.status_code == 200
     body = response.json
     [shown] = body["fills"]
-    assert {key: shown[key] for key in ("image_id", "name", "bytes", "expected_size")} == {
-        "image_id": image.image_id, "name": "ubuntu-24.04", "bytes": 10, "expected_size": len(image.data)}
+    assert {key: shown[key] for key in ("image_id", "name", "bytes", "expected_size", "source")} == {
+        "image_id": image.image_id, "name": "ubuntu-24.04", "bytes": 10, "expected_size": len(image.data),
+        "source": "origin"}
     assert body["cache_size"] == len(cached.data)
     assert body["image_cache_max_size"] == cache.settings.image_cache_max_size
     assert body["queued_images"] == [image.image_id]

@@ -97,8 +97,8 @@ class Screen:
     def shows(self, text: str) -> bool:
         return text in self.pump()
 
-    def quit(self) -> int:
-        self.child.send("q")
+    def quit(self, key: str = "q") -> int:
+        self.child.send(key)
         self.child.expect(pexpect.EOF)
         self.raw += self.child.before or b""
         self.child.close()
@@ -124,6 +124,15 @@ def test_top_says_when_the_node_is_unreachable_and_still_quits() -> None:
         wait_until(lambda: top.shows("node unreachable, retrying"), "the unreachable line", describe=top.pump)
     finally:
         status = top.quit()
+    assert status == 0
+
+
+def test_ctrl_c_quits_cleanly_too() -> None:
+    top = Screen("--url", f"http://127.0.0.1:{free_port()}", "--interval", "0.2")
+    try:
+        wait_until(lambda: top.shows("imagecache top"), "the first frame", describe=top.pump)
+    finally:
+        status = top.quit("\x03")  # the terminal turns it into SIGINT
     assert status == 0
 
 

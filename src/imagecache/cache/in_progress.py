@@ -16,7 +16,6 @@ counting its shared flock entries there (:func:`shared_flocks`, pure).  Where
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -112,6 +111,9 @@ def fills_in_progress(layout: CacheLayout, limit: int | None = None) -> list[Fil
 
 def _live(layout: CacheLayout) -> Iterator[FileFacts]:
     for facts in list(layout.incomplete()):
-        with contextlib.suppress(OSError):
-            if is_locked(layout.incomplete_path(facts.image_id)):
-                yield facts
+        try:
+            live = is_locked(layout.incomplete_path(facts.image_id))
+        except OSError:
+            continue  # unreadable: not a fill we can show
+        if live:
+            yield facts

@@ -199,3 +199,24 @@ def test_a_fill_from_a_peer_says_so_and_reads_nothing_from_the_origin(start: Any
     assert metric(values, "imagecache_origin_requests_total", reason="fill") == 0
     assert metric(values, "imagecache_origin_requests_total", reason="peer-fallback") == 0
     assert metric(values, "imagecache_peer_bytes_total") == len(data)
+
+
+def test_the_activity_tells_a_fill_from_peers_from_one_from_the_origin(start: Any, db_url: str) -> None:
+    origin = start(auth="tokens", origin=f"throttled:{8 * MiB}")
+    first, second = peer_node(start, origin, db_url), peer_node(start, origin, db_url)
+    image_id = create(origin, "alice", os.urandom(32 * MiB))  # about 4 s from the origin
+
+    def fill_on(node: RunningServer) -> dict[str, Any] | None:
+        answer = node.request("GET", "/v2/cache/activity", user="admin")
+        assert answer.status == 200, answer.text
+        return next((fill for fill in answer.json()["fills"] if fill["image_id"] == image_id and fill["bytes"]), None)
+
+    downloads = [Download(first, image_id), Download(second, image_id)]
+    threads = [threading.Thread(target=download) for download in downloads]
+    threads[0].start()
+    assert wait_until(lambda: fill_on(first), "the first node's fill")["source"] == "origin"
+    threads[1].start()
+    assert wait_until(lambda: fill_on(second), "the second node's fill")["source"] == "peer"
+    for thread in threads:
+        thread.join(120)
+    assert all(download.status == 200 and download.error is None for download in downloads)

@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable
 from imagecache.cache.errors import ImageVerificationError
 from imagecache.cache.fill import FillWriter, remove_if_stalled
 from imagecache.cache.fill_size import SIZE_SUFFIX, forget_size, record_size
+from imagecache.cache.fill_source import SOURCE_SUFFIX, forget_source
 from imagecache.cache.layout import CacheLayout
 from imagecache.cache.progress import ProgressWatch
 from imagecache.cache.tail import (
@@ -234,10 +235,11 @@ def _remove_readers_file(layout: CacheLayout, image_id: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(readers_path(layout, image_id))
     forget_size(layout, image_id)
+    forget_source(layout, image_id)
 
 
 #: The records a fill keeps beside its file (the size's ``.new`` is its write in progress).
-SIDE_SUFFIXES = (READERS_SUFFIX, SIZE_SUFFIX, SIZE_SUFFIX + ".new")
+SIDE_SUFFIXES = (READERS_SUFFIX, SIZE_SUFFIX, SIZE_SUFFIX + ".new", SOURCE_SUFFIX)
 
 
 def remove_stalled(layout: CacheLayout, untouched_since: float) -> int:

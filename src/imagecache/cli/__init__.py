@@ -3,7 +3,8 @@
 ``serve`` (:mod:`.serve`) runs the node; ``clean``, ``prune`` and
 ``prefetch`` (:mod:`.jobs`) run one cache job against a cache directory and
 exit, as cron jobs do; ``manage`` (:mod:`.manage`) manages a node's cache over
-its API, as ``glance-cache-manage`` did; ``db`` (:mod:`.db`) looks after the
+its API, as ``glance-cache-manage`` did; ``top`` (:mod:`.top`, its frame
+:mod:`.top_view`) shows what a node is doing now; ``db`` (:mod:`.db`) looks after the
 central index's database.  What they share is in :mod:`._common`.
 
 The command modules import only click, the standard library and

@@ -19,11 +19,12 @@ What differs from Glance's, on purpose:
 
 The package re-exports everything it offers; its modules, each one job:
 :mod:`.errors` (the exceptions, and the message of an error answer),
-:mod:`.credentials`, :mod:`.keystone`, :mod:`.urls` and :mod:`.fleet` (pure),
+:mod:`.credentials`, :mod:`.keystone`, :mod:`.urls`, :mod:`.fleet` and :mod:`.activity` (pure),
 :mod:`.cache_client` (:class:`CacheClient`), :mod:`.factory`
 (:func:`get_client`) and :mod:`.defaults`.
 """
 
+from imagecache.client.activity import Activity, Counters, FillView
 from imagecache.client.cache_client import CacheClient
 from imagecache.client.credentials import AUTH_STRATEGIES, Credentials
 from imagecache.client.defaults import DEFAULT_TIMEOUT, MAX_REDIRECTS, USER_AGENT
@@ -56,11 +57,14 @@ __all__ = [
     "MAX_MESSAGE",
     "MAX_REDIRECTS",
     "USER_AGENT",
+    "Activity",
     "BadRequest",
     "CacheClient",
     "ClientError",
     "ConfigurationError",
+    "Counters",
     "Credentials",
+    "FillView",
     "Forbidden",
     "HTTPStatusError",
     "InvalidResponse",

@@ -13,6 +13,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ResponseError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
+from imagecache.client.activity import Activity, parse_activity
 from imagecache.client.credentials import Credentials
 from imagecache.client.defaults import DEFAULT_TIMEOUT, MAX_REDIRECTS, USER_AGENT
 from imagecache.client.errors import (
@@ -366,3 +367,11 @@ class CacheClient:
         if not isinstance(data, dict) or not isinstance(data.get("pinned_images"), list):
             raise InvalidResponse(f"GET {url} answered with something else than the node's pins: {str(data)[:200]}")
         return data
+
+    def activity(self) -> Activity:
+        """What the node is doing now (``GET /v2/cache/activity``): fills in progress, counters, size, queue, pins."""
+        url = self.api_url("/v2/cache/activity")
+        found = parse_activity(self._json("GET", url))
+        if found is None:
+            raise InvalidResponse(f"GET {url} answered with something else than the node's activity")
+        return found

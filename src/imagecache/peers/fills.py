@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from imagecache.cache import FillClaim, FillResult, ImageCache, TailReader
+from imagecache.cache.fill_source import record_peer_source
 from imagecache.config import Settings
 from imagecache.metrics import Metrics, OriginReason
 from imagecache.peers.origin import OpenData, origin_reader
@@ -68,6 +69,7 @@ class PeerFills:
         if not peers:
             return None
         origin = self._origin(open_data, image_id, size, "peer-fallback")
+        record_peer_source(claim.layout, image_id)  # for the node's activity: this fill spares the origin
         source = FillSource(image_id, size, peers, self._fetch, origin, on_peer_bytes=self._metrics.peer_bytes.inc)
         claim.on_done(lambda done, result: self._ended(done, result, source, open_data))
         return claim.start(source)

@@ -10,7 +10,8 @@ other request to the app behind it, untouched:
 * the legacy routes ``glance-cache-manage`` used, under ``/v1`` and ``/v2``:
   ``{prefix}/cached_images[/{id}]`` and ``{prefix}/queued_images[/{id}]``;
 * our pins (:mod:`imagecache.wsgi.pins_api`): ``/v2/cache/pins`` and
-  ``/v2/cache/{id}/pin``.  Listings mark each cached image ``pinned``.
+  ``/v2/cache/{id}/pin``.  Listings mark each cached image ``pinned``;
+* what the node is doing now (:mod:`imagecache.wsgi.activity`): ``/v2/cache/activity``.
 
 Every route is for admins only (403 otherwise; on an edge node, 401 for a
 token the upstream rejects).  Queueing an image, by any route, starts
@@ -37,6 +38,7 @@ from imagecache.http.context import RequestContext, get_context
 from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironment
 from imagecache.jobs.prefetcher import Prefetcher
 from imagecache.wsgi import cache_routes
+from imagecache.wsgi.activity import activity
 from imagecache.wsgi.auth import BAD_TOKEN_MESSAGE, CHALLENGE
 from imagecache.wsgi.cache_listing import listing_chunks
 from imagecache.wsgi.cache_routes import Matched, Route, Unrouted, WrongMethod
@@ -82,6 +84,7 @@ class CacheManageFilter:
             Route.CACHE_PRUNE: self.prune_cache,
             Route.CACHE_FLEET: self.fleet,
             Route.CACHE_PINS: pins.list_pins,
+            Route.CACHE_ACTIVITY: lambda request: activity(cache, source, request),
             Route.LIST_CACHED: self.list_cached,
             Route.DELETE_ALL_CACHED: self.delete_all_cached,
             Route.LIST_QUEUED: self.list_queued,

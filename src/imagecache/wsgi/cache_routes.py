@@ -36,6 +36,7 @@ class Route(enum.Enum):
     CACHE_FLEET = "cache-fleet"  # GET /v2/cache/nodes
     CACHE_NODES = "cache-nodes"  # GET /v2/cache/nodes/{id}
     CACHE_PINS = "cache-pins"  # GET /v2/cache/pins
+    CACHE_ACTIVITY = "cache-activity"  # GET /v2/cache/activity
     CACHE_PIN = "cache-pin"  # PUT /v2/cache/{id}/pin
     CACHE_UNPIN = "cache-unpin"  # DELETE /v2/cache/{id}/pin
     LIST_CACHED = "list-cached"  # GET {prefix}/cached_images
@@ -68,8 +69,8 @@ def _legacy_rows(prefix: str) -> tuple[Row, ...]:
 
 
 #: (template, {method: route}): the first template that fits the path wins,
-#: so literal segments (``clean``, ``prune``, ``nodes``, ``pins``) come before ``{id}``.
-#: Pins are ours, not Glance's: ``/v2/cache/pins`` and ``/v2/cache/{id}/pin``
+#: so literal segments (``clean``, ``prune``, ``nodes``, ``pins``, ``activity``) come before ``{id}``.
+#: Pins and activity are ours, not Glance's: ``/v2/cache/pins``, ``/v2/cache/activity`` and ``/v2/cache/{id}/pin``
 #: fit none of Glance's cache routes (``/v2/cache[/{image_id}]``, whose ids
 #: are UUIDs, and ``/v2/cache/nodes/{image_id}``).
 TABLE: tuple[Row, ...] = (
@@ -79,6 +80,7 @@ TABLE: tuple[Row, ...] = (
     ("/v2/cache/nodes", {"GET": Route.CACHE_FLEET}),
     (f"/v2/cache/nodes/{ID}", {"GET": Route.CACHE_NODES}),
     ("/v2/cache/pins", {"GET": Route.CACHE_PINS}),
+    ("/v2/cache/activity", {"GET": Route.CACHE_ACTIVITY}),
     (f"/v2/cache/{ID}", {"PUT": Route.CACHE_QUEUE, "DELETE": Route.CACHE_DELETE}),
     (f"/v2/cache/{ID}/pin", {"PUT": Route.CACHE_PIN, "DELETE": Route.CACHE_UNPIN}),
     *(row for prefix in LEGACY_PREFIXES for row in _legacy_rows(prefix)),

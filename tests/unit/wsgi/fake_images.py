@@ -50,10 +50,12 @@ class FakeImage:
     gate: threading.Event | None = None
     #: Raise after this many bytes of the body (a connection dropped mid-image).
     fail_after: int | None = None
+    name: str | None = None
 
     def metadata(self) -> dict[str, Any]:
         return {
             "id": self.image_id,
+            "name": self.name,
             "status": self.status,
             "owner": self.owner,
             "visibility": self.visibility,

@@ -220,3 +220,8 @@ def test_the_activity_tells_a_fill_from_peers_from_one_from_the_origin(start: An
     for thread in threads:
         thread.join(120)
     assert all(download.status == 200 and download.error is None for download in downloads)
+    # With the central index the activity lists the cluster's nodes, both heard from just now.
+    nodes = first.request("GET", "/v2/cache/activity", user="admin").json()["nodes"]
+    live = {node["url"]: node for node in nodes if node["state"] == "live"}
+    assert {first.url, second.url} <= set(live), nodes
+    assert all(node["site"] == "default" and node["last_seen"] is not None for node in live.values())

@@ -108,7 +108,7 @@ class Screen:
 
 def test_top_on_a_terminal_shows_the_fill_and_quits_on_q(filling) -> None:
     server, image_id = filling
-    top = Screen("--url", server.url, "-A", server.tokens.token("admin"), "--interval", "0.5")
+    top = Screen("--port", str(server.port), "-A", server.tokens.token("admin"), "--interval", "0.5")
     try:
         wait_until(lambda: top.shows(image_id[:8]) and top.shows("ubuntu-noble"), "top to show the fill",
                    describe=top.pump)
@@ -119,7 +119,7 @@ def test_top_on_a_terminal_shows_the_fill_and_quits_on_q(filling) -> None:
 
 
 def test_top_says_when_the_node_is_unreachable_and_still_quits() -> None:
-    top = Screen("--url", f"http://127.0.0.1:{free_port()}", "--interval", "0.2")
+    top = Screen("--port", str(free_port()), "--interval", "0.2")
     try:
         wait_until(lambda: top.shows("node unreachable, retrying"), "the unreachable line", describe=top.pump)
     finally:
@@ -128,7 +128,7 @@ def test_top_says_when_the_node_is_unreachable_and_still_quits() -> None:
 
 
 def test_ctrl_c_quits_cleanly_too() -> None:
-    top = Screen("--url", f"http://127.0.0.1:{free_port()}", "--interval", "0.2")
+    top = Screen("--port", str(free_port()), "--interval", "0.2")
     try:
         wait_until(lambda: top.shows("imagecache top"), "the first frame", describe=top.pump)
     finally:
@@ -139,7 +139,7 @@ def test_ctrl_c_quits_cleanly_too() -> None:
 def test_top_once_prints_one_frame(filling) -> None:
     server, image_id = filling
     wait_until(lambda: activity_fill(server, image_id), "the fill to start")
-    done = run_imagecache("top", "--url", server.url, "-A", server.tokens.token("admin"), "--once",
+    done = run_imagecache("top", "--port", str(server.port), "-A", server.tokens.token("admin"), "--once",
                           "--interval", "0.5")
     assert done.returncode == 0, done.stderr
     assert image_id[:8] in done.stdout and "ubuntu-noble" in done.stdout
@@ -148,6 +148,6 @@ def test_top_once_prints_one_frame(filling) -> None:
 
 
 def test_top_once_on_an_unreachable_node_is_one_line() -> None:
-    done = run_imagecache("top", "--url", f"http://127.0.0.1:{free_port()}", "--once")
+    done = run_imagecache("top", "--port", str(free_port()), "--once")
     assert done.returncode == 1
     assert done.stderr.strip() == "Error: node unreachable"

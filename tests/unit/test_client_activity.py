@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagecache.client import Activity, FillView, InvalidResponse, Unauthorized
-from imagecache.client.activity import parse_activity
+from imagecache.client.activity import NodeView, parse_activity
 
 from .test_client import IMAGE_ID, StubPool, stubbed
 
@@ -19,8 +19,11 @@ ANSWER = {
                "updated": 1700000000.0, "source": "peer"}],
     "counters": {"hits": 3, "misses": 1, "fill_followers": 2, "served_bytes": {"cache": 7, "upstream": 5},
                  "upstream_bytes": 5, "peer_bytes": 0, "peer_served_bytes": 0, "not_stored": {"too-large": 1},
-                 "fills": {"completed": 1}},
+                 "fills": {"completed": 1}, "evictions": 4, "origin_requests": {"miss": 2}},
     "cache_size": 7, "image_cache_max_size": 100, "queued_images": [IMAGE_ID], "pinned_images": [],
+    "pinned_over_limit": True,
+    "nodes": [{"url": "http://edge-1:9292", "site": "east", "state": "live", "last_seen": 1699999999.0},
+              {"url": "http://tool", "site": "default", "state": "never", "last_seen": None}],
 }
 
 
@@ -32,6 +35,15 @@ def test_activity_is_asked_of_the_v2_route_and_parsed() -> None:
     assert found.counters.hits == 3
     assert found.counters.served_bytes == {"cache": 7, "upstream": 5}
     assert (found.cache_size, found.image_cache_max_size, found.queued_images) == (7, 100, (IMAGE_ID,))
+    assert (found.counters.evictions, found.counters.origin_requests) == (4, {"miss": 2})
+    assert found.pinned_over_limit is True
+    assert found.nodes == (NodeView("http://edge-1:9292", "east", "live", 1699999999.0),
+                           NodeView("http://tool", "default", "never", None))
+
+
+def test_a_node_without_a_central_index_has_no_nodes() -> None:
+    found = parse_activity({**ANSWER, "nodes": None})
+    assert found is not None and found.nodes is None
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", {}, {"fills": []}, {"time": "now", "fills": []}])

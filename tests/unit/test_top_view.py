@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagecache.cli.top_view import render
-from imagecache.client.activity import Activity, Counters, FillView
+from imagecache.client.activity import Activity, Counters, FillView, NodeView
 
 IMAGE = "6a1f9e3c-5b2d-4c8e-9f0a-1b2c3d4e5f60"
 counts = st.integers(-(1 << 70), 1 << 70)
@@ -16,11 +16,15 @@ names = st.none() | st.text(max_size=40)
 splits = st.dictionaries(st.text(max_size=12), counts, max_size=5)
 fills = st.builds(FillView, st.text(max_size=40), names, counts, st.none() | counts, st.none() | counts,
                   st.sampled_from(["origin", "peer"]) | st.text(max_size=10))
-counters = st.builds(Counters, counts, counts, counts, counts, counts, counts, splits, splits, splits)
+counters = st.builds(Counters, counts, counts, counts, counts, counts, counts, splits, splits, splits, counts,
+                     splits)
 times = st.floats(allow_nan=True, allow_infinity=True) | st.floats(-1e12, 1e12)
+nodes = st.builds(NodeView, st.text(max_size=60), st.text(max_size=30),
+                  st.sampled_from(["live", "stale", "never"]) | st.text(max_size=8), st.none() | times)
 activities = st.builds(Activity, times, st.lists(fills, max_size=30).map(tuple), counters, st.none() | counts,
                        st.none() | counts, st.lists(st.text(max_size=40), max_size=10).map(tuple),
-                       st.lists(st.text(max_size=40), max_size=10).map(tuple))
+                       st.lists(st.text(max_size=40), max_size=10).map(tuple), st.booleans(),
+                       st.none() | st.lists(nodes, max_size=20).map(tuple))
 
 
 def one_cell(line: str) -> bool:
@@ -80,3 +84,30 @@ def test_fills_that_do_not_fit_are_counted() -> None:
 def test_control_characters_in_a_name_never_reach_the_terminal() -> None:
     sneaky = Activity(1.0, (FillView(IMAGE, "\x1b[2Jgone\r\n", 1),))
     assert not any("\x1b" in line or "\r" in line for line in render(sneaky, None, 120, 40))
+
+
+def test_evictions_and_origin_reasons_are_counted_over_the_interval() -> None:
+    before = Activity(100.0, counters=Counters(evictions=2, origin_requests={"miss": 3}))
+    now = Activity(101.0, counters=Counters(evictions=5, origin_requests={"miss": 4, "range-uncached": 2},
+                                            not_stored={"too-large": 1}))
+    text = "\n".join(render(now, before, 120, 40))
+    assert "not stored: too-large 1; evicted 3" in text
+    assert "to the origin: miss 1, range-uncached 2" in text
+
+
+def test_pinned_images_over_the_limit_are_the_second_line() -> None:
+    lines = render(Activity(1.0, pinned_over_limit=True), None, 120, 40)
+    assert lines[1].startswith("WARNING: pinned images alone exceed the cache's limit")
+    assert not any("WARNING" in line for line in render(Activity(1.0), None, 120, 40))
+
+
+def test_the_nodes_show_their_state_site_and_last_heartbeat() -> None:
+    fleet = (NodeView("http://edge-2:9292", "west", "stale", 40.0),
+             NodeView("http://edge-1:9292", "east", "live", 97.5),
+             NodeView("http://tool", "default", "never", None))
+    lines = render(Activity(100.0, nodes=fleet), None, 120, 40)
+    start = lines.index("nodes: 3 (1 live, 1 stale, 1 never)")
+    assert lines[start + 1].split() == ["live", "east", "heard", "2", "s", "ago", "http://edge-1:9292"]
+    assert lines[start + 2].split() == ["stale", "west", "heard", "60", "s", "ago", "http://edge-2:9292"]
+    assert lines[start + 3].split() == ["never", "default", "heard", "never", "http://tool"]
+    assert not any(line.startswith("nodes:") for line in render(Activity(100.0), None, 120, 40))

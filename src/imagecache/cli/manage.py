@@ -32,15 +32,13 @@ import click
 from imagecache.cli._common import confirm_or_stop, human_size, plural, print_json, print_table
 from imagecache.cli.fleet import show_fleet
 from imagecache.cli.manage_session import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    DOC_ROOTS,
     ManageSession,
     client_errors,
     describe,
     fails_alone,
     session,
 )
+from imagecache.cli.node_options import given, node_options
 
 if TYPE_CHECKING:
     from imagecache.client import CacheClient
@@ -60,29 +58,7 @@ def json_flag(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group()
-@click.option("-H", "--host", default=DEFAULT_HOST, show_default=True, metavar="ADDRESS",
-              help="The node whose cache to manage.")
-@click.option("-p", "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), metavar="PORT",
-              help="Its API port.")
-@click.option("-A", "--os-auth-token", "auth_token", metavar="TOKEN",
-              help="An admin token (default $OS_AUTH_TOKEN).")
-@click.option("--os-username", "username", metavar="NAME", help="Keystone user (default $OS_USERNAME).")
-@click.option("--os-password", "password", metavar="PASSWORD", help="Keystone password (default $OS_PASSWORD).")
-@click.option("--os-project-name", "--os-tenant-name", "project_name", metavar="NAME",
-              help="Keystone project (default $OS_PROJECT_NAME or $OS_TENANT_NAME).")
-@click.option("--os-auth-url", "auth_url", metavar="URL",
-              help="Keystone URL (default $OS_AUTH_URL); with a user and password, the token comes from there.")
-@click.option("--os-region-name", "region_name", metavar="REGION", help="Keystone region (default $OS_REGION_NAME).")
-@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
-              help="Longest wait for the node (default 60; 0: no limit).")
-@click.option("--ssl", "use_ssl", is_flag=True, help="Speak HTTPS to the node.")
-@click.option("-k", "--insecure", is_flag=True, help="With TLS, do not check the node's certificate.")
-@click.option("--ca-file", type=click.Path(dir_okay=False), help="CA certificates to trust (implies --ssl).")
-@click.option("--cert-file", type=click.Path(dir_okay=False),
-              help="Client certificate, with --key-file (implies --ssl).")
-@click.option("--key-file", type=click.Path(dir_okay=False), help="Client certificate's key (implies --ssl).")
-@click.option("--doc-root", type=click.Choice(DOC_ROOTS), default=DOC_ROOTS[0], show_default=True,
-              help="Where the cache routes are (cached_images, queued_images).")
+@node_options
 @json_flag
 @click.pass_context
 def manage(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
@@ -96,8 +72,8 @@ def manage(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
     admin, unreachable, an image that failed) or a confirmation was
     declined; 2 usage errors.
     """
-    given = ctx.obj if isinstance(ctx.obj, ManageSession) else ManageSession()
-    state = replace(given, options={key: value for key, value in options.items() if value is not None},
+    before = ctx.obj if isinstance(ctx.obj, ManageSession) else ManageSession()
+    state = replace(before, options=given(options),
                     as_json=as_json, _client=None)
     ctx.obj = state
     ctx.call_on_close(state.close)

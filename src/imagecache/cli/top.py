@@ -21,13 +21,12 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, TextIO
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from imagecache.cli._common import UsageProblem
-from imagecache.cli.manage_session import connect, describe
+from imagecache.cli.manage_session import ManageSession, describe
+from imagecache.cli.node_options import given, node_options
 
 if TYPE_CHECKING:
     from imagecache.client import CacheClient
@@ -38,27 +37,10 @@ CLEAR = "\x1b[H\x1b[2J"
 HIDE_CURSOR = "\x1b[?25l"
 SHOW_CURSOR = "\x1b[?25h"
 QUIT_KEYS = frozenset("qQ")
+#: Seconds top waits for one answer unless --timeout says: a frame late by more is a problem to show.
+DEFAULT_TIMEOUT = 5.0
 #: Lines of a frame printed with --once when the output is no terminal.
 ONCE_HEIGHT = 200
-
-
-def _client(url: str, auth_token: str | None, timeout: float) -> CacheClient:
-    """A client for the node at ``url`` (scheme, host and port are used); a bad URL is a usage problem."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-        parts = parts._replace(scheme="")  # an unreadable port: refused below
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageProblem(f"--url must be an http(s) URL such as http://127.0.0.1:9292, not {url!r}")
-    from imagecache.client import ConfigurationError
-
-    try:
-        return connect(host=parts.hostname, port=port or (443 if parts.scheme == "https" else 80),
-                       use_ssl=parts.scheme == "https", auth_token=auth_token, timeout=timeout)
-    except ConfigurationError as exc:
-        raise UsageProblem(exc.message) from None
 
 
 def _fetch(client: CacheClient) -> tuple[Activity | None, str | None]:
@@ -148,22 +130,17 @@ def _once(client: CacheClient, interval: float, title: str, out: TextIO) -> None
 
 
 @click.command()
-@click.option("--url", default="http://127.0.0.1:9292", show_default=True, metavar="URL",
-              help="The node to watch.")
-@click.option("-A", "--os-auth-token", "auth_token", metavar="TOKEN", envvar="OS_AUTH_TOKEN",
-              help="An admin token (default $OS_AUTH_TOKEN).")
+@node_options
 @click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.1), metavar="SECONDS",
               help="Seconds between frames.")
-@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0.1), metavar="SECONDS",
-              help="Longest wait for one answer of the node.")
 @click.option("--once", is_flag=True, help="Print one frame (rates over one interval) and exit.")
-def top(url: str, auth_token: str | None, interval: float, timeout: float, once: bool) -> None:
+def top(interval: float, once: bool, **options: Any) -> None:
     """What a node is doing right now: fills in progress, hit ratio, bytes served, size, queue, pins.
 
     Redrawn every --interval; q or Ctrl-C quits.  Needs an admin token.
     """
-    client = _client(url, auth_token, timeout)
-    title = urlsplit(url).netloc
+    node = ManageSession(options={"timeout": DEFAULT_TIMEOUT, **given(options)})
+    client, title = node.client(), node.node
     try:
         if once:
             _once(client, interval, title, sys.stdout)

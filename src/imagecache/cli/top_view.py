@@ -1,6 +1,10 @@
 """One frame of ``imagecache top``: :func:`render`, pure (no I/O, no clock, no terminal).
 
-A frame is plain text lines, never wider than the terminal nor more of them
+A frame: the interval's hit ratio, bytes by source, what was not stored
+and why, evictions, requests to the origin by reason, the cache's size
+against its limit (and a warning when pinned images alone exceed it), the
+queue and pins, the central index's nodes with their last heartbeat, and
+the fills in progress.  It is plain text lines, never wider than the terminal nor more of them
 than fit, whatever the node said (characters that would not take exactly
 one cell, control characters above all, are shown as ``?``).  Rates and the interval's hit ratio come
 from two snapshots of the node's cumulative counters (:class:`Activity`),
@@ -27,6 +31,10 @@ PROGRESS_WIDTH = 30
 RATE_WIDTH = 11
 READERS_WIDTH = 7
 SOURCE_WIDTH = 6
+#: Nodes listed at most (the rest are counted): the fills matter more on a small terminal.
+MAX_NODE_LINES = 8
+#: The line that says pinned images crowd out everything else.
+PINNED_OVER_LIMIT = "WARNING: pinned images alone exceed the cache's limit: nothing else can be cached"
 
 
 def _delta(now: int, before: int) -> int:
@@ -82,6 +90,8 @@ class _Interval:
     served: dict[str, int]
     peer: int
     not_stored: dict[str, int]
+    evictions: int
+    origin: dict[str, int]  # requests to the origin, by reason
 
     def amount(self, value: int) -> str:
         return _per_second(value / self.seconds) if self.seconds > 0 else format_size(value)
@@ -92,12 +102,14 @@ def _interval(now: Activity, before: Activity | None) -> _Interval:
     seconds = now.time - before.time if before is not None else 0.0
     if before is None or seconds <= 0:
         return _Interval("since start", 0.0, counters.hits, counters.misses, counters.fill_followers,
-                         dict(counters.served_bytes), counters.peer_bytes, dict(counters.not_stored))
+                         dict(counters.served_bytes), counters.peer_bytes, dict(counters.not_stored),
+                         counters.evictions, dict(counters.origin_requests))
     old = before.counters
     return _Interval(
         f"last {seconds:.1f} s", seconds, _delta(counters.hits, old.hits), _delta(counters.misses, old.misses),
         _delta(counters.fill_followers, old.fill_followers), _split_delta(counters.served_bytes, old.served_bytes),
         _delta(counters.peer_bytes, old.peer_bytes), _split_delta(counters.not_stored, old.not_stored),
+        _delta(counters.evictions, old.evictions), _split_delta(counters.origin_requests, old.origin_requests),
     )
 
 
@@ -107,14 +119,19 @@ def _summary(now: Activity, before: Activity | None) -> list[str]:
     ratio = f"{span.hits * 100 / total:.1f}%" if total else "-"
     misses = f"{span.misses} miss" + ("" if span.misses == 1 else "es")
     by_source = ", ".join(f"{source} {span.amount(value)}" for source, value in sorted(span.served.items()))
-    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(span.not_stored.items()) if count)
+    reasons = _counts(span.not_stored)
     return [
         f"{span.label}: hit ratio {ratio} ({plural(span.hits, 'hit')}, {misses}, "
         f"{plural(span.followers, 'collapsed follower')})",
         f"served {span.amount(sum(span.served.values()))}" + (f" ({by_source})" if by_source else "")
         + f"; received from peers {span.amount(span.peer)}",
-        f"not stored: {reasons or 'none'}",
+        f"not stored: {reasons or 'none'}; evicted {span.evictions}",
+        f"to the origin: {_counts(span.origin) or 'none'}",
     ]
+
+
+def _counts(split: Mapping[str, int]) -> str:
+    return ", ".join(f"{key} {count}" for key, count in sorted(split.items()) if count)
 
 
 def _cache_line(now: Activity) -> str:
@@ -124,6 +141,22 @@ def _cache_line(now: Activity) -> str:
     if now.cache_size is not None and now.image_cache_max_size:
         share = f" ({now.cache_size * 100 // now.image_cache_max_size}%)"
     return f"cache {size} of {limit}{share}; {len(now.queued_images)} queued, {len(now.pinned_images)} pinned"
+
+
+def _node_lines(now: Activity) -> list[str]:
+    """The central index's nodes, live first, with how long ago each was heard from (none without an index)."""
+    if now.nodes is None:
+        return []
+    states = {state: sum(node.state == state for node in now.nodes) for state in ("live", "stale", "never")}
+    lines = [f"nodes: {len(now.nodes)} (" + ", ".join(f"{n} {state}" for state, n in states.items() if n) + ")"
+             if now.nodes else "nodes: none"]
+    shown = sorted(now.nodes, key=lambda node: (node.state != "live", node.url))[:MAX_NODE_LINES]
+    for node in shown:
+        heard = "never" if node.last_seen is None else f"{max(0.0, now.time - node.last_seen):.0f} s ago"
+        lines.append(f"  {node.state:<5} {node.site[:16]:<16} heard {heard:<10} {node.url}")
+    if len(now.nodes) > len(shown):
+        lines.append(f"  ... {len(now.nodes) - len(shown)} more")
+    return lines
 
 
 def _ids_line(label: str, ids: tuple[str, ...]) -> str:
@@ -151,9 +184,10 @@ def render(snapshot: Activity, previous: Activity | None, width: int, height: in
     if width <= 0 or height <= 0:
         return []
     head = f"imagecache top {title}".rstrip() + f"  {_clock(snapshot.time)}"
-    lines = [head, *_summary(snapshot, previous), _cache_line(snapshot),
+    warning = [PINNED_OVER_LIMIT] if snapshot.pinned_over_limit else []
+    lines = [head, *warning, *_summary(snapshot, previous), _cache_line(snapshot),
              _ids_line("queued", snapshot.queued_images), _ids_line("pinned", snapshot.pinned_images),
-             "", f"fills in progress: {len(snapshot.fills)}"]
+             *_node_lines(snapshot), "", f"fills in progress: {len(snapshot.fills)}"]
     name_width = max(4, width - (ID_WIDTH + PROGRESS_WIDTH + RATE_WIDTH + READERS_WIDTH + SOURCE_WIDTH + 5))
     if snapshot.fills:
         lines.append(_fill_header(name_width))

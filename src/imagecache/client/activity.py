@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Activity", "Counters", "FillView", "parse_activity"]
+__all__ = ["Activity", "Counters", "FillView", "NodeView", "parse_activity"]
 
 
 def _int(value: Any) -> int | None:
@@ -61,6 +61,18 @@ class Counters:
     served_bytes: Mapping[str, int] = field(default_factory=dict)
     not_stored: Mapping[str, int] = field(default_factory=dict)
     fills: Mapping[str, int] = field(default_factory=dict)
+    evictions: int = 0
+    origin_requests: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """One node of the central index."""
+
+    url: str
+    site: str = ""
+    state: str = "?"  # live, stale or never
+    last_seen: float | None = None  # the node's last heartbeat (epoch seconds)
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,8 @@ class Activity:
     image_cache_max_size: int | None = None
     queued_images: tuple[str, ...] = ()
     pinned_images: tuple[str, ...] = ()
+    pinned_over_limit: bool = False
+    nodes: tuple[NodeView, ...] | None = None  # None: the node has no central index (or it did not answer)
 
 
 def _fill(item: Any) -> FillView | None:
@@ -85,13 +99,28 @@ def _fill(item: Any) -> FillView | None:
                     source if isinstance(source, str) else "origin")
 
 
+def _node(item: Any) -> NodeView | None:
+    if not isinstance(item, Mapping) or not isinstance(item.get("url"), str):
+        return None
+    site, state = item.get("site"), item.get("state")
+    return NodeView(item["url"], site if isinstance(site, str) else "", state if isinstance(state, str) else "?",
+                    _number(item.get("last_seen")))
+
+
+def _nodes(value: Any) -> tuple[NodeView, ...] | None:
+    if not isinstance(value, list):
+        return None
+    return tuple(node for item in value if (node := _node(item)) is not None)
+
+
 def _counters(data: Any) -> Counters:
     if not isinstance(data, Mapping):
         return Counters()
     plain = {key: _int(data.get(key)) or 0 for key in
-             ("hits", "misses", "fill_followers", "upstream_bytes", "peer_bytes", "peer_served_bytes")}
+             ("hits", "misses", "fill_followers", "upstream_bytes", "peer_bytes", "peer_served_bytes", "evictions")}
     return Counters(**plain, served_bytes=_split(data.get("served_bytes")),
-                    not_stored=_split(data.get("not_stored")), fills=_split(data.get("fills")))
+                    not_stored=_split(data.get("not_stored")), fills=_split(data.get("fills")),
+                    origin_requests=_split(data.get("origin_requests")))
 
 
 def parse_activity(data: Any) -> Activity | None:
@@ -104,4 +133,5 @@ def parse_activity(data: Any) -> Activity | None:
     fills = tuple(fill for item in data["fills"] if (fill := _fill(item)) is not None)
     return Activity(when, fills, _counters(data.get("counters")), _int(data.get("cache_size")),
                     _int(data.get("image_cache_max_size")), _ids(data.get("queued_images")),
-                    _ids(data.get("pinned_images")))
+                    _ids(data.get("pinned_images")), data.get("pinned_over_limit") is True,
+                    _nodes(data.get("nodes")))

@@ -2,7 +2,9 @@
 
 One JSON answer with the fills in progress (:mod:`imagecache.cache.in_progress`,
 each named from the image service when it answers), the node's cumulative
-counters, the cache's size against its limit, the queue and the pins.
+counters, the cache's size against its limit, the queue, the pins (and
+whether they alone exceed the limit) and, with the central index, every
+node with its last heartbeat.
 
 The counters are the very ones ``/metrics`` exposes, read through
 :meth:`imagecache.metrics.Metrics.render` (summed over worker processes
@@ -13,6 +15,7 @@ job (pure).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,11 +24,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from webob import Request, Response
 
 from imagecache.cache import ImageCache
+from imagecache.cache.errors import CacheError
 from imagecache.cache.in_progress import FillInProgress, fills_in_progress
 from imagecache.wsgi.image_source import ImageSource
 from imagecache.wsgi.manage_responses import json_response
 
 __all__ = ["MAX_FILLS", "activity", "counter_totals", "counters_view"]
+
+LOG = logging.getLogger(__name__)
 
 #: At most this many fills are listed (each costs a metadata sub-request for its name).
 MAX_FILLS = 50
@@ -41,6 +47,8 @@ COUNTERS: Mapping[str, tuple[str, str | None]] = {
     "peer_served_bytes": ("imagecache_peer_served_bytes", None),
     "not_stored": ("imagecache_not_stored", "reason"),
     "fills": ("imagecache_fills", "result"),
+    "evictions": ("imagecache_evictions", None),
+    "origin_requests": ("imagecache_origin_requests", "reason"),
 }
 
 
@@ -86,6 +94,19 @@ def _name(source: ImageSource, environ: Mapping[str, Any], image_id: str) -> str
     return name if isinstance(name, str) else None
 
 
+def _nodes(cache: ImageCache) -> list[dict[str, Any]] | None:
+    """The central index's nodes and their last heartbeat; None without one, or when it does not answer."""
+    try:
+        reports = cache.driver.nodes()
+    except CacheError:
+        LOG.warning("the central index did not list its nodes for the activity view", exc_info=True)
+        return None
+    if reports is None:
+        return None
+    return [{"url": r.url, "site": r.site, "state": r.state.value,
+             "last_seen": r.last_seen.timestamp() if r.last_seen else None} for r in reports]
+
+
 def activity(cache: ImageCache, source: ImageSource, request: Request) -> Response:
     """GET /v2/cache/activity: the fills in progress, the counters, the size, the queue, the pins."""
     fills = fills_in_progress(cache.layout, MAX_FILLS)
@@ -98,4 +119,6 @@ def activity(cache: ImageCache, source: ImageSource, request: Request) -> Respon
         "image_cache_max_size": cache.settings.image_cache_max_size,
         "queued_images": cache.get_queued_images(),
         "pinned_images": sorted(cache.pins.ids()),
+        "pinned_over_limit": cache.pins.state().over_limit,
+        "nodes": _nodes(cache),
     })

@@ -71,3 +71,5 @@ def test_activity_of_an_idle_node(api: CacheManageFilter) -> None:
     body = call(api, "GET", "/v2/cache/activity").json
     assert body["fills"] == []
     assert body["counters"]["hits"] == 0
+    assert body["pinned_over_limit"] is False
+    assert body["nodes"] is None  # no central index: no fleet to show

@@ -36,7 +36,10 @@ import builtins
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from imagecache.db.admin import NodeReport
 
 #: Who pinned an image: an operator (through the API), or the pre-warm policy.
 #: A manual pin is never turned into a prewarm one.
@@ -250,3 +253,7 @@ class Driver(abc.ABC):
     def fleet(self) -> builtins.list[FleetEntry]:
         """Every node's cached and filling images; empty when the index has no nodes."""
         return []
+
+    def nodes(self) -> builtins.list[NodeReport] | None:
+        """Every node of the index with its last heartbeat; None when the index has no nodes."""
+        return None

@@ -65,6 +65,7 @@ from imagecache.cache.drivers.central_peers import PeerIndex, fresh_since
 from imagecache.cache.errors import CacheError, DriverConfigError
 from imagecache.cache.layout import CacheLayout
 from imagecache.config import Settings
+from imagecache.db.admin import NodeReport, list_nodes
 from imagecache.db.engine import DatabaseURLError, database_url, make_engine, reason, shown
 from imagecache.db.migrate import schema_state
 from imagecache.db.schema import cached_images, nodes, pinned_images, queued_images
@@ -438,3 +439,10 @@ class CentralDriver(Driver):
     def fleet(self) -> builtins.list[FleetEntry]:
         """Every node's cached and filling images; CentralIndexError when the index fails."""
         return self.peers.fleet()
+
+    def nodes(self) -> builtins.list[NodeReport]:
+        """Every node with its state and last heartbeat (``imagecache db nodes``'s query)."""
+        try:
+            return list_nodes(self.engine(), self.stale_after)
+        except SQLAlchemyError as exc:
+            raise CentralIndexError(f"the central index at {shown(self.url)} failed: {reason(exc)}") from exc

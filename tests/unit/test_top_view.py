@@ -89,10 +89,10 @@ def test_control_characters_in_a_name_never_reach_the_terminal() -> None:
 def test_evictions_and_origin_reasons_are_counted_over_the_interval() -> None:
     before = Activity(100.0, counters=Counters(evictions=2, origin_requests={"miss": 3}))
     now = Activity(101.0, counters=Counters(evictions=5, origin_requests={"miss": 4, "range-uncached": 2},
-                                            not_stored={"too-large": 1}))
+                                            not_stored={"too-large": 1}, fills={"failed": 1, "completed": 0}))
     text = "\n".join(render(now, before, 120, 40))
     assert "not stored: too-large 1; evicted 3" in text
-    assert "to the origin: miss 1, range-uncached 2" in text
+    assert "to the origin: miss 1, range-uncached 2; fills ended: failed 1" in text
 
 
 def test_pinned_images_over_the_limit_are_the_second_line() -> None:

@@ -92,6 +92,7 @@ class _Interval:
     not_stored: dict[str, int]
     evictions: int
     origin: dict[str, int]  # requests to the origin, by reason
+    ended: dict[str, int]  # fills that ended, by result (failures among them)
 
     def amount(self, value: int) -> str:
         return _per_second(value / self.seconds) if self.seconds > 0 else format_size(value)
@@ -103,13 +104,14 @@ def _interval(now: Activity, before: Activity | None) -> _Interval:
     if before is None or seconds <= 0:
         return _Interval("since start", 0.0, counters.hits, counters.misses, counters.fill_followers,
                          dict(counters.served_bytes), counters.peer_bytes, dict(counters.not_stored),
-                         counters.evictions, dict(counters.origin_requests))
+                         counters.evictions, dict(counters.origin_requests), dict(counters.fills))
     old = before.counters
     return _Interval(
         f"last {seconds:.1f} s", seconds, _delta(counters.hits, old.hits), _delta(counters.misses, old.misses),
         _delta(counters.fill_followers, old.fill_followers), _split_delta(counters.served_bytes, old.served_bytes),
         _delta(counters.peer_bytes, old.peer_bytes), _split_delta(counters.not_stored, old.not_stored),
         _delta(counters.evictions, old.evictions), _split_delta(counters.origin_requests, old.origin_requests),
+        _split_delta(counters.fills, old.fills),
     )
 
 
@@ -126,7 +128,7 @@ def _summary(now: Activity, before: Activity | None) -> list[str]:
         f"served {span.amount(sum(span.served.values()))}" + (f" ({by_source})" if by_source else "")
         + f"; received from peers {span.amount(span.peer)}",
         f"not stored: {reasons or 'none'}; evicted {span.evictions}",
-        f"to the origin: {_counts(span.origin) or 'none'}",
+        f"to the origin: {_counts(span.origin) or 'none'}; fills ended: {_counts(span.ended) or 'none'}",
     ]
 
 

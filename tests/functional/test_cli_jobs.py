@@ -101,7 +101,8 @@ def test_prefetch_caches_what_is_queued_and_the_server_then_hits(server) -> None
 def test_a_failed_prefetch_exits_1_and_the_image_stays_queued(server) -> None:
     good, corrupt = create(server, os.urandom(100_000)), create(server, os.urandom(100_000))
     stored = server.data_dir / "images" / corrupt
-    stored.write_bytes(b"\0" + stored.read_bytes()[1:])
+    data = stored.read_bytes()
+    stored.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])  # a changed byte (a zero could be the same one)
     missing = str(uuid.uuid4())
     for image_id in (good, corrupt, missing):
         queue(server, image_id)

@@ -227,8 +227,7 @@ class ImageCache:
     def delete_cached_image(self, image_id: str) -> bool:
         """Evict one image (a pin stays); readers that have it open keep streaming."""
         image_id = validate_image_id(image_id)
-        removed_file = self.layout.remove(image_id)
-        removed_row = self.driver.remove(image_id)
+        removed_file, removed_row = self.layout.remove(image_id), self.driver.remove(image_id)
         if removed_file:
             self.metrics.evictions.inc()
         return removed_file or removed_row
@@ -249,9 +248,7 @@ class ImageCache:
         self.record_hit(image_id)
 
     def open_cached(self, image_id: str) -> BinaryIO:
-        """The open verified file, for callers that count the hit themselves
-        (with :meth:`record_hit`) once they have sent it; ImageNotCached if absent.
-        """
+        """The open verified file, for callers that count the hit (:meth:`record_hit`) once sent; ImageNotCached."""
         try:
             return open(self.layout.path(image_id), "rb")  # the caller closes it
         except FileNotFoundError:

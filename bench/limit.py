@@ -13,6 +13,10 @@
   ``image_cache_verify = strongest``, which checks the multihash only), and
   md5 + sha512 one after the other on one thread and on two threads at once
   (hashlib releases the GIL: the ceiling under ``image_cache_verify = all``).
+* :func:`durable_write_seconds`: writing ``size`` bytes to a new file in 1 MiB
+  chunks and fsyncing it, on the filesystem the servers keep their data on:
+  the ceiling of any miss that, like imagecache's, makes the file durable
+  before its answer ends.
 """
 
 from __future__ import annotations
@@ -226,6 +230,22 @@ def hash_rates(data: bytes) -> dict[str, float]:
         thread.join()
     two_threads = time.perf_counter() - started
     return {"sha512": sha512, "sequential": sequential, "two_threads": two_threads}
+
+
+def durable_write_seconds(data: bytes, directory: Path) -> float:
+    """Seconds to write ``data`` to a new file in ``directory`` in 1 MiB chunks, then fsync it (file removed after)."""
+    view = memoryview(data)
+    path = directory / f"durable-write-{os.getpid()}"
+    started = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for offset in range(0, len(view), CHUNK):
+            os.write(fd, view[offset:offset + CHUNK])
+        os.fsync(fd)
+        return time.perf_counter() - started
+    finally:
+        os.close(fd)
+        path.unlink()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

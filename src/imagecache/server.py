@@ -36,7 +36,7 @@ from imagecache.jobs.prewarmer import prewarm_jobs
 from imagecache.jobs.scheduler import Job, PeriodicJobs
 from imagecache.metrics import DiskFacts, Metrics, MetricsApp, PinFacts, enable_multiprocess, reset_multiprocess_dir
 from imagecache.openapi import OpenAPIApp
-from imagecache.origin import open_image_service
+from imagecache.origin import embedded_lookup, open_image_service
 from imagecache.peers.endpoint import PeerEndpoint
 from imagecache.serving.options import bind_address, gunicorn_options, raise_file_limit
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
@@ -166,7 +166,7 @@ def build_node(
     cache = ImageCache(settings, metrics=metrics)
     manage = CacheManageFilter.for_app(inner, cache)
     pipeline = AuthMiddleware(
-        CacheFilter.for_app(manage, cache, settings),
+        CacheFilter.for_app(manage, cache, settings, embedded_lookup(inner, settings)),
         strategy=settings.auth_strategy,
         tokens=tokens,
         forward_unknown=bool(settings.upstream_url),

@@ -48,6 +48,7 @@ from imagecache.wsgi.bodies import FillBody
 from imagecache.wsgi.image_routes import Action, ImageRoute
 from imagecache.wsgi.image_source import ImageMeta, ImageSource, upstream_failed
 from imagecache.wsgi.lead_fill import FillAnswer, FillLeader
+from imagecache.wsgi.metadata_source import Lookup, direct_or_none
 
 LOG = logging.getLogger(__name__)
 
@@ -94,18 +95,20 @@ class CacheFilter:
         self._resume_read = self.metrics.from_origin("resume")
 
     @classmethod
-    def for_app(cls, app: WSGIApplication, cache: ImageCache, settings: Settings) -> CacheFilter:
+    def for_app(cls, app: WSGIApplication, cache: ImageCache, settings: Settings, lookup: Lookup | None = None,
+                ) -> CacheFilter:
         """The filter over ``app`` as the server and paste build it.
 
         Metadata answers are memoised only in front of an upstream, where each
-        one costs a network round trip; the embedded app answers in-process.
+        one costs a network round trip; the embedded app's ``lookup`` answers in process.
         """
         proxy = bool(settings.upstream_url)
         memo_ttl = settings.auth_cache_ttl if proxy else 0.0
+        direct = None if proxy else direct_or_none(app, lookup)
         return cls(
             app,
             cache,
-            ImageSource(app, memo_ttl=memo_ttl, changes=cache.layout if memo_ttl > 0 else None),
+            ImageSource(app, memo_ttl=memo_ttl, changes=cache.layout if memo_ttl > 0 else None, metadata=direct),
             proxy=proxy,
             serve_stale=settings.serve_stale_on_upstream_error,
             service_token=settings.upstream_auth_token,

@@ -103,5 +103,5 @@ def test_the_option_turns_gunicorns_access_log_on_or_off() -> None:
 
     assert gunicorn_options(Settings())["accesslog"] == "-"
     assert gunicorn_options(Settings(access_log="off"))["accesslog"] is None
-    with pytest.raises(ConfigError, match="^access_log must be one of on, off"):
+    with pytest.raises(ConfigError, match=r"^access_log must be one of on, off"):
         Settings(access_log="maybe")

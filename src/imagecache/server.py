@@ -42,6 +42,7 @@ from imagecache.serving.options import bind_address, gunicorn_options, raise_fil
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.cache_manage import CacheManageFilter
+from imagecache.wsgi.request_metrics import RequestCounters, RequestMetrics
 from imagecache.wsgi.versions import CacheVersions
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,8 @@ def build_node(
     # The management API's own prefetcher: a periodic run and a PUT /v2/cache/{id}
     # never fetch the same image at once.
     jobs = PeriodicJobs.for_cache(cache, prefetcher=manage.prefetcher, settings=settings)
-    return Node(Router(routes, front), cache, jobs, prewarm_jobs(cache, manage.prefetcher))
+    counted = RequestMetrics(Router(routes, front), RequestCounters(metrics.registry))
+    return Node(counted, cache, jobs, prewarm_jobs(cache, manage.prefetcher))
 
 
 def pin_facts(cache: ImageCache) -> PinFacts:

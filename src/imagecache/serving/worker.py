@@ -47,7 +47,7 @@ from typing import Any
 from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from imagecache.serving import canned, small_body
+from imagecache.serving import canned, malloc_tuning, small_body
 from imagecache.serving.file_stream import ClientStalled
 from imagecache.serving.header_scan import Complete, HeaderLimits, Incomplete, scan
 from imagecache.serving.loop_streams import LoopStreams, Offload, Streaming, peer
@@ -96,6 +96,7 @@ class StreamWorker(LoopStreams, ThreadWorker):  # type: ignore[misc]
     limits: ServingLimits
 
     def init_process(self) -> None:
+        malloc_tuning.fix_mmap_threshold()  # before any thread: freed image buffers leave the process
         self.lane = futures.ThreadPoolExecutor(max_workers=LANE_THREADS, thread_name_prefix="imagecache-lane")
         self.reading: dict[TConn, _Reading] = {}
         self.streaming: dict[TConn, Streaming] = {}

@@ -87,7 +87,7 @@ AREAS = (
     ("hashing (hashlib)", ("hashlib", "hexdigest", "update (hashing.py)")),
     ("sqlite (the index)", ("sqlite3", "drivers/sqlite.py", "execute (", "commit (")),
     ("prometheus_client (metrics)", ("prometheus_client",)),
-    ("logging", ("logging/", "glogging.py", "(__init__.py)", "StderrAccessLogger")),
+    ("logging", ("logging/", "glogging.py", "(__init__.py)", "NodeLogger")),
     ("webob", ("webob/",)),
     ("gunicorn (HTTP, sockets)", ("gunicorn/",)),
     ("imagecache", ("imagecache/",)),

@@ -8,8 +8,10 @@ reads the upstream, never a local store that is not there).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from imagecache.config import ConfigError, Settings
+from imagecache.http.context import RequestContext
 from imagecache.http.types import WSGIApplication
 
 
@@ -31,3 +33,18 @@ def open_image_service(settings: Settings) -> tuple[WSGIApplication, Callable[[]
 
     embedded = images.make_app(settings)
     return embedded, embedded.db.close
+
+
+def embedded_lookup(
+    app: WSGIApplication, settings: Settings
+) -> Callable[[RequestContext, str], dict[str, Any] | None] | None:
+    """The embedded service's own in-process image lookup when ``app`` is it; None otherwise.
+
+    An edge node (and any other app) is asked by sub-request, with the
+    caller's token: only the origin judges those.
+    """
+    if settings.upstream_url:
+        return None
+    from imagecache.images.app import ImagesApp
+
+    return app.image_document if isinstance(app, ImagesApp) else None

@@ -36,12 +36,13 @@ from imagecache.jobs.prewarmer import prewarm_jobs
 from imagecache.jobs.scheduler import Job, PeriodicJobs
 from imagecache.metrics import DiskFacts, Metrics, MetricsApp, PinFacts, enable_multiprocess, reset_multiprocess_dir
 from imagecache.openapi import OpenAPIApp
-from imagecache.origin import open_image_service
+from imagecache.origin import embedded_lookup, open_image_service
 from imagecache.peers.endpoint import PeerEndpoint
 from imagecache.serving.options import bind_address, gunicorn_options, raise_file_limit
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.cache_manage import CacheManageFilter
+from imagecache.wsgi.request_metrics import RequestCounters, RequestMetrics
 from imagecache.wsgi.versions import CacheVersions
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def build_node(
     cache = ImageCache(settings, metrics=metrics)
     manage = CacheManageFilter.for_app(inner, cache)
     pipeline = AuthMiddleware(
-        CacheFilter.for_app(manage, cache, settings),
+        CacheFilter.for_app(manage, cache, settings, embedded_lookup(inner, settings)),
         strategy=settings.auth_strategy,
         tokens=tokens,
         forward_unknown=bool(settings.upstream_url),
@@ -182,7 +183,8 @@ def build_node(
     # The management API's own prefetcher: a periodic run and a PUT /v2/cache/{id}
     # never fetch the same image at once.
     jobs = PeriodicJobs.for_cache(cache, prefetcher=manage.prefetcher, settings=settings)
-    return Node(Router(routes, front), cache, jobs, prewarm_jobs(cache, manage.prefetcher))
+    counted = RequestMetrics(Router(routes, front), RequestCounters(metrics.registry))
+    return Node(counted, cache, jobs, prewarm_jobs(cache, manage.prefetcher))
 
 
 def pin_facts(cache: ImageCache) -> PinFacts:

@@ -17,7 +17,7 @@ from imagecache import server
 from imagecache.cache import ImageCache
 from imagecache.config import ConfigError, Settings
 from imagecache.http.context import get_context
-from imagecache.serving.options import StderrAccessLogger
+from imagecache.serving.access_log import NodeLogger
 from imagecache.serving.worker import StreamWorker
 
 
@@ -171,7 +171,7 @@ def test_gunicorn_accepts_every_option(tmp_path: Path) -> None:
     for key, value in server.gunicorn_options(Settings()).items():
         if key not in ("logger_class", "worker_class"):
             assert application.cfg.settings[key].get() == value
-    assert application.cfg.logger_class is StderrAccessLogger
+    assert application.cfg.logger_class is NodeLogger
     assert issubclass(application.cfg.worker_class, StreamWorker)
 
 

@@ -159,6 +159,10 @@ class ImageCache:
         image_id = validate_image_id(image_id)
         return self.driver.get(image_id) if self.layout.exists(image_id) else None
 
+    def indexed(self, image_id: str) -> CachedImage | None:
+        """The index's record, for a caller that already holds the file open (no look at the file)."""
+        return self.driver.get(validate_image_id(image_id))
+
     def get_cached_images(self) -> list[CachedImage]:
         """Records of the cached images, most recently accessed first."""
         self.hits.flush()

@@ -33,6 +33,7 @@ VERIFY_MODES = ("strongest", "all")
 #: Image visibilities the pre-warm policy may be given (Glance's, but "all").
 PREWARM_VISIBILITIES = ("public", "community", "shared", "private")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ACCESS_LOG = ("on", "off")
 ENV_PREFIX = "IMAGECACHE_"
 #: The type of a table option (``prewarm_properties``): sorted (key, value) pairs, hashable like the rest.
 Pairs = tuple[tuple[str, str], ...]
@@ -121,6 +122,8 @@ class Settings:
     """Seconds between runs of the prefetcher inside the server (0: never)."""
     log_level: str = "INFO"
     """DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."""
+    access_log: str = "on"
+    """A line per request on stderr (gunicorn's default format), or off."""
 
     # -- pre-warming by policy (imagecache.jobs.prewarmer) ---------------------------------
     prewarm_tags: tuple[str, ...] = ()
@@ -213,6 +216,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"log_level must be one of {', '.join(LOG_LEVELS)}, not {settings.log_level!r}"
         )
+    if settings.access_log not in ACCESS_LOG:
+        raise ConfigError(f"access_log must be one of {', '.join(ACCESS_LOG)}, not {settings.access_log!r}")
     for name in ("threads", "max_connections", "limit_request_line", "limit_request_fields",
                  "limit_request_field_size"):
         if getattr(settings, name) < 1:

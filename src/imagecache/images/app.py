@@ -128,6 +128,14 @@ class ImagesApp:
         """The image ``context`` may see under ``image_id``, for in-process callers."""
         return self.catalog.lookup(context, image_id)
 
+    def image_document(self, context: RequestContext, image_id: str) -> dict[str, Any] | None:
+        """What ``GET /v2/images/{id}`` shows ``context`` (its lookup, its view), or None where it refuses.
+
+        A cache filter in front authorizes hits with it, in process.
+        """
+        image = self.catalog.lookup(context, image_id)
+        return None if image is None else views.image_document(image)
+
     # -- versions and schemas ----------------------------------------------------------
 
     def versions(self, request: webob.Request, explicit: bool) -> webob.Response:

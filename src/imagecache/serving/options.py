@@ -7,13 +7,10 @@ node's serving limits (:mod:`imagecache.serving.worker`).
 
 from __future__ import annotations
 
-import logging
-import sys
 from typing import Any
 
-from gunicorn import glogging
-
 from imagecache.config import Settings
+from imagecache.serving.access_log import NodeLogger
 from imagecache.serving.header_scan import HeaderLimits
 from imagecache.serving.worker import REFUSAL_HEADROOM, ServingLimits, worker_class
 
@@ -64,29 +61,15 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "limit_request_line": settings.limit_request_line,
         "limit_request_fields": settings.limit_request_fields,
         "limit_request_field_size": settings.limit_request_field_size,
-        "accesslog": "-",
+        "accesslog": "-" if settings.access_log == "on" else None,
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
-        "logger_class": StderrAccessLogger,
+        "logger_class": NodeLogger,
         "proc_name": "imagecache",
         # The control socket's default path is shared by every gunicorn of
         # the user: two servers (or parallel tests) would fight over it.
         "control_socket_disable": True,
     }
-
-
-class StderrAccessLogger(glogging.Logger):  # type: ignore[misc]
-    """gunicorn's logger, with the access log on stderr next to the error log.
-
-    gunicorn sends ``accesslog = "-"`` to stdout; one stream keeps the two
-    logs in order and leaves stdout alone.
-    """
-
-    def setup(self, cfg: Any) -> None:
-        super().setup(cfg)
-        for handler in self.access_log.handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
-                handler.setStream(sys.stderr)
 
 
 #: Descriptors a worker needs beyond its client sockets: files being sent,

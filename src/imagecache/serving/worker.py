@@ -21,6 +21,8 @@ waits:
   in progress, hold a thread only while they are authorized, however
   slowly their client reads; a follower that has caught up with the fill
   waits for its progress on the loop too;
+* **a small known body goes with its headers** (one ``sendall``, see
+  :mod:`~imagecache.serving.small_body`), a small hit included;
 * **every blocking write has a deadline** (``send_timeout``): a client that
   stops reading is closed, on a thread or on the loop.
 
@@ -45,7 +47,7 @@ from typing import Any
 from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from imagecache.serving import canned
+from imagecache.serving import canned, malloc_tuning, small_body
 from imagecache.serving.file_stream import ClientStalled
 from imagecache.serving.header_scan import Complete, HeaderLimits, Incomplete, scan
 from imagecache.serving.loop_streams import LoopStreams, Offload, Streaming, peer
@@ -94,6 +96,7 @@ class StreamWorker(LoopStreams, ThreadWorker):  # type: ignore[misc]
     limits: ServingLimits
 
     def init_process(self) -> None:
+        malloc_tuning.fix_mmap_threshold()  # before any thread: freed image buffers leave the process
         self.lane = futures.ThreadPoolExecutor(max_workers=LANE_THREADS, thread_name_prefix="imagecache-lane")
         self.reading: dict[TConn, _Reading] = {}
         self.streaming: dict[TConn, Streaming] = {}
@@ -216,12 +219,15 @@ class StreamWorker(LoopStreams, ThreadWorker):  # type: ignore[misc]
             if not self.alive or not self.cfg.keepalive or len(self.keepalived_conns) >= self.max_keepalived:
                 resp.force_close()
             respiter = self.wsgi(environ, resp.start_response)
-            offload = self._offload(req, resp, environ, respiter, started) or self._follow(
-                req, resp, environ, respiter, started)
+            small = small_body.payload(req, resp, respiter)
+            offload = None if small is not None else self._offload(req, resp, environ, respiter, started) or (
+                self._follow(req, resp, environ, respiter, started))
             if offload is not None:
                 return offload
             try:
-                if isinstance(respiter, environ["wsgi.file_wrapper"]):
+                if small is not None:
+                    small_body.send(resp, small)
+                elif isinstance(respiter, environ["wsgi.file_wrapper"]):
                     resp.write_file(respiter)
                 else:
                     for item in respiter:

@@ -26,33 +26,33 @@ Every cache failure falls back to the app: the cache never fails a download.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import Any
 
 from webob import Request, Response
 
-from imagecache.cache import Declined, ImageCache, ImageNotCached
+from imagecache.cache import Declined, ImageCache
+from imagecache.cache.opened import OpenedFile, open_published
 from imagecache.config import Settings, peer_fill_on
 from imagecache.http import ranges
 from imagecache.http.cache_status import CacheStatus, with_status
 from imagecache.http.context import ENVIRON_KEY, RequestContext, get_context
 from imagecache.http.errors import send_error
-from imagecache.http.file_body import FileRangeBody
 from imagecache.http.types import StartResponse, WSGIApplication, WSGIEnvironment
 from imagecache.metrics import Metrics, PassReason
 from imagecache.peers.fills import PeerFills
 from imagecache.wsgi import app_data, image_routes
 from imagecache.wsgi.app_data import Passed, Representation
 from imagecache.wsgi.bodies import FillBody
+from imagecache.wsgi.cached_answer import OCTET_STREAM, send_cached
 from imagecache.wsgi.image_routes import Action, ImageRoute
 from imagecache.wsgi.image_source import ImageMeta, ImageSource, upstream_failed
 from imagecache.wsgi.lead_fill import FillAnswer, FillLeader
+from imagecache.wsgi.metadata_source import Lookup, direct_or_none
 
 LOG = logging.getLogger(__name__)
 
 SERVABLE_STATUSES = frozenset({"active", "deactivated"})
-_OCTET_STREAM = "application/octet-stream"
 HIT = CacheStatus(hit=True)
 #: A hit sent without the upstream's authorization (``serve_stale_on_upstream_error``).
 STALE_HIT = CacheStatus(hit=True, detail="stale")
@@ -94,18 +94,20 @@ class CacheFilter:
         self._resume_read = self.metrics.from_origin("resume")
 
     @classmethod
-    def for_app(cls, app: WSGIApplication, cache: ImageCache, settings: Settings) -> CacheFilter:
+    def for_app(cls, app: WSGIApplication, cache: ImageCache, settings: Settings, lookup: Lookup | None = None,
+                ) -> CacheFilter:
         """The filter over ``app`` as the server and paste build it.
 
         Metadata answers are memoised only in front of an upstream, where each
-        one costs a network round trip; the embedded app answers in-process.
+        one costs a network round trip; the embedded app's ``lookup`` answers in process.
         """
         proxy = bool(settings.upstream_url)
         memo_ttl = settings.auth_cache_ttl if proxy else 0.0
+        direct = None if proxy else direct_or_none(app, lookup)
         return cls(
             app,
             cache,
-            ImageSource(app, memo_ttl=memo_ttl, changes=cache.layout if memo_ttl > 0 else None),
+            ImageSource(app, memo_ttl=memo_ttl, changes=cache.layout if memo_ttl > 0 else None, metadata=direct),
             proxy=proxy,
             serve_stale=settings.serve_stale_on_upstream_error,
             service_token=settings.upstream_auth_token,
@@ -151,24 +153,40 @@ class CacheFilter:
 
     # -- downloads ---------------------------------------------------------------
     def _download(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes]:
-        image_id = route.image_id
-        try:
-            cached = self.cache.is_cached(image_id)
-        except Exception:  # a broken cache is a miss, not an error
-            LOG.exception("cache lookup failed for image %s", image_id)
-            cached = False
-        if cached:
-            served = self._serve_hit(request, route, start_response)
+        opened = self._open_cached(route.image_id)
+        if opened is not None:
+            served = self._serve_hit(request, route, opened, start_response)
             if served is not None:
                 return served
         return self._serve_miss(request, route, start_response)
 
-    def _serve_hit(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes] | None:
-        """The cached response, or None to treat the request as a miss."""
+    def _open_cached(self, image_id: str) -> OpenedFile | None:
+        """The cached file, open (one fstat for the whole hit), or None: a miss."""
+        try:
+            return open_published(self.cache.layout, image_id)
+        except Exception:  # a broken cache is a miss, not an error
+            LOG.exception("cannot open cached image %s", image_id)
+            return None
+
+    def _serve_hit(
+        self, request: Request, route: ImageRoute, opened: OpenedFile, start_response: StartResponse
+    ) -> Iterable[bytes] | None:
+        """The cached response from ``opened``, or None (``opened`` closed) to treat the request as a miss."""
+        try:
+            served = self._hit(request, route, opened, start_response)
+        except BaseException:
+            opened.close()
+            raise
+        if served is None:
+            opened.close()
+        return served
+
+    def _hit(self, request: Request, route: ImageRoute, opened: OpenedFile,
+             start_response: StartResponse) -> Iterable[bytes] | None:
         image_id = route.image_id
         meta = self.source.metadata(request.environ, image_id)
         if upstream_failed(meta.response):
-            return self._upstream_down(request, route, start_response)
+            return self._upstream_down(request, route, opened, start_response)
         if not meta.found:
             if meta.status == 404 and self._gone(request.environ, image_id, meta):
                 self._evict(image_id, "the image no longer exists")
@@ -176,21 +194,14 @@ class CacheFilter:
         image = meta.image or {}
         if not self._servable(request, image):
             return None  # the app answers (403 to non-admins for a deactivated image), exactly as on a miss
-        record = self.cache.get_cached_image(image_id)
+        record = self.cache.indexed(image_id)  # the file is open: no second look at it
         if record is not None and image.get("checksum") and record.checksum and record.checksum != image["checksum"]:
             self._evict(image_id, "its checksum no longer matches the image's")
             return None
         representation = self._image_headers(request, route, image)
         if representation is None:
             return None
-        try:
-            fh = self.cache.open_cached(image_id)
-        except ImageNotCached:
-            return None  # evicted since we looked
-        except OSError:
-            LOG.exception("cannot open cached image %s", image_id)
-            return None
-        return self._send_file(request, fh, image_id, representation, start_response, HIT)
+        return self._send_file(request, opened, image_id, representation, start_response, HIT)
 
     def _servable(self, request: Request, image: Mapping[str, Any]) -> bool:
         """May this caller be sent the image's data (by the cache, or as the filter decides)?
@@ -223,20 +234,18 @@ class CacheFilter:
             return Representation(meta, entity.md5, entity.etag)
         return entity
 
-    def _upstream_down(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes]:
+    def _upstream_down(
+        self, request: Request, route: ImageRoute, opened: OpenedFile, start_response: StartResponse
+    ) -> Iterable[bytes]:
         """A hit the upstream cannot authorize: 503, or the file itself if the operator allows it."""
         image_id = route.image_id
         if self.serve_stale:
-            try:
-                fh = self.cache.open_cached(image_id)
-            except (ImageNotCached, OSError):
-                pass
-            else:
-                LOG.warning("serving cached image %s unauthorized: the upstream is unreachable "
-                            "(serve_stale_on_upstream_error)", image_id)
-                record = self.cache.get_cached_image(image_id)
-                entity = self._entity(route, {"checksum": record.checksum if record is not None else None})
-                return self._send_file(request, fh, image_id, entity, start_response, STALE_HIT)
+            LOG.warning("serving cached image %s unauthorized: the upstream is unreachable "
+                        "(serve_stale_on_upstream_error)", image_id)
+            record = self.cache.indexed(image_id)
+            entity = self._entity(route, {"checksum": record.checksum if record is not None else None})
+            return self._send_file(request, opened, image_id, entity, start_response, STALE_HIT)
+        opened.close()
         self.metrics.cache_misses.inc()
         message = ("The image is cached here, but the image service that authorizes access to it "
                    "cannot be reached; try again later.")
@@ -258,29 +267,11 @@ class CacheFilter:
         return self.source.metadata(probe, image_id).status == 404
 
     def _send_file(
-        self, request: Request, fh: BinaryIO, image_id: str, representation: Representation,
+        self, request: Request, opened: OpenedFile, image_id: str, representation: Representation,
         start_response: StartResponse, cache_status: CacheStatus,
     ) -> Iterable[bytes]:
-        try:
-            size = os.fstat(fh.fileno()).st_size
-            selected = ranges.select(request.headers.get("Range"), request.headers.get("If-Range"), size,
-                                     representation.etag)
-        except BaseException:
-            fh.close()
-            raise
-        if isinstance(selected, ranges.Unsatisfiable):
-            fh.close()
-            return app_data.unsatisfiable(selected, start_response, cache_status)
-        self.metrics.cache_hits.inc()
-        start_response(ranges.status_line(selected), with_status([
-            ("Content-Type", _OCTET_STREAM), *representation.headers,
-            *ranges.response_headers(selected, representation.etag, content_md5=representation.md5),
-        ], cache_status))
-        return FileRangeBody(
-            fh, selected.first, selected.length,
-            on_bytes=self.metrics.served_bytes.labels(source="cache").inc,
-            on_complete=lambda: self.cache.record_hit(image_id),
-        )
+        return send_cached(request, opened, representation, start_response, cache_status, self.metrics,
+                           lambda: self.cache.record_hit(image_id))
 
     # -- misses --------------------------------------------------------------------
     def _serve_miss(self, request: Request, route: ImageRoute, start_response: StartResponse) -> Iterable[bytes]:
@@ -319,8 +310,9 @@ class CacheFilter:
             if reader is not None:
                 self.metrics.fill_followers.inc()
                 return self._stream_fill(request, route, image, FillAnswer(reader, COLLAPSED), start_response)
-            if self.cache.is_cached(route.image_id):
-                served = self._serve_hit(request, route, start_response)
+            opened = self._open_cached(route.image_id)
+            if opened is not None:
+                served = self._serve_hit(request, route, opened, start_response)
                 if served is not None:
                     return served
                 LOG.info("image %s: cached, but not servable from the cache now; the image service sends it",
@@ -367,7 +359,7 @@ class CacheFilter:
             content = ranges.response_headers(ranges.Whole(reader.size), etag, content_md5=md5)
         else:
             content = [*ranges.entity_headers(etag), *([("Content-MD5", md5)] if md5 else [])]
-        headers = [("Content-Type", _OCTET_STREAM), *representation.headers, *content,
+        headers = [("Content-Type", OCTET_STREAM), *representation.headers, *content,
                    *(("Cache-Status", value) for value in answer.upstream)]
         start_response("200 OK", with_status(headers, answer.cache_status))
         return body

@@ -3,57 +3,35 @@
 The cache never decides on its own who may see an image: it asks the app it
 sits in front of (the embedded image service, or the upstream proxy) with the
 caller's own credentials, so hits are authorized exactly like misses in both
-modes.  The same sub-requests give the management API and the prefetcher the
-image's status, checksums and data.
+modes (the embedded service may answer in process:
+:mod:`imagecache.wsgi.metadata_source`).  The same sub-requests give the
+management API and the prefetcher the image's status, checksums and data.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from webob import Request, Response
 
-from imagecache.http.context import ENVIRON_KEY, RequestContext, get_context, set_context
+from imagecache.http.context import ENVIRON_KEY, RequestContext
 from imagecache.http.errors import UPSTREAM_ERROR_HEADER
 from imagecache.http.types import WSGIApplication
 from imagecache.wsgi.bodies import CountingBody
+from imagecache.wsgi.metadata_source import ImageMeta, MetadataSource, SubRequestMetadata, sub_environ
+
+__all__ = ["UPSTREAM_ERROR_HEADER", "ChangeLog", "ImageMeta", "ImageSource", "sub_environ", "upstream_failed"]
 
 LOG = logging.getLogger(__name__)
-
-#: Request headers a sub-request carries over from the caller's request.
-_FORWARDED = ("HTTP_X_AUTH_TOKEN", "HTTP_X_PROJECT_ID", "HTTP_X_TENANT_ID", "HTTP_X_ROLES", "HTTP_X_IDENTITY_STATUS")
-_BASE = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme", "SCRIPT_NAME")
 
 
 def upstream_failed(response: Response) -> bool:
     """Whether ``response`` says the upstream could not be reached (not that it answered)."""
     return UPSTREAM_ERROR_HEADER in response.headers
-
-
-@dataclass(frozen=True)
-class ImageMeta:
-    """The answer to "what is this image, for this caller?"."""
-
-    status: int  # the HTTP status the app answered
-    image: Mapping[str, Any] | None  # the image's JSON when status is 200
-    response: Response  # the app's response, to pass on as it is when not 200
-
-    @property
-    def found(self) -> bool:
-        return self.status == 200 and self.image is not None
-
-
-def sub_environ(environ: Mapping[str, Any], *, context: RequestContext | None = None) -> dict[str, Any]:
-    """The parts of the caller's environ a sub-request keeps (identity, host)."""
-    base = {key: environ[key] for key in _FORWARDED + _BASE if key in environ}
-    set_context(base, context if context is not None else get_context(environ))
-    return base
 
 
 class ChangeLog(Protocol):
@@ -85,8 +63,11 @@ class ImageSource:
         clock: Callable[[], float] = time.monotonic,
         changes: ChangeLog | None = None,
         wall_clock: Callable[[], float] = time.time,
+        metadata: MetadataSource | None = None,
     ) -> None:
         self.app = app
+        #: How metadata is fetched: the sub-request unless the wiring knows better (embedded mode).
+        self._metadata = metadata if metadata is not None else SubRequestMetadata(app)
         self._memo_ttl = memo_ttl
         self._memo_size = memo_size
         # key -> (monotonic time, wall time, answer) of the fetch
@@ -106,7 +87,7 @@ class ImageSource:
             if hit is not None and fresh and not self._changed_since(image_id, hit[1]):
                 return hit[2]
         wall = self._wall_clock()
-        meta = self._fetch_metadata(environ, image_id)
+        meta = self._metadata.fetch(environ, image_id)
         if self._memo_ttl > 0 and meta.status in (200, 401, 403, 404):
             with self._lock:
                 if len(self._memo) >= self._memo_size:
@@ -133,19 +114,6 @@ class ImageSource:
                 self._changes.mark_changed(image_id)
             except (OSError, ValueError):
                 LOG.warning("could not mark image %s as changed for the other workers", image_id, exc_info=True)
-
-    def _fetch_metadata(self, environ: Mapping[str, Any], image_id: str) -> ImageMeta:
-        request = Request.blank(f"/v2/images/{image_id}", environ=sub_environ(environ))
-        request.headers["Accept"] = "application/json"
-        response = request.get_response(self.app)
-        image = None
-        if response.status_code == 200:
-            try:
-                body = json.loads(response.body)
-            except ValueError:
-                body = None
-            image = body if isinstance(body, dict) else None
-        return ImageMeta(response.status_code, image, response)
 
     def call(
         self, environ: Mapping[str, Any], method: str, path: str, *, context: RequestContext | None = None

@@ -147,17 +147,14 @@ class ImageCache:
 
     def get_hit_count(self, image_id: str) -> int:
         self.hits.flush()
-        record = self.driver.get(validate_image_id(image_id))
-        return record.hits if record else 0
+        return record.hits if (record := self.driver.get(validate_image_id(image_id))) else 0
 
     def get_image_size(self, image_id: str) -> int | None:
-        facts = self.layout.stat(image_id)
-        return facts.size if facts else None
+        return facts.size if (facts := self.layout.stat(image_id)) else None
 
     def get_cached_image(self, image_id: str) -> CachedImage | None:
         """The record (its checksums, for every hit): no flush, so its counts may lag this process's hits."""
-        image_id = validate_image_id(image_id)
-        return self.driver.get(image_id) if self.layout.exists(image_id) else None
+        return self.indexed(image_id) if self.layout.exists(validate_image_id(image_id)) else None
 
     def indexed(self, image_id: str) -> CachedImage | None:
         """The index's record, for a caller that already holds the file open (no look at the file)."""

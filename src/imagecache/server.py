@@ -22,7 +22,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -38,6 +37,8 @@ from imagecache.metrics import DiskFacts, Metrics, MetricsApp, PinFacts, enable_
 from imagecache.openapi import OpenAPIApp
 from imagecache.origin import embedded_lookup, open_image_service
 from imagecache.peers.endpoint import PeerEndpoint
+from imagecache.serving.forked_check import run_forked
+from imagecache.serving.log_setup import configure_logging
 from imagecache.serving.options import bind_address, gunicorn_options, raise_file_limit
 from imagecache.wsgi.auth import AuthMiddleware, TokenTable, load_tokens_file
 from imagecache.wsgi.cache_filter import CacheFilter
@@ -303,7 +304,8 @@ def preflight(
     """What the master checks before forking: every user mistake we can see.
 
     Creates the data dir, reads the tokens file, checks the upstream URL, then
-    builds the workers' application once (:func:`rehearse_build`).  Raises
+    reconciles the index and builds the workers' application once
+    (:func:`rehearse_build`), both in a forked child.  Raises
     :class:`ConfigError` or :class:`StartupError`; returns the token table.
     """
     if settings.upstream_url:
@@ -315,6 +317,20 @@ def preflight(
         raise ConfigError(f"cannot create data dir {settings.data_dir}: {exc.strerror}") from None
     if not os.access(settings.data_dir, os.W_OK | os.X_OK):
         raise ConfigError(f"data dir {settings.data_dir} is not writable")
+    tokens = None
+    if settings.auth_strategy == "tokens":
+        assert settings.tokens_file is not None  # Settings validates this
+        tokens = load_tokens_file(settings.tokens_file)
+    # In a child (serving/forked_check.py): what recovery and the rehearsal load never stays in the master.
+    run_forked(lambda: _recover_and_rehearse(settings, tokens, app_factory is None), (ConfigError, StartupError))
+    try:
+        reset_multiprocess_dir(metrics_dir(settings))
+    except OSError as exc:
+        raise ConfigError(f"cannot use metrics dir {metrics_dir(settings)}: {exc.strerror}") from None
+    return tokens
+
+
+def _recover_and_rehearse(settings: Settings, tokens: TokenTable | None, own_inner_app: bool) -> None:
     # Crash recovery, once, before any worker serves: the index is made to
     # agree with the files (see ImageCache.reconcile).  A central index is
     # checked (schema at head) and this node registered as alive.
@@ -328,16 +344,7 @@ def preflight(
         raise ConfigError(f"cannot use image cache dir {settings.image_cache_dir}: {exc.strerror}") from None
     except CacheError as exc:
         raise ConfigError(str(exc)) from None
-    try:
-        reset_multiprocess_dir(metrics_dir(settings))
-    except OSError as exc:
-        raise ConfigError(f"cannot use metrics dir {metrics_dir(settings)}: {exc.strerror}") from None
-    tokens = None
-    if settings.auth_strategy == "tokens":
-        assert settings.tokens_file is not None  # Settings validates this
-        tokens = load_tokens_file(settings.tokens_file)
-    rehearse_build(settings, tokens, own_inner_app=app_factory is None)
-    return tokens
+    rehearse_build(settings, tokens, own_inner_app=own_inner_app)
 
 
 def _stand_in(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -354,7 +361,7 @@ def build_failure(exc: Exception) -> str:
 
 
 def rehearse_build(settings: Settings, tokens: TokenTable | None, *, own_inner_app: bool = True) -> None:
-    """Build the workers' application once in the master, and close it again.
+    """Build the workers' application once before they start, and close it again.
 
     A worker that cannot build its app (a module missing from the install, a
     database it cannot open) fails only after gunicorn has bound the port,
@@ -386,21 +393,6 @@ def rehearse_build(settings: Settings, tokens: TokenTable | None, *, own_inner_a
     except Exception as exc:
         log.debug("the application could not be built", exc_info=True)
         raise StartupError(build_failure(exc)) from None
-
-
-def configure_logging(level: str) -> None:
-    """Our own log records on stderr, formatted like gunicorn's."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-            "%Y-%m-%d %H:%M:%S %z",
-        )
-    )
-    logger = logging.getLogger("imagecache")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level.upper())
-    logger.propagate = False
 
 
 def run(

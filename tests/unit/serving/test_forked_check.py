@@ -35,7 +35,7 @@ def test_a_named_exception_comes_back_with_its_message(kind: type[Exception], ex
     def check() -> None:
         raise kind("image_cache_dir is not writable: ünïcode")
 
-    with pytest.raises(expected, match="^image_cache_dir is not writable: ünïcode$"):
+    with pytest.raises(expected, match=r"^image_cache_dir is not writable: ünïcode$"):
         run_forked(check, (Refused, Broken))
 
 
@@ -43,7 +43,7 @@ def test_anything_else_comes_back_as_the_last_kind_with_its_type() -> None:
     def check() -> None:
         raise KeyError("lost")
 
-    with pytest.raises(Broken, match="^KeyError: 'lost'$"):
+    with pytest.raises(Broken, match=r"^KeyError: 'lost'$"):
         run_forked(check, (Refused, Broken))
 
 

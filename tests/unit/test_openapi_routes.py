@@ -33,6 +33,7 @@ from imagecache.wsgi import cache_routes
 from imagecache.wsgi.auth import AuthMiddleware
 from imagecache.wsgi.cache_filter import CacheFilter
 from imagecache.wsgi.cache_manage import CacheManageFilter
+from imagecache.wsgi.request_metrics import RequestMetrics
 from imagecache.wsgi.versions import CacheVersions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "tra
 Routes = dict[tuple[str, str], str]
 #: Layers that answer no route of their own: they act on routes the layers behind them own
 #: (authentication, caching the image data, the upstream's versions).
-PASS_THROUGH = (AuthMiddleware, CacheFilter, CacheVersions, UpstreamApp)
+PASS_THROUGH = (AuthMiddleware, CacheFilter, CacheVersions, RequestMetrics, UpstreamApp)
 
 
 def normalized(template: str) -> str:

@@ -304,7 +304,6 @@ def _run_herd(args: argparse.Namespace) -> int:
 def _run_cluster(args: argparse.Namespace) -> int:
     from bench.cluster import ClusterConfig, render, run_cluster
     from bench.compare import command_line
-    from bench.report import repo_relative, with_section
 
     config = ClusterConfig(
         size=args.size, nodes=args.nodes, clients=args.clients, rate=args.rate, runs=args.runs,
@@ -312,16 +311,22 @@ def _run_cluster(args: argparse.Namespace) -> int:
         work_dir=args.work_dir, keep=args.keep,
     )
     report = run_cluster(config)
-    text = repo_relative(render(report, command_line(sys.argv[1:])))
+    _publish(args, "cluster", render(report, command_line(sys.argv[1:])), report.as_dict())
+    return 1 if any(row.errors for row in report.rows) else 0
+
+
+def _publish(args: argparse.Namespace, section: str, report_text: str, data: dict[str, Any]) -> None:
+    """A scenario's report on stdout, as its own section of ``--output`` (unless ``-``), its runs in ``--json``."""
+    from bench.report import repo_relative, with_section
+
+    text = repo_relative(report_text)
     print(text, flush=True)
     if str(args.output) != "-":
         existing = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        args.output.write_text(with_section(existing, "cluster", text), encoding="utf-8")
+        args.output.write_text(with_section(existing, section, text), encoding="utf-8")
     if args.json is not None:
-        data = report.as_dict()
         data["command"] = ["python", "-m", "bench", *sys.argv[1:]]
         args.json.write_text(json.dumps(_json_safe(data), indent=2) + "\n", encoding="utf-8")
-    return 1 if any(row.errors for row in report.rows) else 0
 
 
 def _run_central_hits(args: argparse.Namespace) -> int:
@@ -368,18 +373,9 @@ def _run_storm(args: argparse.Namespace) -> int:
 def _run_listing(args: argparse.Namespace) -> int:
     from bench.compare import command_line
     from bench.listing import ListingConfig, render, run_listing
-    from bench.report import repo_relative, with_section
 
     report = run_listing(ListingConfig(entries=args.entries, runs=args.runs, workers=args.workers))
-    text = repo_relative(render(report, command_line(sys.argv[1:])))
-    print(text, flush=True)
-    if str(args.output) != "-":
-        existing = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        args.output.write_text(with_section(existing, "listing", text), encoding="utf-8")
-    if args.json is not None:
-        data = report.as_dict()
-        data["command"] = ["python", "-m", "bench", *sys.argv[1:]]
-        args.json.write_text(json.dumps(_json_safe(data), indent=2) + "\n", encoding="utf-8")
+    _publish(args, "listing", render(report, command_line(sys.argv[1:])), report.as_dict())
     return 0
 
 

@@ -18,31 +18,20 @@ management filter under cProfile: where the node's time goes.
 
 from __future__ import annotations
 
-import cProfile
-import io
 import json
-import pstats
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.herd import WORK_ROOT, Log, _stderr
 from bench.index import Entries
 from bench.procs import RssSampler, rss_bytes
 from bench.report import facts_line, machine_facts, markdown_table, repo_relative
 from bench.stats import Summary
 from bench.units import MiB
-
-Log = Callable[[str], None]
-WORK_ROOT = Path(__file__).resolve().parent / ".work"
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -156,6 +145,7 @@ def profile_listing(entries: int, output: Path, log: Log = _stderr) -> Path:
     """cProfile of the management filter answering ``GET /v2/cache`` in this process."""
     from webob import Request
 
+    from bench.profile import cprofiled
     from imagecache import ImageCache, Settings
     from imagecache.http.context import RequestContext, set_context
     from imagecache.wsgi.cache_manage import CacheManageFilter
@@ -168,20 +158,10 @@ def profile_listing(entries: int, output: Path, log: Log = _stderr) -> Path:
         app = CacheManageFilter.for_app(lambda environ, start_response: [], cache)
         request = Request.blank("/v2/cache")
         set_context(request.environ, RequestContext.admin())
-        profiler = cProfile.Profile()
-        started = time.perf_counter()
-        profiler.enable()
-        body = request.get_response(app).body
-        profiler.disable()
-        seconds = time.perf_counter() - started
+        body, seconds, stats = cprofiled(lambda: request.get_response(app).body, 15)
         cache.close()
-        buffer = io.StringIO()
-        stats = pstats.Stats(profiler, stream=buffer)
-        stats.sort_stats("tottime").print_stats(15)
-        stats.sort_stats("cumulative").print_stats(15)
         text = (f"cProfile of GET /v2/cache answered in process, {entries:,} entries ({len(body):,} bytes): "
-                f"{seconds:.3f} s (under the profiler)\n\n"
-                + repo_relative(buffer.getvalue().replace(str(work), "<work>")))
+                f"{seconds:.3f} s (under the profiler)\n\n" + repo_relative(stats.replace(str(work), "<work>")))
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
         log(f"bench: profile of the listing written to {output}")

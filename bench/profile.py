@@ -33,11 +33,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from bench.http import write_random_file
 from bench.report import repo_relative
 from bench.targets import ImagecacheTarget
 from bench.units import GiB, KiB, format_size
+
+_T = TypeVar("_T")
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROFILES = BENCH_DIR / "profiles"
@@ -45,6 +48,23 @@ WORK_ROOT = BENCH_DIR / ".work"
 
 Log = Callable[[str], None]
 
+
+
+def cprofiled(call: Callable[[], _T], top: int) -> tuple[_T, float, str]:
+    """``call()`` under cProfile: its value, its seconds, and its ``top`` functions by own and by cumulative time."""
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    try:
+        value = call()
+    finally:
+        profiler.disable()
+    seconds = time.perf_counter() - started
+    buffer = io.StringIO()
+    stats = pstats.Stats(profiler, stream=buffer)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    return value, seconds, buffer.getvalue()
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -281,19 +301,10 @@ def profile_prune(entries: int, prune: int, output: Path, log: Log = _stderr) ->
         cache.reconcile()
         cache.close()
         cache = ImageCache(settings.replace(image_cache_max_size=(entries - prune) * 8))
-        profiler = cProfile.Profile()
-        started = time.perf_counter()
-        profiler.enable()
-        files, _ = cache.prune()
-        profiler.disable()
-        seconds = time.perf_counter() - started
+        (files, _), seconds, stats = cprofiled(cache.prune, 20)
         cache.close()
-        buffer = io.StringIO()
-        stats = pstats.Stats(profiler, stream=buffer)
-        stats.sort_stats("tottime").print_stats(20)
-        stats.sort_stats("cumulative").print_stats(20)
         text = (f"cProfile of ImageCache.prune() evicting {files} of {entries:,} entries: {seconds:.3f} s "
-                f"(under the profiler)\n\n" + repo_relative(buffer.getvalue().replace(str(work), "<work>")))
+                f"(under the profiler)\n\n" + repo_relative(stats.replace(str(work), "<work>")))
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
         return output

@@ -48,19 +48,14 @@ def _hammer(db_url: str, root: str, node_url: str, image_ids: list[str], hits: i
     driver.close()
 
 
-def run_workers(db_url: str, tmp_path: Path, plan: list[tuple[str, list[str], int]]) -> tuple[int, float]:
-    """Run one process per (node_url, image_ids, hits) at once; (total hits, wall seconds)."""
+def released_together(target: Any, arguments: list[tuple[Any, ...]]) -> tuple[list[Any], float]:
+    """One forked process per ``arguments`` running ``target(*arguments, barrier, results)``, released at once.
+
+    Each puts one result on ``results``; returns them and the wall seconds from release to the last one.
+    """
     context = multiprocessing.get_context("fork")
-    barrier = context.Barrier(len(plan) + 1)
-    results = context.Queue()
-    processes = [
-        context.Process(
-            target=_hammer,
-            args=(db_url, str(tmp_path / node_url.split("//")[1].replace(":", "_")), node_url, ids, hits, seed,
-                  barrier, results),
-        )
-        for seed, (node_url, ids, hits) in enumerate(plan)
-    ]
+    barrier, results = context.Barrier(len(arguments) + 1), context.Queue()
+    processes = [context.Process(target=target, args=(*args, barrier, results)) for args in arguments]
     for process in processes:
         process.start()
     barrier.wait(DEADLINE)
@@ -70,6 +65,15 @@ def run_workers(db_url: str, tmp_path: Path, plan: list[tuple[str, list[str], in
     for process in processes:
         process.join(DEADLINE)
         assert process.exitcode == 0
+    return done, wall
+
+
+def run_workers(db_url: str, tmp_path: Path, plan: list[tuple[str, list[str], int]]) -> tuple[int, float]:
+    """Run one process per (node_url, image_ids, hits) at once; (total hits, wall seconds)."""
+    done, wall = released_together(_hammer, [
+        (db_url, str(tmp_path / node_url.split("//")[1].replace(":", "_")), node_url, ids, hits, seed)
+        for seed, (node_url, ids, hits) in enumerate(plan)
+    ])
     return sum(hits for hits, _ in done), wall
 
 
@@ -120,19 +124,7 @@ def _hit_through_cache(db_url: str, root: str, node_url: str, image_id: str, hit
 def test_eight_caches_batching_hits_on_one_image_count_every_one(make_driver, db_url, tmp_path) -> None:
     node_url, image_id, processes, hits = "http://batched:9292", str(uuid.uuid4()), 8, 1_000
     make_driver(node_url).add(CachedImage(image_id, 10, 0, 1.0, 1.0))
-    context = multiprocessing.get_context("fork")
-    barrier, results = context.Barrier(processes + 1), context.Queue()
-    workers = [context.Process(target=_hit_through_cache,
-                               args=(db_url, str(tmp_path / "cache"), node_url, image_id, hits, barrier, results))
-               for _ in range(processes)]
-    for worker in workers:
-        worker.start()
-    barrier.wait(DEADLINE)
-    started = time.monotonic()
-    done = [results.get(timeout=DEADLINE) for _ in workers]
-    wall = time.monotonic() - started
-    for worker in workers:
-        worker.join(DEADLINE)
-        assert worker.exitcode == 0
+    done, wall = released_together(_hit_through_cache,
+                                   [(db_url, str(tmp_path / "cache"), node_url, image_id, hits)] * processes)
     assert make_driver(node_url).get(image_id).hits == sum(n for n, _ in done) == processes * hits
     print(f"\n{processes} caches x {hits} batched hits on one row: {processes * hits / wall:.0f} hits/s ({wall:.2f} s)")

@@ -189,13 +189,17 @@ class CentralDriver(Driver):
             return self._engine
 
     @contextlib.contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        """One transaction; database failures become CentralIndexError."""
+    def _failures(self) -> Iterator[None]:
+        """Database failures inside become CentralIndexError, naming the index."""
         try:
-            with self.engine().begin() as connection:
-                yield connection
+            yield
         except SQLAlchemyError as exc:
             raise CentralIndexError(f"the central index at {shown(self.url)} failed: {reason(exc)}") from exc
+
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[Connection]:  # one transaction, failures translated
+        with self._failures(), self.engine().begin() as connection:
+            yield connection
 
     def configure(self) -> None:
         """Check the database is reachable and at this code's schema, and find this node's row."""
@@ -442,7 +446,5 @@ class CentralDriver(Driver):
 
     def nodes(self) -> builtins.list[NodeReport]:
         """Every node with its state and last heartbeat (``imagecache db nodes``'s query)."""
-        try:
+        with self._failures():
             return list_nodes(self.engine(), self.stale_after)
-        except SQLAlchemyError as exc:
-            raise CentralIndexError(f"the central index at {shown(self.url)} failed: {reason(exc)}") from exc
